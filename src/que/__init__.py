@@ -1,0 +1,57 @@
+"""que: a PostgreSQL job queue that shares its table and locks with Ruby que 0.x and Go que-go."""
+
+from __future__ import annotations
+
+from .backoff import Backoff, default_backoff
+from .client import Client, prepare_statements
+from .connect import (
+    Connector,
+    connector_from_env,
+    get_connector,
+    get_connector_from_conn_str,
+    get_connector_from_conninfo,
+    get_connector_from_url,
+)
+from .errors import (
+    DatabaseUnavailableError,
+    InvalidJobError,
+    LockAttemptsError,
+    MissingTypeError,
+    QueError,
+    SchemaVersionError,
+    UnknownJobTypeError,
+)
+from .job import Job, JobStats
+from .schema import CURRENT_VERSION, current_version, migrate, schema_sql
+from .worker import Worker, WorkerPool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CURRENT_VERSION",
+    "Backoff",
+    "Client",
+    "Connector",
+    "DatabaseUnavailableError",
+    "InvalidJobError",
+    "Job",
+    "JobStats",
+    "LockAttemptsError",
+    "MissingTypeError",
+    "QueError",
+    "SchemaVersionError",
+    "UnknownJobTypeError",
+    "Worker",
+    "WorkerPool",
+    "__version__",
+    "connector_from_env",
+    "current_version",
+    "default_backoff",
+    "get_connector",
+    "get_connector_from_conn_str",
+    "get_connector_from_conninfo",
+    "get_connector_from_url",
+    "migrate",
+    "prepare_statements",
+    "schema_sql",
+]

@@ -1,0 +1,146 @@
+"""Pure logic shared by the sync and async sides: validating new jobs and decoding rows.
+
+Nothing here does IO, so both clients run the very same checks and produce
+the very same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .errors import InvalidJobError, MissingTypeError
+
+SMALLINT_MIN = -32768
+SMALLINT_MAX = 32767
+DEFAULT_PRIORITY = 100
+
+
+@dataclass(frozen=True)
+class InsertParams:
+    """The validated column values of one new job, ready to bind."""
+
+    queue: str
+    priority: int
+    run_at: datetime | None
+    job_class: str
+    args: str
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "queue": self.queue,
+            "priority": self.priority,
+            "run_at": self.run_at,
+            "job_class": self.job_class,
+            "args": self.args,
+        }
+
+
+def insert_params(
+    job_type: object, args: object, queue: object, priority: object, run_at: object
+) -> InsertParams:
+    """Validate a new job's fields; raise InvalidJobError naming the bad one."""
+    if job_type is None or job_type == "":
+        raise MissingTypeError()
+    return InsertParams(
+        queue=_text("queue", queue),
+        priority=_priority(priority),
+        run_at=_run_at(run_at),
+        job_class=_text("type", job_type),
+        args=encode_args(args),
+    )
+
+
+def bulk_params(params: list[InsertParams]) -> dict[str, list[Any]]:
+    """Parallel arrays for the one-statement bulk insert."""
+    return {
+        "queues": [p.queue for p in params],
+        "priorities": [p.priority for p in params],
+        "run_ats": [p.run_at for p in params],
+        "job_classes": [p.job_class for p in params],
+        "args": [p.args for p in params],
+    }
+
+
+def encode_args(args: object) -> str:
+    """JSON text for the args column.
+
+    Any JSON-serialisable value is accepted (a list is the convention Ruby and
+    Go use); ``bytes`` that already hold valid JSON are stored as they are.
+    """
+    if isinstance(args, bytes | bytearray | memoryview):
+        try:
+            text = bytes(args).decode("utf-8")
+            json.loads(text, parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidJobError(f"args bytes are not valid UTF-8 JSON: {exc}") from exc
+        _reject_nul("args", text)
+        return text
+    try:
+        text = json.dumps(args, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidJobError(f"args are not JSON-serialisable: {exc}") from exc
+    return text
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _text(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidJobError(f"job {field} must be a str, not {type(value).__name__}")
+    _reject_nul(f"job {field}", value)
+    return value
+
+
+def _reject_nul(field: str, value: str) -> None:
+    if "\x00" in value:
+        raise InvalidJobError(f"{field} contains a NUL character, which PostgreSQL cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidJobError(f"{field} is not valid Unicode text: {exc}") from exc
+
+
+def _priority(value: object) -> int:
+    if value is None:
+        return DEFAULT_PRIORITY
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidJobError(f"job priority must be an int, not {type(value).__name__}")
+    if not SMALLINT_MIN <= value <= SMALLINT_MAX:
+        raise InvalidJobError(
+            f"job priority {value} is out of range ({SMALLINT_MIN} to {SMALLINT_MAX})"
+        )
+    return value
+
+
+def _run_at(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidJobError(f"job run_at must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidJobError(
+            f"job run_at {value.isoformat()} is naive; give it a timezone "
+            "(for example datetime.now(timezone.utc))"
+        )
+    return value
+
+
+def check_queue(queue: object) -> str:
+    """A queue name as given to lock_job or a worker, or InvalidJobError."""
+    return _text("queue", queue)
+
+
+def row_key(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The full primary key of a job row, as statement parameters."""
+    return {
+        "queue": row["queue"],
+        "priority": row["priority"],
+        "run_at": row["run_at"],
+        "job_id": row["job_id"],
+    }

@@ -1,0 +1,94 @@
+"""Pure worker logic shared by the sync and async workers: settings, messages, checks."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._jobs import check_queue
+
+DEFAULT_WAKE_INTERVAL = 5.0
+MAX_RETRY_DELAY = 10.0
+
+WorkMap = Mapping[str, Callable[..., Any]]
+
+
+def wake_interval(value: float | None, environ: Mapping[str, str] | None = None) -> float:
+    """Seconds an idle worker sleeps: ``value``, else QUE_WAKE_INTERVAL, else 5."""
+    env = os.environ if environ is None else environ
+    if value is None:
+        raw = env.get("QUE_WAKE_INTERVAL")
+        if raw is None or raw.strip() == "":
+            return DEFAULT_WAKE_INTERVAL
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(
+                f"QUE_WAKE_INTERVAL must be a number of seconds, not {raw!r}"
+            ) from None
+        source = "QUE_WAKE_INTERVAL"
+    else:
+        source = "interval"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 86400:
+        raise ValueError(f"{source} must be a number of seconds in (0, 86400), not {value!r}")
+    return float(value)
+
+
+def queue_name(value: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The queue a worker works: ``value``, else QUE_QUEUE, else the default queue ''."""
+    env = os.environ if environ is None else environ
+    return check_queue(env.get("QUE_QUEUE", "") if value is None else value)
+
+
+def retry_delay(failures: int, interval: float) -> float:
+    """Seconds to wait after ``failures`` database errors in a row: doubling, capped.
+
+    >>> [retry_delay(n, 5.0) for n in (1, 2, 3, 6, 9)]
+    [0.25, 0.5, 1.0, 8.0, 10.0]
+    """
+    doubled: float = 0.125 * 2.0 ** min(failures, 16)
+    return min(doubled, max(interval, MAX_RETRY_DELAY))
+
+
+def failure_message(exc: BaseException) -> str:
+    """What last_error records for a job that raised: type, message and traceback."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+
+
+def unknown_type_message(job_type: str) -> str:
+    return f"unknown job type: {job_type!r} is not in this worker's work map"
+
+
+def awaitable_message(job_type: str) -> str:
+    return (
+        f"work function for {job_type!r} returned an awaitable; "
+        "async work functions need the async worker"
+    )
+
+
+def check_work_map(work_map: object, *, worker: str, allow_async: bool) -> dict[str, Any]:
+    """A copy of ``work_map`` after checking that it maps job types to callables."""
+    if not isinstance(work_map, Mapping):
+        raise TypeError(f"{worker} needs a work map (a mapping of job type to callable), "
+                        f"not {type(work_map).__name__}")
+    checked: dict[str, Any] = {}
+    for job_type, func in work_map.items():
+        if not isinstance(job_type, str) or job_type == "":
+            raise TypeError(f"work map keys must be non-empty job type strings, not {job_type!r}")
+        if not callable(func):
+            raise TypeError(f"work map entry {job_type!r} is not callable: {func!r}")
+        if not allow_async and is_async_callable(func):
+            raise TypeError(
+                f"work map entry {job_type!r} is an async function; "
+                f"{worker} runs sync functions only (use AsyncWorker)"
+            )
+        checked[job_type] = func
+    return checked
+
+
+def is_async_callable(func: object) -> bool:
+    call = getattr(func, "__call__", None)  # noqa: B004 - also callable objects
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)

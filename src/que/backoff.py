@@ -1,0 +1,59 @@
+"""Retry delays after a failed job: Que's default error_count**4 + 3 seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+RetryInterval = float | Callable[[int], float]
+"""A fixed delay in seconds, or a function of the error count (after the failure)."""
+
+
+def default_backoff(error_count: int) -> float:
+    """Seconds to wait before retrying a job that has now failed ``error_count`` times.
+
+    >>> [default_backoff(n) for n in (1, 2, 3, 4)]
+    [4, 19, 84, 259]
+    """
+    return error_count**4 + 3
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """The retry policy of a client: the default, overridden per job type.
+
+    >>> policy = Backoff({"Mailer": 10, "Report": lambda n: 60 * n})
+    >>> policy.delay("Mailer", 3), policy.delay("Report", 2), policy.delay("Other", 1)
+    (10.0, 120.0, 4.0)
+    """
+
+    overrides: Mapping[str, RetryInterval] = field(default_factory=dict)
+    default: Callable[[int], float] = default_backoff
+
+    def __post_init__(self) -> None:
+        for job_type, interval in self.overrides.items():
+            if not callable(interval) and not _is_delay(interval):
+                raise ValueError(
+                    f"retry interval for job type {job_type!r} must be a non-negative "
+                    f"number of seconds or a callable, not {interval!r}"
+                )
+
+    def delay(self, job_type: str, error_count: int) -> float:
+        """Seconds until a job of ``job_type`` that has failed ``error_count`` times runs again."""
+        interval = self.overrides.get(job_type, self.default)
+        seconds = interval(error_count) if callable(interval) else interval
+        if not _is_delay(seconds):
+            raise ValueError(
+                f"retry interval for job type {job_type!r} gave {seconds!r}; "
+                "expected a non-negative number of seconds"
+            )
+        return float(seconds)
+
+
+def _is_delay(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value >= 0
+        and value != float("inf")
+    )

@@ -1,0 +1,356 @@
+"""The sync Client: enqueue jobs, claim one with the advisory-lock walk, read stats."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, dict_row
+
+from . import sql
+from ._jobs import InsertParams, bulk_params, check_queue, insert_params
+from .backoff import Backoff, RetryInterval
+from .connect import Connector, describe, get_connector_from_conninfo, redact
+from .errors import DatabaseUnavailableError, LockAttemptsError
+from .job import Job, JobStats, job_fields, stats_from_row
+from .schema import check_version
+
+logger = logging.getLogger(__name__)
+
+MAX_LOCK_ATTEMPTS = 10
+
+AnyPool = psycopg_pool.ConnectionPool[Any]
+
+
+class Client:
+    """A Que client: enqueues jobs and claims them for workers.
+
+    ``source`` is a URL or libpq conninfo string, a Connector, or a
+    ``psycopg_pool.ConnectionPool`` you own. The database is contacted at
+    once: an unreachable database raises DatabaseUnavailableError, a que_jobs
+    table of the wrong schema version raises SchemaVersionError.
+    """
+
+    def __init__(
+        self,
+        source: str | Connector | AnyPool,
+        *,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        retry_intervals: dict[str, RetryInterval] | None = None,
+        connect_timeout: float = 10.0,
+        check_schema: bool = True,
+    ) -> None:
+        if min_connections < 0 or max_connections < max(1, min_connections):
+            raise ValueError(
+                f"need 0 <= min_connections <= max_connections and max_connections >= 1, "
+                f"got {min_connections} and {max_connections}"
+            )
+        self.backoff = Backoff(dict(retry_intervals or {}))
+        self._jobs: set[Job] = set()
+        self._jobs_lock = threading.Lock()
+        self._closed = False
+        if isinstance(source, psycopg_pool.ConnectionPool):
+            self._pool: AnyPool = source
+            self._owns_pool = False
+            self._target = describe(_pool_conninfo(source))
+            self._restore_autocommit = self._check_given_pool(connect_timeout, check_schema)
+        else:
+            connector = source if isinstance(source, Connector) else _connector(source)
+            self._target = connector.describe()
+            with connector.connect(connect_timeout=connect_timeout) as conn:
+                if check_schema:
+                    check_version(conn)
+            self._pool = psycopg_pool.ConnectionPool(
+                connector.conninfo,
+                min_size=min_connections,
+                max_size=max_connections,
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                open=False,
+                name="que",
+            )
+            self._owns_pool = True
+            self._restore_autocommit = True
+            try:
+                self._pool.open(wait=True, timeout=connect_timeout)
+            except psycopg_pool.PoolTimeout as exc:
+                self._pool.close()
+                raise DatabaseUnavailableError(
+                    f"cannot open a connection pool to {self._target}"
+                ) from exc
+
+    # -- enqueue ---------------------------------------------------------------
+
+    def enqueue(self, job: Job, *, conn: psycopg.Connection[Any] | None = None) -> Job:
+        """Insert ``job`` and return it with ``id`` and ``run_at`` set.
+
+        With ``conn``, the insert runs on that connection inside its current
+        transaction and is never committed here: the job exists if and only if
+        the caller commits.
+        """
+        params = _params(job)
+        if conn is not None:
+            _check_sync_conn(conn)
+            with conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True).fetchone()
+        else:
+            with self._connection() as own:
+                row = own.execute(sql.INSERT_JOB, params.as_params(), prepare=True).fetchone()
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        _set_inserted(job, params, row)
+        return job
+
+    def enqueue_in_tx(self, job: Job, conn: psycopg.Connection[Any]) -> Job:
+        """Go's EnqueueInTx: ``enqueue(job, conn=conn)``."""
+        return self.enqueue(job, conn=conn)
+
+    def enqueue_many(
+        self, jobs: Iterable[Job], *, conn: psycopg.Connection[Any] | None = None
+    ) -> list[Job]:
+        """Insert many jobs in one statement (one round trip); all or none are written."""
+        batch = list(jobs)
+        if not batch:
+            return batch
+        all_params = [_params(job) for job in batch]
+        arrays = bulk_params(all_params)
+        if conn is not None:
+            _check_sync_conn(conn)
+            with conn.cursor(row_factory=dict_row) as cur:
+                rows = cur.execute(sql.INSERT_JOBS, arrays).fetchall()
+        else:
+            with self._connection() as own:
+                rows = own.execute(sql.INSERT_JOBS, arrays).fetchall()
+        for job, params, row in zip(batch, all_params, rows, strict=True):
+            _set_inserted(job, params, row)
+        return batch
+
+    # -- claim -----------------------------------------------------------------
+
+    def lock_job(self, queue: str = "") -> Job | None:
+        """Claim the next due job of ``queue``, or return None if there is none.
+
+        The job holds a session advisory lock and a pooled connection until
+        ``job.done()``; ``with job:`` makes sure that happens. Raises
+        LockAttemptsError if ten walks in a row found only jobs that other
+        workers deleted meanwhile.
+        """
+        check_queue(queue)
+        conn = self._pool.getconn()
+        try:
+            conn.autocommit = True
+            job = self._claim(conn, queue)
+        except BaseException:
+            # A session advisory lock may have been taken: closing the
+            # session is the one way to be sure it is gone.
+            conn.close()
+            self._pool.putconn(conn)
+            raise
+        if job is None:
+            self._checkin(conn)
+        return job
+
+    def _claim(self, conn: psycopg.Connection[Any], queue: str) -> Job | None:
+        with conn.cursor(row_factory=dict_row) as cur:
+            for _ in range(MAX_LOCK_ATTEMPTS):
+                locked = cur.execute(sql.LOCK_JOB, {"queue": queue}, prepare=True).fetchone()
+                if locked is None:
+                    return None
+                key = {**locked, "queue": queue}
+                row = cur.execute(sql.RECHECK_JOB, key, prepare=True).fetchone()
+                if row is not None:
+                    return self._adopt(conn, row)
+                # Deleted by another worker after our walk's snapshot was taken.
+                cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
+        raise LockAttemptsError(
+            f"could not lock a job in queue {queue!r} after {MAX_LOCK_ATTEMPTS} attempts: "
+            "every job found was deleted concurrently; try again"
+        )
+
+    def _adopt(self, conn: psycopg.Connection[Any], row: dict[str, Any]) -> Job:
+        job = Job(**job_fields(row))
+        job._set_claimed(self.backoff)
+        job._conn = conn
+        job._release = self._release
+        with self._jobs_lock:
+            self._jobs.add(job)
+        return job
+
+    def _release(self, job: Job) -> None:
+        """Undo the job's open transaction, unlock it, and return its connection."""
+        conn = job._conn
+        job._conn = None
+        with self._jobs_lock:
+            self._jobs.discard(job)
+        if conn is None:
+            return
+        clean = False
+        try:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                conn.rollback()
+            conn.autocommit = True
+            row = conn.execute(sql.UNLOCK_JOB, {"job_id": job.id}, prepare=True).fetchone()
+            if row is not None and not next(iter(_values(row))):
+                logger.warning("job %s was not locked by its session at done()", job.id)
+            clean = True
+        except psycopg.Error as exc:
+            logger.warning(
+                "could not unlock job %s (%s); dropping its connection, which releases the lock",
+                job.id,
+                exc,
+            )
+        finally:
+            if not clean:
+                conn.close()
+            job._in_tx = False
+            self._checkin(conn)
+
+    # -- stats -----------------------------------------------------------------
+
+    def stats(self) -> list[JobStats]:
+        """One JobStats per (queue, type) in que_jobs, counting locks of this database only."""
+        with self._connection() as conn:
+            rows = conn.execute(sql.JOB_STATS).fetchall()
+        return [stats_from_row(row) for row in rows]
+
+    # -- lifetime --------------------------------------------------------------
+
+    @property
+    def max_connections(self) -> int:
+        return self._pool.max_size
+
+    @property
+    def target(self) -> str:
+        """Where this client connects, without the password."""
+        return self._target
+
+    def close(self) -> None:
+        """Release every job still claimed and close the pool (if this client made it)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._jobs_lock:
+            held = list(self._jobs)
+        for job in held:
+            job.done()
+        if self._owns_pool:
+            self._pool.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- connections -----------------------------------------------------------
+
+    def _connection(self) -> _Borrowed:
+        return _Borrowed(self)
+
+    def _checkin(self, conn: psycopg.Connection[Any]) -> None:
+        if not conn.closed and conn.autocommit != self._restore_autocommit:
+            conn.autocommit = self._restore_autocommit
+        self._pool.putconn(conn)
+
+    def _check_given_pool(self, timeout: float, check_schema: bool) -> bool:
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                autocommit = bool(conn.autocommit)
+                if check_schema:
+                    check_version(conn)
+                return autocommit
+        except psycopg_pool.PoolTimeout as exc:
+            raise DatabaseUnavailableError(
+                f"no connection from the given pool to {self._target} within {timeout}s"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            message = redact(str(exc), _pool_conninfo(self._pool))
+            raise DatabaseUnavailableError(f"cannot reach {self._target}: {message}") from exc
+
+
+class _Borrowed:
+    """A pooled connection in autocommit with dict rows, for one short statement."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def __enter__(self) -> psycopg.Cursor[DictRow]:
+        conn = self._client._pool.getconn()
+        self._conn = conn
+        try:
+            conn.autocommit = True
+            cursor: psycopg.Cursor[DictRow] = conn.cursor(row_factory=dict_row)
+            return cursor
+        except BaseException:
+            self._client._pool.putconn(conn)
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._conn is not None
+        self._client._checkin(self._conn)
+
+
+def _connector(source: str) -> Connector:
+    if not isinstance(source, str):
+        raise TypeError(
+            "Client takes a connection string, a que.Connector or a psycopg_pool.ConnectionPool, "
+            f"not {type(source).__name__}"
+        )
+    return get_connector_from_conninfo(source)
+
+
+def _params(job: Job) -> InsertParams:
+    if not isinstance(job, Job):
+        raise TypeError(f"enqueue takes a que.Job, not {type(job).__name__}")
+    return insert_params(job.type, job.args, job.queue, job.priority, job.run_at)
+
+
+def _set_inserted(job: Job, params: InsertParams, row: dict[str, Any]) -> None:
+    job.id = row["job_id"]
+    job.run_at = row["run_at"]
+    job.priority = params.priority
+
+
+def _check_sync_conn(conn: object) -> None:
+    if isinstance(conn, psycopg.AsyncConnection):
+        raise TypeError("Client.enqueue needs a sync psycopg.Connection; use AsyncClient")
+    if not isinstance(conn, psycopg.Connection):
+        raise TypeError(
+            f"conn must be a psycopg.Connection (psycopg 3), not {type(conn).__name__}"
+        )
+
+
+def _pool_conninfo(pool: AnyPool) -> str:
+    conninfo = pool.conninfo
+    return conninfo() if callable(conninfo) else conninfo
+
+
+def _values(row: Any) -> Sequence[Any]:
+    return list(row.values()) if isinstance(row, dict) else list(row)
+
+
+def prepare_statements(conn: psycopg.Connection[Any]) -> None:
+    """Go's PrepareStatements: prepare every statement on ``conn`` at first use.
+
+    psycopg 3 prepares statements server-side on its own once they repeat;
+    this makes it do so from the first execution, and checks that que_jobs is
+    at the schema version this library speaks.
+    """
+    conn.prepare_threshold = 0
+    check_version(conn)

@@ -1,0 +1,182 @@
+"""Every SQL statement of the library, named. Nothing else holds SQL text.
+
+Queue names, job types and every other value are always bound parameters.
+The statements speak the Que 0.x protocol: session advisory locks keyed on
+job_id, a walk of the primary key (queue, priority, run_at, job_id), and
+writes by the full primary key.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- enqueue ---------------------------------------------------------------
+
+INSERT_JOB: Final = """
+INSERT INTO que_jobs (queue, priority, run_at, job_class, args)
+VALUES (
+    %(queue)s,
+    %(priority)s,
+    coalesce(%(run_at)s::timestamptz, now()),
+    %(job_class)s,
+    %(args)s::json
+)
+RETURNING job_id, run_at
+"""
+
+# One round trip for many jobs: parallel arrays unnested in order, so the
+# returned ids follow the input order (WITH ORDINALITY pins it).
+INSERT_JOBS: Final = """
+INSERT INTO que_jobs (queue, priority, run_at, job_class, args)
+SELECT j.queue, j.priority, coalesce(j.run_at, now()), j.job_class, j.args::json
+FROM unnest(
+    %(queues)s::text[],
+    %(priorities)s::smallint[],
+    %(run_ats)s::timestamptz[],
+    %(job_classes)s::text[],
+    %(args)s::text[]
+) WITH ORDINALITY AS j(queue, priority, run_at, job_class, args, n)
+ORDER BY j.n
+RETURNING job_id, run_at
+"""
+
+# -- claim -----------------------------------------------------------------
+
+# Walk the due jobs of one queue in key order, one row per step, trying an
+# advisory lock on each until one succeeds. The row is picked inside a
+# LIMIT 1 subquery and the lock is called once on the outer level, so the
+# function runs exactly once per visited row (never twice through a
+# composite expansion, which would leak a re-entrant lock). The outer
+# LIMIT 1 stops the recursion at the first locked row.
+LOCK_JOB: Final = """
+WITH RECURSIVE walk AS (
+    SELECT first.priority, first.run_at, first.job_id,
+           pg_try_advisory_lock(first.job_id) AS locked
+    FROM (
+        SELECT j.priority, j.run_at, j.job_id
+        FROM que_jobs AS j
+        WHERE j.queue = %(queue)s AND j.run_at <= now()
+        ORDER BY j.priority, j.run_at, j.job_id
+        LIMIT 1
+    ) AS first
+  UNION ALL
+    SELECT after.priority, after.run_at, after.job_id,
+           pg_try_advisory_lock(after.job_id) AS locked
+    FROM walk
+    CROSS JOIN LATERAL (
+        SELECT j.priority, j.run_at, j.job_id
+        FROM que_jobs AS j
+        WHERE j.queue = %(queue)s AND j.run_at <= now()
+          AND (j.priority, j.run_at, j.job_id) > (walk.priority, walk.run_at, walk.job_id)
+        ORDER BY j.priority, j.run_at, j.job_id
+        LIMIT 1
+    ) AS after
+    WHERE NOT walk.locked
+)
+SELECT priority, run_at, job_id
+FROM walk
+WHERE locked
+LIMIT 1
+"""
+
+# The walk's snapshot may predate another worker's delete: re-read the row
+# by its full key in a fresh statement (a fresh snapshot in autocommit).
+RECHECK_JOB: Final = """
+SELECT queue, priority, run_at, job_id, job_class, args, error_count, last_error
+FROM que_jobs
+WHERE queue = %(queue)s AND priority = %(priority)s
+  AND run_at = %(run_at)s AND job_id = %(job_id)s
+"""
+
+UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s)"
+
+# -- finish ----------------------------------------------------------------
+
+DELETE_JOB: Final = """
+DELETE FROM que_jobs
+WHERE queue = %(queue)s AND priority = %(priority)s
+  AND run_at = %(run_at)s AND job_id = %(job_id)s
+"""
+
+SET_JOB_ERROR: Final = """
+UPDATE que_jobs
+SET error_count = error_count + 1,
+    run_at = now() + make_interval(secs => %(delay)s),
+    last_error = %(last_error)s
+WHERE queue = %(queue)s AND priority = %(priority)s
+  AND run_at = %(run_at)s AND job_id = %(job_id)s
+RETURNING error_count, run_at
+"""
+
+# -- stats -----------------------------------------------------------------
+
+# A bigint advisory lock is shown in pg_locks as classid (high 32 bits) and
+# objid (low 32 bits) with objsubid 1; locks of other databases are ignored.
+JOB_STATS: Final = """
+SELECT j.queue,
+       j.job_class,
+       count(*) AS count,
+       count(held.job_id) AS count_working,
+       count(*) FILTER (WHERE j.error_count > 0) AS count_errored,
+       max(j.error_count) AS highest_error_count,
+       min(j.run_at) AS oldest_run_at
+FROM que_jobs AS j
+LEFT JOIN (
+    SELECT DISTINCT (l.classid::bigint << 32) | l.objid::bigint AS job_id
+    FROM pg_locks AS l
+    WHERE l.locktype = 'advisory'
+      AND l.objsubid = 1
+      AND l.granted
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+) AS held ON held.job_id = j.job_id
+GROUP BY j.queue, j.job_class
+ORDER BY j.queue, j.job_class
+"""
+
+# -- schema ----------------------------------------------------------------
+
+TABLE_EXISTS: Final = "SELECT to_regclass('que_jobs') IS NOT NULL"
+
+TABLE_COMMENT: Final = "SELECT obj_description('que_jobs'::regclass, 'pg_class')"
+
+# COMMENT does not take parameters; the version is validated as an int and
+# rendered by psycopg.sql.Literal in schema.py.
+SET_TABLE_COMMENT: Final = "COMMENT ON TABLE que_jobs IS {version}"
+
+# Serialises concurrent migrations. The two-int4 form of the advisory lock
+# lives in a key space apart from the bigint job locks (objsubid 2, not 1).
+MIGRATION_LOCK: Final = "SELECT pg_advisory_xact_lock(%(namespace)s, %(key)s)"
+
+MIGRATIONS_UP: Final[dict[int, str]] = {
+    1: """
+CREATE TABLE que_jobs (
+    priority    integer     NOT NULL DEFAULT 1,
+    run_at      timestamptz NOT NULL DEFAULT now(),
+    job_id      bigserial   NOT NULL,
+    job_class   text        NOT NULL,
+    args        json        NOT NULL DEFAULT '[]'::json,
+    error_count integer     NOT NULL DEFAULT 0,
+    last_error  text,
+    CONSTRAINT que_jobs_pkey PRIMARY KEY (priority, run_at, job_id)
+)
+""",
+    2: "ALTER TABLE que_jobs ALTER COLUMN priority SET DEFAULT 100",
+    3: """
+ALTER TABLE que_jobs ALTER COLUMN priority TYPE smallint;
+ALTER TABLE que_jobs ADD COLUMN queue text NOT NULL DEFAULT '';
+ALTER TABLE que_jobs DROP CONSTRAINT que_jobs_pkey;
+ALTER TABLE que_jobs ADD CONSTRAINT que_jobs_pkey PRIMARY KEY (queue, priority, run_at, job_id)
+""",
+}
+
+# MIGRATIONS_DOWN[n] takes a table of version n to version n - 1.
+MIGRATIONS_DOWN: Final[dict[int, str]] = {
+    1: "DROP TABLE que_jobs",
+    2: "ALTER TABLE que_jobs ALTER COLUMN priority SET DEFAULT 1",
+    3: """
+ALTER TABLE que_jobs DROP CONSTRAINT que_jobs_pkey;
+ALTER TABLE que_jobs DROP COLUMN queue;
+ALTER TABLE que_jobs ALTER COLUMN priority TYPE integer;
+ALTER TABLE que_jobs ADD CONSTRAINT que_jobs_pkey PRIMARY KEY (priority, run_at, job_id)
+""",
+}
