@@ -58,15 +58,19 @@ def template_db(server_url: str) -> Iterator[str]:
         que.migrate(conn)
     yield name
     with _admin(server_url) as admin:
-        admin.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            pgsql.Identifier(name)))
+        admin.execute(
+            pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name))
+        )
 
 
 def _fresh_database(server_url: str, template: str) -> Iterator[str]:
     name = f"que_t_{uuid.uuid4().hex[:12]}"
     with _admin(server_url) as admin:
-        admin.execute(pgsql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            pgsql.Identifier(name), pgsql.Identifier(template)))
+        admin.execute(
+            pgsql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                pgsql.Identifier(name), pgsql.Identifier(template)
+            )
+        )
     try:
         yield make_conninfo(server_url, dbname=name)
         with _admin(server_url) as admin:
@@ -74,8 +78,9 @@ def _fresh_database(server_url: str, template: str) -> Iterator[str]:
             assert left == (0,), f"advisory locks left in {name}: {left}"
     finally:
         with _admin(server_url) as admin:
-            admin.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                pgsql.Identifier(name)))
+            admin.execute(
+                pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name))
+            )
 
 
 @pytest.fixture

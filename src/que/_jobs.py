@@ -83,6 +83,7 @@ def encode_args(args: object) -> str:
         text = json.dumps(args, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidJobError(f"args are not JSON-serialisable: {exc}") from exc
+    _reject_nul("args", text)
     return text
 
 

@@ -72,8 +72,10 @@ def awaitable_message(job_type: str) -> str:
 def check_work_map(work_map: object, *, worker: str, allow_async: bool) -> dict[str, Any]:
     """A copy of ``work_map`` after checking that it maps job types to callables."""
     if not isinstance(work_map, Mapping):
-        raise TypeError(f"{worker} needs a work map (a mapping of job type to callable), "
-                        f"not {type(work_map).__name__}")
+        raise TypeError(
+            f"{worker} needs a work map (a mapping of job type to callable), "
+            f"not {type(work_map).__name__}"
+        )
     checked: dict[str, Any] = {}
     for job_type, func in work_map.items():
         if not isinstance(job_type, str) or job_type == "":

@@ -72,6 +72,9 @@ class Client:
                 min_size=min_connections,
                 max_size=max_connections,
                 kwargs={"autocommit": True, "row_factory": dict_row},
+                # A connection killed by a server restart or pg_terminate_backend
+                # is replaced on checkout instead of failing the caller's statement.
+                check=psycopg_pool.ConnectionPool.check_connection,
                 open=False,
                 name="que",
             )
@@ -331,9 +334,7 @@ def _check_sync_conn(conn: object) -> None:
     if isinstance(conn, psycopg.AsyncConnection):
         raise TypeError("Client.enqueue needs a sync psycopg.Connection; use AsyncClient")
     if not isinstance(conn, psycopg.Connection):
-        raise TypeError(
-            f"conn must be a psycopg.Connection (psycopg 3), not {type(conn).__name__}"
-        )
+        raise TypeError(f"conn must be a psycopg.Connection (psycopg 3), not {type(conn).__name__}")
 
 
 def _pool_conninfo(pool: AnyPool) -> str:

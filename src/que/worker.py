@@ -71,7 +71,10 @@ class Worker:
                     delay = retry_delay(failures, self.interval)
                     logger.error(
                         "worker on queue %r: %s: %s; retrying in %.2fs",
-                        self.queue, type(exc).__name__, exc, delay,
+                        self.queue,
+                        type(exc).__name__,
+                        exc,
+                        delay,
                         extra={"queue": self.queue, "failures": failures},
                     )
                     self._stop.wait(delay)
@@ -158,9 +161,7 @@ class WorkerPool:
         if self._threads:
             raise QueError("this WorkerPool was already started")
         for number, worker in enumerate(self.workers):
-            thread = threading.Thread(
-                target=worker.work, name=f"que-worker-{number}", daemon=True
-            )
+            thread = threading.Thread(target=worker.work, name=f"que-worker-{number}", daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -184,7 +185,11 @@ def _log_outcome(job: Job, started: float, outcome: str) -> None:
     logger.log(
         level,
         "job %s id=%s queue=%r %.3fs %s",
-        job.type, job.id, job.queue, elapsed, outcome,
+        job.type,
+        job.id,
+        job.queue,
+        elapsed,
+        outcome,
         extra={"job_id": job.id, "job_type": job.type, "duration": elapsed, "outcome": outcome},
     )
 

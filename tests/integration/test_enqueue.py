@@ -1,0 +1,166 @@
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import psycopg
+import pytest
+
+import que
+
+ROW = "SELECT queue, priority, job_class, args::text, error_count, last_error FROM que_jobs"
+
+
+def count(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM que_jobs").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_enqueue_sets_id_and_defaults(client: que.Client, conn: psycopg.Connection[Any]) -> None:
+    before = datetime.now(timezone.utc)
+    job = client.enqueue(que.Job(type="Billing::Refund", args=[1, "two", {"k": "v"}]))
+    assert isinstance(job.id, int)
+    assert job.run_at is not None and job.run_at >= before - timedelta(seconds=1)
+    assert conn.execute(ROW).fetchall() == [
+        ("", 100, "Billing::Refund", '[1,"two",{"k":"v"}]', 0, None)
+    ]
+
+
+def test_enqueue_keeps_every_field(client: que.Client, conn: psycopg.Connection[Any]) -> None:
+    run_at = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
+    job = client.enqueue(
+        que.Job(type="T", args={"a": None}, queue="mail", priority=0, run_at=run_at)
+    )
+    row = conn.execute(
+        "SELECT job_id, queue, priority, run_at, job_class, args FROM que_jobs"
+    ).fetchone()
+    assert row == (job.id, "mail", 0, run_at, "T", {"a": None})
+
+
+def test_bytes_args_are_stored_verbatim(client: que.Client, conn: psycopg.Connection[Any]) -> None:
+    client.enqueue(que.Job(type="T", args=b'[1,  {"b": 2}]'))
+    assert conn.execute("SELECT args::text FROM que_jobs").fetchone() == ('[1,  {"b": 2}]',)
+
+
+def test_unicode_and_sql_text_are_stored_literally(
+    client: que.Client, conn: psycopg.Connection[Any]
+) -> None:
+    hostile = "'; DROP TABLE que_jobs; --"
+    client.enqueue(que.Job(type=hostile, queue="ü\u2603", args=[hostile, "\u0000"]))
+    job = client.lock_job("ü\u2603")
+    assert job is not None
+    with job:
+        assert (job.type, job.args) == (hostile, [hostile, "\u0000"])
+        job.delete()
+    assert count(conn) == 0
+
+
+def test_enqueue_in_committed_transaction(
+    client: que.Client, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    with psycopg.connect(db_url) as caller:
+        job = client.enqueue(que.Job(type="T"), conn=caller)
+        assert count(conn) == 0  # not visible before the caller commits
+        caller.commit()
+    assert conn.execute("SELECT job_id FROM que_jobs").fetchone() == (job.id,)
+
+
+def test_enqueue_in_rolled_back_transaction_leaves_no_row(
+    client: que.Client, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    with psycopg.connect(db_url) as caller:
+        caller.execute("CREATE TABLE orders (id int)")
+        client.enqueue_in_tx(que.Job(type="T"), caller)
+        client.enqueue_many([que.Job(type="U"), que.Job(type="V")], conn=caller)
+        caller.rollback()
+    assert count(conn) == 0
+
+
+def test_enqueue_many_in_one_statement_keeps_order(
+    client: que.Client, conn: psycopg.Connection[Any]
+) -> None:
+    jobs = [que.Job(type=f"T{i}", args=[i], priority=i % 3) for i in range(500)]
+    done = client.enqueue_many(jobs)
+    assert done is not jobs and [j.type for j in done] == [f"T{i}" for i in range(500)]
+    ids = [j.id for j in done]
+    assert ids == sorted(ids) and len(set(ids)) == 500
+    rows = conn.execute("SELECT job_id, job_class, args FROM que_jobs ORDER BY job_id").fetchall()
+    assert rows == [(j.id, j.type, j.args) for j in done]
+    assert client.enqueue_many([]) == []
+
+
+def test_enqueue_many_validates_all_before_writing(
+    client: que.Client, conn: psycopg.Connection[Any]
+) -> None:
+    with pytest.raises(que.MissingTypeError):
+        client.enqueue_many([que.Job(type="ok"), que.Job(type="")])
+    assert count(conn) == 0
+
+
+@pytest.mark.parametrize(
+    ("job", "error", "message"),
+    [
+        (que.Job(), que.MissingTypeError, "type must be specified"),
+        (que.Job(type="T", args=object()), que.InvalidJobError, "not JSON-serialisable"),
+        (que.Job(type="T", args=b"nope"), que.InvalidJobError, "not valid UTF-8 JSON"),
+        (que.Job(type="T\x00"), que.InvalidJobError, "NUL"),
+        (que.Job(type="T", queue="\x00"), que.InvalidJobError, "NUL"),
+        (que.Job(type="T", priority=40000), que.InvalidJobError, "out of range"),
+        (que.Job(type="T", run_at=datetime(2030, 1, 1)), que.InvalidJobError, "naive"),
+    ],
+)
+def test_bad_input_raises_and_writes_nothing(
+    client: que.Client,
+    db_url: str,
+    conn: psycopg.Connection[Any],
+    job: que.Job,
+    error: type[Exception],
+    message: str,
+) -> None:
+    with pytest.raises(error, match=message):
+        client.enqueue(job)
+    with psycopg.connect(db_url) as caller:
+        with pytest.raises(error, match=message):
+            client.enqueue(job, conn=caller)
+        # the caller's transaction was not touched, let alone broken
+        assert caller.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert count(conn) == 0
+
+
+def test_enqueue_rejects_other_connection_kinds(client: que.Client) -> None:
+    with pytest.raises(TypeError, match=r"psycopg\.Connection"):
+        client.enqueue(que.Job(type="T"), conn=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"enqueue takes a que\.Job"):
+        client.enqueue({"type": "T"})  # type: ignore[arg-type]
+
+
+def test_unreachable_database_is_a_clear_error() -> None:
+    with pytest.raises(que.DatabaseUnavailableError, match=r"127\.0\.0\.1:1/none") as info:
+        que.Client("postgresql://u:hunter2@127.0.0.1:1/none", connect_timeout=2)
+    assert "hunter2" not in str(info.value)
+
+
+def test_client_from_connector_and_from_given_pool(db_url: str) -> None:
+    from psycopg_pool import ConnectionPool
+
+    with que.Client(que.get_connector_from_conninfo(db_url)) as client:
+        assert client.enqueue(que.Job(type="A")).id is not None
+    with ConnectionPool(db_url, min_size=1, max_size=2, open=True) as pool:
+        with que.Client(pool) as client:
+            client.enqueue(que.Job(type="B"))
+            job = client.lock_job()
+            assert job is not None
+            with job:
+                job.delete()
+        # the pool is the caller's: still open, connections back as they were
+        with pool.connection() as c:
+            assert c.autocommit is False
+            assert c.execute("SELECT job_class FROM que_jobs").fetchall() == [("B",)]
+
+
+def test_prepare_statements(db_url: str, client: que.Client) -> None:
+    with psycopg.connect(db_url) as caller:
+        que.prepare_statements(caller)
+        assert caller.prepare_threshold == 0
+        client.enqueue(que.Job(type="T"), conn=caller)
+        caller.commit()
+    assert [s.type for s in client.stats()] == ["T"]

@@ -1,0 +1,103 @@
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from que import InvalidJobError, MissingTypeError
+from que._jobs import bulk_params, encode_args, insert_params
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def test_defaults() -> None:
+    params = insert_params("T", [], "", None, None)
+    assert (params.queue, params.priority, params.run_at, params.args) == ("", 100, None, "[]")
+
+
+def test_args_are_compact_json_keeping_unicode() -> None:
+    assert encode_args([1, "two", {"k": "v"}]) == '[1,"two",{"k":"v"}]'
+    assert json.loads(encode_args({"é": "\u2603"})) == {"é": "\u2603"}
+
+
+def test_bytes_holding_json_are_stored_as_they_are() -> None:
+    assert encode_args(b'[1, "x"]') == '[1, "x"]'
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (object(), "not JSON-serialisable"),
+        ({1, 2}, "not JSON-serialisable"),
+        (float("nan"), "not JSON-serialisable"),
+        ([float("inf")], "not JSON-serialisable"),
+        (b"{not json", "not valid UTF-8 JSON"),
+        (b"\xff\xfe", "not valid UTF-8 JSON"),
+        (b"[NaN]", "not valid UTF-8 JSON"),
+    ],
+)
+def test_bad_args_are_rejected(args: object, message: str) -> None:
+    with pytest.raises(InvalidJobError, match=message):
+        encode_args(args)
+
+
+@pytest.mark.parametrize("job_type", [None, ""])
+def test_missing_type(job_type: object) -> None:
+    with pytest.raises(MissingTypeError, match="type must be specified"):
+        insert_params(job_type, [], "", None, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs", "message"),
+    [
+        ("type", {"job_type": "a\x00b"}, "type contains a NUL"),
+        ("type", {"job_type": 5}, "type must be a str"),
+        ("queue", {"queue": "q\x00"}, "queue contains a NUL"),
+        ("queue", {"queue": None}, "queue must be a str"),
+        ("priority", {"priority": 32768}, "priority 32768 is out of range"),
+        ("priority", {"priority": -32769}, "priority -32769 is out of range"),
+        ("priority", {"priority": 1.5}, "priority must be an int"),
+        ("priority", {"priority": True}, "priority must be an int"),
+        ("run_at", {"run_at": datetime(2026, 1, 1)}, "is naive"),
+        ("run_at", {"run_at": "2026-01-01"}, "run_at must be a datetime"),
+        ("args", {"args": "\ud800"}, "not JSON-serialisable|Unicode"),
+    ],
+)
+def test_bad_fields_name_the_field(field: str, kwargs: dict[str, object], message: str) -> None:
+    values: dict[str, object] = {
+        "job_type": "T",
+        "args": [],
+        "queue": "",
+        "priority": None,
+        "run_at": None,
+    }
+    values.update(kwargs)
+    with pytest.raises(InvalidJobError, match=message):
+        insert_params(
+            values["job_type"],
+            values["args"],
+            values["queue"],
+            values["priority"],
+            values["run_at"],
+        )
+
+
+def test_priority_bounds_are_valid() -> None:
+    assert insert_params("T", [], "", -32768, None).priority == -32768
+    assert insert_params("T", [], "", 32767, None).priority == 32767
+    assert insert_params("T", [], "", 0, None).priority == 0
+
+
+def test_aware_run_at_in_any_zone_is_kept() -> None:
+    local = NOW.astimezone(timezone(timedelta(hours=-7)))
+    assert insert_params("T", [], "", None, local).run_at == NOW
+
+
+def test_bulk_params_are_parallel_arrays() -> None:
+    rows = [insert_params("A", [1], "q", 5, NOW), insert_params("B", {}, "", None, None)]
+    assert bulk_params(rows) == {
+        "queues": ["q", ""],
+        "priorities": [5, 100],
+        "run_ats": [NOW, None],
+        "job_classes": ["A", "B"],
+        "args": ["[1]", "{}"],
+    }

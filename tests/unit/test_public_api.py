@@ -1,0 +1,49 @@
+import que
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(que.__all__) == sorted(
+        [
+            "CURRENT_VERSION",
+            "Backoff",
+            "Client",
+            "Connector",
+            "DatabaseUnavailableError",
+            "InvalidJobError",
+            "Job",
+            "JobStats",
+            "LockAttemptsError",
+            "MissingTypeError",
+            "QueError",
+            "SchemaVersionError",
+            "UnknownJobTypeError",
+            "Worker",
+            "WorkerPool",
+            "__version__",
+            "connector_from_env",
+            "current_version",
+            "default_backoff",
+            "get_connector",
+            "get_connector_from_conn_str",
+            "get_connector_from_conninfo",
+            "get_connector_from_url",
+            "migrate",
+            "prepare_statements",
+            "schema_sql",
+        ]
+    )
+    for name in que.__all__:
+        assert hasattr(que, name), name
+
+
+def test_every_error_is_a_que_error() -> None:
+    for name in (
+        "DatabaseUnavailableError",
+        "InvalidJobError",
+        "LockAttemptsError",
+        "MissingTypeError",
+        "SchemaVersionError",
+        "UnknownJobTypeError",
+    ):
+        assert issubclass(getattr(que, name), que.QueError)
+    assert issubclass(que.MissingTypeError, que.InvalidJobError)
