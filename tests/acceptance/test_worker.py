@@ -1,0 +1,218 @@
+"""`que worker` as a real process: working, draining, graceful and forced shutdown, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from psycopg.conninfo import make_conninfo
+
+from tests.helpers import advisory_lock_count
+
+from .conftest import Cli, job_count, markers, parent_of, pid_alive, wait_for
+
+APP = "tests.acceptance.apps:work_map"
+FAST = ("--wake-interval", "0.1")
+
+
+def stats(cli: Cli, url: str) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = json.loads(cli.ok("stats", "--json", "--database-url", url))
+    return rows
+
+
+def totals(cli: Cli, url: str) -> tuple[int, int]:
+    """(count, count_working) over every queue and type, from `que stats --json`."""
+    rows = stats(cli, url)
+    return sum(int(str(r["count"])) for r in rows), sum(int(str(r["count_working"])) for r in rows)
+
+
+def enqueue(cli: Cli, url: str, job_type: str, *args: object, queue: str = "") -> int:
+    out = cli.ok("enqueue", job_type, json.dumps(list(args)), "--queue", queue,
+                 "--database-url", url)
+    return int(out.strip())
+
+
+def test_migrate_enqueue_work_drain_and_sigterm(
+    cli: Cli, empty_db_url: str, gate_dir: Path
+) -> None:
+    url = empty_db_url
+    assert "from schema version 0 to 3" in cli.ok("migrate", "--database-url", url)
+    assert cli.ok("version", "--database-url", url).strip() == "3"
+    ids = [enqueue(cli, url, "Gate", str(gate_dir)) for _ in range(4)]
+    assert len(set(ids)) == 4
+    assert totals(cli, url) == (4, 0)
+
+    worker = cli.background("worker", APP, "--concurrency", "2", *FAST, "--database-url", url)
+    wait_for(lambda: len(markers(gate_dir, "started")) == 2, "two jobs started")
+    assert totals(cli, url) == (4, 2)  # two held by the two threads, two waiting
+
+    (gate_dir / "open").touch()
+    seen = [4]
+    def drained() -> bool:
+        seen.append(totals(cli, url)[0])
+        return seen[-1] == 0
+    wait_for(drained, "the queue to drain")
+    assert seen == sorted(seen, reverse=True), f"the count went up while draining: {seen}"
+    assert sorted(markers(gate_dir, "done")) == sorted(ids)
+
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    log = worker.stderr()
+    assert "queue '', concurrency 2" in log
+    assert "database " in log and "que_t_" in log  # the database is named in the startup line
+    for job_id in ids:
+        assert f"job Gate id={job_id} " in log and "done" in log
+    assert "que worker stopped" in log
+    assert "Traceback" not in log
+    assert advisory_lock_count(url) == 0
+
+
+def test_startup_line_hides_the_password(cli: Cli, db_url: str) -> None:
+    url = make_conninfo(db_url, password="s3cret-pw")  # trust auth ignores it
+    worker = cli.background("worker", APP, "--queue", "mail", *FAST, "--database-url", url)
+    worker.wait_for_log("que worker started")
+    worker.signal(signal.SIGINT)
+    assert worker.wait() == 0
+    log = worker.stderr()
+    assert "queue 'mail', concurrency 1" in log
+    assert "s3cret-pw" not in log
+
+
+def test_sigterm_lets_the_running_job_finish(cli: Cli, db_url: str, gate_dir: Path) -> None:
+    job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
+    worker = cli.background("worker", APP, *FAST, "--database-url", db_url)
+    wait_for(lambda: job_id in markers(gate_dir, "started"), "the job to start")
+
+    worker.signal(signal.SIGTERM)
+    worker.wait_for_log("SIGTERM received")
+    assert worker.process.poll() is None, "the worker exited with a job running"
+    (gate_dir / "open").touch()
+    assert worker.wait() == 0
+    assert markers(gate_dir, "done") == {job_id: worker.pid}
+    assert job_count(db_url) == 0
+    assert advisory_lock_count(db_url) == 0
+
+
+def test_shutdown_timeout_exits_and_keeps_the_job(
+    cli: Cli, db_url: str, gate_dir: Path
+) -> None:
+    job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
+    worker = cli.background(
+        "worker", APP, *FAST, "--shutdown-timeout", "0.2", "--database-url", db_url
+    )
+    wait_for(lambda: job_id in markers(gate_dir, "started"), "the job to start")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 1
+    assert "jobs still running after 0.2s" in worker.stderr()
+    wait_for(lambda: advisory_lock_count(db_url) == 0, "the job's lock to be released")
+    assert job_count(db_url) == 1  # not lost: the next worker works it
+
+
+def test_a_second_signal_exits_at_once(cli: Cli, db_url: str, gate_dir: Path) -> None:
+    job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
+    worker = cli.background("worker", APP, *FAST, "--database-url", db_url)
+    wait_for(lambda: job_id in markers(gate_dir, "started"), "the job to start")
+    worker.signal(signal.SIGTERM)
+    worker.wait_for_log("SIGTERM received")
+    worker.signal(signal.SIGINT)
+    assert worker.wait() == 128 + signal.SIGINT
+    assert "second SIGINT: exiting now" in worker.stderr()
+    wait_for(lambda: advisory_lock_count(db_url) == 0, "the job's lock to be released")
+    assert job_count(db_url) == 1
+
+
+def test_kill_9_in_the_middle_of_a_job_and_a_second_worker_works_it(
+    cli: Cli, db_url: str, gate_dir: Path
+) -> None:
+    gated = enqueue(cli, db_url, "Gate", str(gate_dir))
+    quick = [enqueue(cli, db_url, "Quick", str(gate_dir)) for _ in range(3)]
+    first = cli.background("worker", APP, *FAST, "--database-url", db_url)
+    wait_for(lambda: markers(gate_dir, "started").get(gated) == first.pid, "the first worker")
+    assert not markers(gate_dir, "done")  # ids ascend, so the gated job came first
+
+    first.signal(signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    wait_for(lambda: advisory_lock_count(db_url) == 0, "the dead session's lock to go")
+    assert job_count(db_url) == 4
+
+    (gate_dir / "open").touch()
+    second = cli.background("worker", APP, *FAST, "--database-url", db_url)
+    wait_for(lambda: job_count(db_url) == 0, "the second worker to work every job")
+    done = markers(gate_dir, "done")
+    assert done == {job_id: second.pid for job_id in [gated, *quick]}
+    second.signal(signal.SIGTERM)
+    assert second.wait() == 0
+    assert advisory_lock_count(db_url) == 0
+
+
+def test_processes_are_separate_os_processes(cli: Cli, db_url: str, gate_dir: Path) -> None:
+    ids = [enqueue(cli, db_url, "Gate", str(gate_dir)) for _ in range(2)]
+    parent = cli.background(
+        "worker", APP, "--processes", "2", "--concurrency", "1", *FAST, "--database-url", db_url
+    )
+    started = wait_for(
+        lambda: (found := markers(gate_dir, "started")) and len(found) == 2 and found,
+        "one job started in each process",
+    )
+    assert isinstance(started, dict)
+    pids = set(started.values())
+    assert len(pids) == 2 and parent.pid not in pids
+    assert {parent_of(pid) for pid in pids} == {parent.pid}
+
+    (gate_dir / "open").touch()
+    wait_for(lambda: job_count(db_url) == 0, "both jobs to be worked")
+    assert sorted(markers(gate_dir, "done")) == sorted(ids)
+
+    parent.signal(signal.SIGTERM)
+    assert parent.wait() == 0
+    assert not any(pid_alive(pid) for pid in pids)
+    log = parent.stderr()
+    assert "2 processes of 1 threads each" in log
+    assert log.count("que worker process") == 2  # each process logs its own startup line
+    assert advisory_lock_count(db_url) == 0
+
+
+def test_a_killed_worker_process_is_replaced_and_its_job_worked_again(
+    cli: Cli, db_url: str, gate_dir: Path
+) -> None:
+    job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
+    parent = cli.background(
+        "worker", APP, "--processes", "2", *FAST, "--database-url", db_url
+    )
+    victim = wait_for(lambda: markers(gate_dir, "started").get(job_id), "the job to start")
+    assert isinstance(victim, int) and parent_of(victim) == parent.pid
+
+    (gate_dir / f"started-{job_id}-{victim}").unlink()  # to see the job start again
+    os.kill(victim, signal.SIGKILL)
+    parent.wait_for_log("was killed by SIGKILL; starting a new one")
+    again = wait_for(lambda: markers(gate_dir, "started").get(job_id), "the job to restart")
+    assert again != victim
+
+    (gate_dir / "open").touch()
+    wait_for(lambda: job_count(db_url) == 0, "the job to be worked")
+    assert markers(gate_dir, "done") == {job_id: again}
+    parent.signal(signal.SIGTERM)
+    assert parent.wait() == 0
+    assert advisory_lock_count(db_url) == 0
+
+
+def test_sigterm_reaches_every_process_and_running_jobs_finish(
+    cli: Cli, db_url: str, gate_dir: Path
+) -> None:
+    ids = [enqueue(cli, db_url, "Gate", str(gate_dir)) for _ in range(2)]
+    parent = cli.background(
+        "worker", APP, "--processes", "2", *FAST, "--database-url", db_url
+    )
+    wait_for(lambda: len(markers(gate_dir, "started")) == 2, "both jobs to start")
+    parent.signal(signal.SIGTERM)
+    parent.wait_for_log("SIGTERM received: stopping 2 worker processes")
+    wait_for(lambda: parent.stderr().count("no new jobs are claimed") == 2,
+             "both processes to begin stopping")
+    assert parent.process.poll() is None
+    (gate_dir / "open").touch()
+    assert parent.wait() == 0
+    assert sorted(markers(gate_dir, "done")) == sorted(ids)
+    assert job_count(db_url) == 0
+    assert advisory_lock_count(db_url) == 0
