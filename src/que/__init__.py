@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .async_client import AsyncClient
+from .async_worker import AsyncWorker, AsyncWorkerPool
 from .backoff import Backoff, default_backoff
 from .client import Client, prepare_statements
 from .connect import (
@@ -21,7 +23,7 @@ from .errors import (
     SchemaVersionError,
     UnknownJobTypeError,
 )
-from .job import Job, JobStats
+from .job import AsyncJob, Job, JobStats
 from .schema import CURRENT_VERSION, current_version, migrate, schema_sql
 from .worker import Worker, WorkerPool
 
@@ -29,6 +31,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CURRENT_VERSION",
+    "AsyncClient",
+    "AsyncJob",
+    "AsyncWorker",
+    "AsyncWorkerPool",
     "Backoff",
     "Client",
     "Connector",

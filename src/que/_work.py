@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._jobs import check_queue
+from .job import BaseJob
 
 DEFAULT_WAKE_INTERVAL = 5.0
 MAX_RETRY_DELAY = 10.0
@@ -94,3 +97,44 @@ def check_work_map(work_map: object, *, worker: str, allow_async: bool) -> dict[
 def is_async_callable(func: object) -> bool:
     call = getattr(func, "__call__", None)  # noqa: B004 - also callable objects
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)
+
+
+def check_pool_count(count: object, max_connections: int) -> int:
+    """A worker pool's size, which must fit the client's connections."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"worker pool count must be a positive int, not {count!r}")
+    if count > max_connections:
+        raise ValueError(
+            f"worker pool count {count} exceeds the client's {max_connections} connections; "
+            "each worker holds one while it works: raise max_connections"
+        )
+    return count
+
+
+def log_outcome(logger: logging.Logger, job: BaseJob, started: float, outcome: str) -> None:
+    """The one log line per job: type, id, queue, duration and outcome."""
+    elapsed = time.monotonic() - started
+    level = logging.INFO if outcome == "done" else logging.WARNING
+    logger.log(
+        level,
+        "job %s id=%s queue=%r %.3fs %s",
+        job.type,
+        job.id,
+        job.queue,
+        elapsed,
+        outcome,
+        extra={"job_id": job.id, "job_type": job.type, "duration": elapsed, "outcome": outcome},
+    )
+
+
+def log_loop_error(
+    logger: logging.Logger, queue: str, exc: BaseException, failures: int, delay: float
+) -> None:
+    logger.error(
+        "worker on queue %r: %s: %s; retrying in %.2fs",
+        queue,
+        type(exc).__name__,
+        exc,
+        delay,
+        extra={"queue": queue, "failures": failures},
+    )

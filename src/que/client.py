@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -14,21 +13,33 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
 from . import sql
-from ._jobs import InsertParams, bulk_params, check_queue, insert_params
-from .backoff import Backoff, RetryInterval
+from ._client_base import (
+    MAX_LOCK_ATTEMPTS,
+    AnyJob,
+    ClientBase,
+    claimed_fields,
+    job_params,
+    lock_attempts_error,
+    many_params,
+    pool_conninfo,
+    recheck_key,
+    set_inserted,
+    stats_rows,
+    unlocked,
+)
+from ._jobs import check_queue
+from .backoff import RetryInterval
 from .connect import Connector, describe, get_connector_from_conninfo, redact
-from .errors import DatabaseUnavailableError, LockAttemptsError
-from .job import Job, JobStats, job_fields, stats_from_row
+from .errors import DatabaseUnavailableError
+from .job import Job, JobStats
 from .schema import check_version
 
 logger = logging.getLogger(__name__)
 
-MAX_LOCK_ATTEMPTS = 10
-
 AnyPool = psycopg_pool.ConnectionPool[Any]
 
 
-class Client:
+class Client(ClientBase[Job]):
     """A Que client: enqueues jobs and claims them for workers.
 
     ``source`` is a URL or libpq conninfo string, a Connector, or a
@@ -47,57 +58,55 @@ class Client:
         connect_timeout: float = 10.0,
         check_schema: bool = True,
     ) -> None:
-        if min_connections < 0 or max_connections < max(1, min_connections):
-            raise ValueError(
-                f"need 0 <= min_connections <= max_connections and max_connections >= 1, "
-                f"got {min_connections} and {max_connections}"
-            )
-        self.backoff = Backoff(dict(retry_intervals or {}))
-        self._jobs: set[Job] = set()
-        self._jobs_lock = threading.Lock()
-        self._closed = False
+        super().__init__(
+            min_connections=min_connections,
+            max_connections=max_connections,
+            retry_intervals=retry_intervals,
+        )
+        if isinstance(source, psycopg_pool.AsyncConnectionPool):
+            raise TypeError("Client needs a sync psycopg_pool.ConnectionPool; use AsyncClient")
         if isinstance(source, psycopg_pool.ConnectionPool):
             self._pool: AnyPool = source
             self._owns_pool = False
-            self._target = describe(_pool_conninfo(source))
+            self._target = describe(pool_conninfo(source))
             self._restore_autocommit = self._check_given_pool(connect_timeout, check_schema)
-        else:
-            connector = source if isinstance(source, Connector) else _connector(source)
-            self._target = connector.describe()
-            with connector.connect(connect_timeout=connect_timeout) as conn:
-                if check_schema:
-                    check_version(conn)
-            self._pool = psycopg_pool.ConnectionPool(
-                connector.conninfo,
-                min_size=min_connections,
-                max_size=max_connections,
-                kwargs={"autocommit": True, "row_factory": dict_row},
-                # A connection killed by a server restart or pg_terminate_backend
-                # is replaced on checkout instead of failing the caller's statement.
-                check=psycopg_pool.ConnectionPool.check_connection,
-                open=False,
-                name="que",
-            )
-            self._owns_pool = True
-            self._restore_autocommit = True
-            try:
-                self._pool.open(wait=True, timeout=connect_timeout)
-            except psycopg_pool.PoolTimeout as exc:
-                self._pool.close()
-                raise DatabaseUnavailableError(
-                    f"cannot open a connection pool to {self._target}"
-                ) from exc
+            return
+        connector = source if isinstance(source, Connector) else _connector(source)
+        self._target = connector.describe()
+        with connector.connect(connect_timeout=connect_timeout) as conn:
+            if check_schema:
+                check_version(conn)
+        self._pool = psycopg_pool.ConnectionPool(
+            connector.conninfo,
+            min_size=min_connections,
+            max_size=max_connections,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            # A connection killed by a server restart or pg_terminate_backend
+            # is replaced on checkout instead of failing the caller's statement.
+            check=psycopg_pool.ConnectionPool.check_connection,
+            open=False,
+            name="que",
+        )
+        self._owns_pool = True
+        self._restore_autocommit = True
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except psycopg_pool.PoolTimeout as exc:
+            self._pool.close()
+            raise DatabaseUnavailableError(
+                f"cannot open a connection pool to {self._target}"
+            ) from exc
 
     # -- enqueue ---------------------------------------------------------------
 
-    def enqueue(self, job: Job, *, conn: psycopg.Connection[Any] | None = None) -> Job:
+    def enqueue(self, job: AnyJob, *, conn: psycopg.Connection[Any] | None = None) -> AnyJob:
         """Insert ``job`` and return it with ``id`` and ``run_at`` set.
 
         With ``conn``, the insert runs on that connection inside its current
         transaction and is never committed here: the job exists if and only if
         the caller commits.
         """
-        params = _params(job)
+        params = job_params(job)
         if conn is not None:
             _check_sync_conn(conn)
             with conn.cursor(row_factory=dict_row) as cur:
@@ -106,22 +115,21 @@ class Client:
             with self._connection() as own:
                 row = own.execute(sql.INSERT_JOB, params.as_params(), prepare=True).fetchone()
         assert row is not None  # INSERT ... RETURNING always returns the row
-        _set_inserted(job, params, row)
+        set_inserted(job, params, row)
         return job
 
-    def enqueue_in_tx(self, job: Job, conn: psycopg.Connection[Any]) -> Job:
+    def enqueue_in_tx(self, job: AnyJob, conn: psycopg.Connection[Any]) -> AnyJob:
         """Go's EnqueueInTx: ``enqueue(job, conn=conn)``."""
         return self.enqueue(job, conn=conn)
 
     def enqueue_many(
-        self, jobs: Iterable[Job], *, conn: psycopg.Connection[Any] | None = None
-    ) -> list[Job]:
+        self, jobs: Iterable[AnyJob], *, conn: psycopg.Connection[Any] | None = None
+    ) -> list[AnyJob]:
         """Insert many jobs in one statement (one round trip); all or none are written."""
         batch = list(jobs)
         if not batch:
             return batch
-        all_params = [_params(job) for job in batch]
-        arrays = bulk_params(all_params)
+        all_params, arrays = many_params(batch)
         if conn is not None:
             _check_sync_conn(conn)
             with conn.cursor(row_factory=dict_row) as cur:
@@ -130,7 +138,7 @@ class Client:
             with self._connection() as own:
                 rows = own.execute(sql.INSERT_JOBS, arrays).fetchall()
         for job, params, row in zip(batch, all_params, rows, strict=True):
-            _set_inserted(job, params, row)
+            set_inserted(job, params, row)
         return batch
 
     # -- claim -----------------------------------------------------------------
@@ -164,32 +172,22 @@ class Client:
                 locked = cur.execute(sql.LOCK_JOB, {"queue": queue}, prepare=True).fetchone()
                 if locked is None:
                     return None
-                key = {**locked, "queue": queue}
-                row = cur.execute(sql.RECHECK_JOB, key, prepare=True).fetchone()
-                if row is not None:
-                    return self._adopt(conn, row)
+                row = cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
+                found = row.fetchone()
+                if found is not None:
+                    job = Job(**claimed_fields(found))
+                    job._conn = conn
+                    job._release = self._release
+                    return self._track(job)
                 # Deleted by another worker after our walk's snapshot was taken.
                 cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
-        raise LockAttemptsError(
-            f"could not lock a job in queue {queue!r} after {MAX_LOCK_ATTEMPTS} attempts: "
-            "every job found was deleted concurrently; try again"
-        )
-
-    def _adopt(self, conn: psycopg.Connection[Any], row: dict[str, Any]) -> Job:
-        job = Job(**job_fields(row))
-        job._set_claimed(self.backoff)
-        job._conn = conn
-        job._release = self._release
-        with self._jobs_lock:
-            self._jobs.add(job)
-        return job
+        raise lock_attempts_error(queue)
 
     def _release(self, job: Job) -> None:
         """Undo the job's open transaction, unlock it, and return its connection."""
         conn = job._conn
         job._conn = None
-        with self._jobs_lock:
-            self._jobs.discard(job)
+        self._untrack(job)
         if conn is None:
             return
         clean = False
@@ -197,8 +195,9 @@ class Client:
             if conn.info.transaction_status != TransactionStatus.IDLE:
                 conn.rollback()
             conn.autocommit = True
-            row = conn.execute(sql.UNLOCK_JOB, {"job_id": job.id}, prepare=True).fetchone()
-            if row is not None and not next(iter(_values(row))):
+            with conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute(sql.UNLOCK_JOB, {"job_id": job.id}, prepare=True).fetchone()
+            if not unlocked(row):
                 logger.warning("job %s was not locked by its session at done()", job.id)
             clean = True
         except psycopg.Error as exc:
@@ -218,8 +217,7 @@ class Client:
     def stats(self) -> list[JobStats]:
         """One JobStats per (queue, type) in que_jobs, counting locks of this database only."""
         with self._connection() as conn:
-            rows = conn.execute(sql.JOB_STATS).fetchall()
-        return [stats_from_row(row) for row in rows]
+            return stats_rows(conn.execute(sql.JOB_STATS).fetchall())
 
     # -- lifetime --------------------------------------------------------------
 
@@ -227,19 +225,12 @@ class Client:
     def max_connections(self) -> int:
         return self._pool.max_size
 
-    @property
-    def target(self) -> str:
-        """Where this client connects, without the password."""
-        return self._target
-
     def close(self) -> None:
         """Release every job still claimed and close the pool (if this client made it)."""
         if self._closed:
             return
         self._closed = True
-        with self._jobs_lock:
-            held = list(self._jobs)
-        for job in held:
+        for job in self._held_jobs():
             job.done()
         if self._owns_pool:
             self._pool.close()
@@ -277,7 +268,7 @@ class Client:
                 f"no connection from the given pool to {self._target} within {timeout}s"
             ) from exc
         except psycopg.OperationalError as exc:
-            message = redact(str(exc), _pool_conninfo(self._pool))
+            message = redact(str(exc), pool_conninfo(self._pool))
             raise DatabaseUnavailableError(f"cannot reach {self._target}: {message}") from exc
 
 
@@ -309,25 +300,13 @@ class _Borrowed:
         self._client._checkin(self._conn)
 
 
-def _connector(source: str) -> Connector:
+def _connector(source: object) -> Connector:
     if not isinstance(source, str):
         raise TypeError(
-            "Client takes a connection string, a que.Connector or a psycopg_pool.ConnectionPool, "
+            "a client takes a connection string, a que.Connector or a connection pool, "
             f"not {type(source).__name__}"
         )
     return get_connector_from_conninfo(source)
-
-
-def _params(job: Job) -> InsertParams:
-    if not isinstance(job, Job):
-        raise TypeError(f"enqueue takes a que.Job, not {type(job).__name__}")
-    return insert_params(job.type, job.args, job.queue, job.priority, job.run_at)
-
-
-def _set_inserted(job: Job, params: InsertParams, row: dict[str, Any]) -> None:
-    job.id = row["job_id"]
-    job.run_at = row["run_at"]
-    job.priority = params.priority
 
 
 def _check_sync_conn(conn: object) -> None:
@@ -335,15 +314,6 @@ def _check_sync_conn(conn: object) -> None:
         raise TypeError("Client.enqueue needs a sync psycopg.Connection; use AsyncClient")
     if not isinstance(conn, psycopg.Connection):
         raise TypeError(f"conn must be a psycopg.Connection (psycopg 3), not {type(conn).__name__}")
-
-
-def _pool_conninfo(pool: AnyPool) -> str:
-    conninfo = pool.conninfo
-    return conninfo() if callable(conninfo) else conninfo
-
-
-def _values(row: Any) -> Sequence[Any]:
-    return list(row.values()) if isinstance(row, dict) else list(row)
 
 
 def prepare_statements(conn: psycopg.Connection[Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -125,6 +125,10 @@ class Job(BaseJob):
             self._end_tx()
         self._deleted = True
 
+    def transaction(self) -> psycopg.Connection[DictRow]:
+        """The same as ``tx``; the spelling the asyncio twin shares."""
+        return self.tx
+
     def error(self, message: str, *, retry_in: float | None = None) -> None:
         """Record a failure: error_count + 1, last_error, run_at = now() + backoff.
 
@@ -163,6 +167,81 @@ class Job(BaseJob):
         self.done()
 
 
+@dataclass(eq=False)
+class AsyncJob(BaseJob):
+    """The asyncio twin of Job, returned by ``AsyncClient.lock_job``.
+
+    Use ``async with`` so that ``done()`` always runs.
+    """
+
+    _conn: psycopg.AsyncConnection[DictRow] | None = field(default=None, init=False, repr=False)
+    _release: Callable[[AsyncJob], Awaitable[None]] | None = field(
+        default=None, init=False, repr=False
+    )
+
+    @property
+    def conn(self) -> psycopg.AsyncConnection[DictRow]:
+        """The claiming connection (autocommit unless ``transaction()`` was opened)."""
+        if self._conn is None:
+            raise QueError("this job holds no connection: it was not locked, or done() ran")
+        return self._conn
+
+    async def transaction(self) -> psycopg.AsyncConnection[DictRow]:
+        """The claiming connection inside a transaction, opened on first call.
+
+        The job's own writes through it commit together with ``delete()``;
+        ``error()`` and ``done()`` roll them back.
+        """
+        conn = self.conn
+        if not self._in_tx:
+            await conn.set_autocommit(False)
+            self._in_tx = True
+        return conn
+
+    async def delete(self) -> None:
+        """Delete the job's row; commits the job's transaction if it opened one."""
+        conn = self.conn
+        await conn.execute(sql.DELETE_JOB, self._key(), prepare=True)
+        if self._in_tx:
+            await conn.commit()
+            await self._end_tx()
+        self._deleted = True
+
+    async def error(self, message: str, *, retry_in: float | None = None) -> None:
+        """Record a failure: error_count + 1, last_error, run_at = now() + backoff."""
+        conn = self.conn
+        if self._in_tx:
+            await conn.rollback()
+            await self._end_tx()
+        params = self._error_params(message, retry_in)
+        cur = await conn.execute(sql.SET_JOB_ERROR, params, prepare=True)
+        self._apply_error(await cur.fetchone(), message)
+
+    async def done(self) -> None:
+        """Release the advisory lock and return the connection. Safe to call twice."""
+        if self._finished:
+            return
+        self._finished = True
+        if self._release is not None:
+            await self._release(self)
+
+    async def _end_tx(self) -> None:
+        if self._conn is not None:
+            await self._conn.set_autocommit(True)
+        self._in_tx = False
+
+    async def __aenter__(self) -> AsyncJob:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.done()
+
+
 @dataclass(frozen=True)
 class JobStats:
     """Counts for one (queue, type) pair of que_jobs."""
@@ -188,4 +267,4 @@ def stats_from_row(row: Mapping[str, Any]) -> JobStats:
     )
 
 
-__all__ = ["BaseJob", "Job", "JobStats", "job_fields", "row_key", "stats_from_row"]
+__all__ = ["AsyncJob", "BaseJob", "Job", "JobStats", "job_fields", "row_key", "stats_from_row"]

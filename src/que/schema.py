@@ -31,6 +31,15 @@ def current_version(conn: psycopg.Connection[Any]) -> int:
     return parse_version(comment)
 
 
+async def current_version_async(conn: psycopg.AsyncConnection[Any]) -> int:
+    """current_version() for an asyncio connection."""
+    row = await (await conn.execute(sql.TABLE_EXISTS)).fetchone()
+    if row is None or not _first(row):
+        return 0
+    comment_row = await (await conn.execute(sql.TABLE_COMMENT)).fetchone()
+    return parse_version(None if comment_row is None else _first(comment_row))
+
+
 def parse_version(comment: str | None) -> int:
     """The version recorded in a que_jobs table comment."""
     if comment is None or comment.strip() == "":
@@ -47,6 +56,13 @@ def parse_version(comment: str | None) -> int:
 def check_version(conn: psycopg.Connection[Any]) -> None:
     """Raise SchemaVersionError unless que_jobs is at the version this library speaks."""
     version = current_version(conn)
+    if version != CURRENT_VERSION:
+        raise SchemaVersionError(_mismatch(version))
+
+
+async def check_version_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    """check_version() for an asyncio connection."""
+    version = await current_version_async(conn)
     if version != CURRENT_VERSION:
         raise SchemaVersionError(_mismatch(version))
 

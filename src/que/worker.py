@@ -13,8 +13,11 @@ import psycopg
 
 from ._work import (
     awaitable_message,
+    check_pool_count,
     check_work_map,
     failure_message,
+    log_loop_error,
+    log_outcome,
     queue_name,
     retry_delay,
     unknown_type_message,
@@ -47,6 +50,8 @@ class Worker:
         queue: str | None = None,
         interval: float | None = None,
     ) -> None:
+        if not isinstance(client, Client):
+            raise TypeError(f"Worker needs a que.Client, not {type(client).__name__}")
         self.client = client
         self.work_map = check_work_map(work_map, worker="Worker", allow_async=False)
         self.queue = queue_name(queue)
@@ -69,14 +74,7 @@ class Worker:
                 except (psycopg.Error, QueError) as exc:
                     failures += 1
                     delay = retry_delay(failures, self.interval)
-                    logger.error(
-                        "worker on queue %r: %s: %s; retrying in %.2fs",
-                        self.queue,
-                        type(exc).__name__,
-                        exc,
-                        delay,
-                        extra={"queue": self.queue, "failures": failures},
-                    )
+                    log_loop_error(logger, self.queue, exc, failures, delay)
                     self._stop.wait(delay)
                     continue
                 failures = 0
@@ -101,7 +99,7 @@ class Worker:
         func = self.work_map.get(job.type)
         if func is None:
             job.error(unknown_type_message(job.type))
-            _log_outcome(job, started, "unknown type")
+            log_outcome(logger, job, started, "unknown type")
             return
         try:
             result = func(job)
@@ -110,11 +108,11 @@ class Worker:
                 raise TypeError(awaitable_message(job.type))
         except Exception as exc:
             job.error(failure_message(exc))
-            _log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
+            log_outcome(logger, job, started, f"failed: {type(exc).__name__}: {exc}")
             return
         if not job.deleted:
             job.delete()
-        _log_outcome(job, started, "done")
+        log_outcome(logger, job, started, "done")
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.
@@ -143,14 +141,9 @@ class WorkerPool:
         queue: str | None = None,
         interval: float | None = None,
     ) -> None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"WorkerPool count must be a positive int, not {count!r}")
-        if count > client.max_connections:
-            raise ValueError(
-                f"WorkerPool count {count} exceeds the client's {client.max_connections} "
-                "connections; each worker holds one while it works: raise "
-                "Client(max_connections=...)"
-            )
+        if not isinstance(client, Client):
+            raise TypeError(f"WorkerPool needs a que.Client, not {type(client).__name__}")
+        check_pool_count(count, client.max_connections)
         self.workers = [
             Worker(client, work_map, queue=queue, interval=interval) for _ in range(count)
         ]
@@ -177,21 +170,6 @@ class WorkerPool:
         if stuck:
             logger.warning("shutdown timed out; still working: %s", ", ".join(stuck))
         return not stuck
-
-
-def _log_outcome(job: Job, started: float, outcome: str) -> None:
-    elapsed = time.monotonic() - started
-    level = logging.INFO if outcome == "done" else logging.WARNING
-    logger.log(
-        level,
-        "job %s id=%s queue=%r %.3fs %s",
-        job.type,
-        job.id,
-        job.queue,
-        elapsed,
-        outcome,
-        extra={"job_id": job.id, "job_type": job.type, "duration": elapsed, "outcome": outcome},
-    )
 
 
 def _discard_awaitable(result: object) -> None:

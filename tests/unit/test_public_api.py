@@ -5,6 +5,10 @@ def test_public_names_are_pinned() -> None:
     assert sorted(que.__all__) == sorted(
         [
             "CURRENT_VERSION",
+            "AsyncClient",
+            "AsyncJob",
+            "AsyncWorker",
+            "AsyncWorkerPool",
             "Backoff",
             "Client",
             "Connector",

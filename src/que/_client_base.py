@@ -1,0 +1,112 @@
+"""What Client and AsyncClient share: settings, job bookkeeping, and row handling.
+
+The IO methods of the two clients are short shells around these helpers, so
+both validate, encode and decode in exactly the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Generic, TypeVar
+
+from ._jobs import InsertParams, bulk_params, insert_params
+from .backoff import Backoff, RetryInterval
+from .errors import LockAttemptsError
+from .job import BaseJob, JobStats, job_fields, stats_from_row
+
+MAX_LOCK_ATTEMPTS = 10
+
+J = TypeVar("J", bound=BaseJob)
+AnyJob = TypeVar("AnyJob", bound=BaseJob)
+
+
+class ClientBase(Generic[J]):
+    """Settings and the registry of claimed jobs, for one client of either side."""
+
+    def __init__(
+        self,
+        *,
+        min_connections: int,
+        max_connections: int,
+        retry_intervals: dict[str, RetryInterval] | None,
+    ) -> None:
+        if min_connections < 0 or max_connections < max(1, min_connections):
+            raise ValueError(
+                "need 0 <= min_connections <= max_connections and max_connections >= 1, "
+                f"got {min_connections} and {max_connections}"
+            )
+        self.backoff = Backoff(dict(retry_intervals or {}))
+        self._jobs: set[J] = set()
+        self._jobs_lock = threading.Lock()
+        self._closed = False
+        self._target = ""
+
+    @property
+    def target(self) -> str:
+        """Where this client connects, without the password."""
+        return self._target
+
+    def _track(self, job: J) -> J:
+        job._set_claimed(self.backoff)
+        with self._jobs_lock:
+            self._jobs.add(job)
+        return job
+
+    def _untrack(self, job: J) -> None:
+        with self._jobs_lock:
+            self._jobs.discard(job)
+
+    def _held_jobs(self) -> list[J]:
+        with self._jobs_lock:
+            return list(self._jobs)
+
+
+def job_params(job: object) -> InsertParams:
+    """Validated insert parameters of a job to enqueue."""
+    if not isinstance(job, BaseJob):
+        raise TypeError(f"enqueue takes a que.Job, not {type(job).__name__}")
+    return insert_params(job.type, job.args, job.queue, job.priority, job.run_at)
+
+
+def many_params(jobs: list[Any]) -> tuple[list[InsertParams], dict[str, list[Any]]]:
+    """Per-job parameters and the parallel arrays of one bulk insert."""
+    params = [job_params(job) for job in jobs]
+    return params, bulk_params(params)
+
+
+def set_inserted(job: BaseJob, params: InsertParams, row: dict[str, Any]) -> None:
+    """Copy what the database assigned to an enqueued job onto it."""
+    job.id = row["job_id"]
+    job.run_at = row["run_at"]
+    job.priority = params.priority
+
+
+def recheck_key(locked: dict[str, Any], queue: str) -> dict[str, Any]:
+    """The full primary key of a row the walk locked, to re-read it."""
+    return {**locked, "queue": queue}
+
+
+def claimed_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return job_fields(row)
+
+
+def lock_attempts_error(queue: str) -> LockAttemptsError:
+    return LockAttemptsError(
+        f"could not lock a job in queue {queue!r} after {MAX_LOCK_ATTEMPTS} attempts: "
+        "every job found was deleted concurrently; try again"
+    )
+
+
+def stats_rows(rows: list[dict[str, Any]]) -> list[JobStats]:
+    return [stats_from_row(row) for row in rows]
+
+
+def pool_conninfo(pool: Any) -> str:
+    """The conninfo of a psycopg pool when it is a plain string ('' when it is computed)."""
+    conninfo = pool.conninfo
+    return conninfo if isinstance(conninfo, str) else ""
+
+
+def unlocked(row: dict[str, Any] | None) -> bool:
+    """Whether pg_advisory_unlock reported that it released a lock."""
+    return row is not None and bool(next(iter(row.values())))
