@@ -109,7 +109,7 @@ def connector_from_text(text: str, source: str) -> Connector:
             )
         try:
             return get_connector_from_url(value)
-        except QueError as exc:
+        except (QueError, ValueError) as exc:  # urlsplit raises ValueError
             raise UsageError(
                 f"{source} is not a valid database URL ({shown}): {hide_password(one_line(exc))}"
             ) from exc

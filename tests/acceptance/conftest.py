@@ -22,8 +22,17 @@ QUE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "que.cli"]
 
 # Variables that would point the command at another database or queue.
 _CLEARED = (
-    "QUE_DATABASE_URL", "DATABASE_URL", "QUE_QUEUE", "QUE_WAKE_INTERVAL",
-    "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE", "PGHOSTADDR",
+    "QUE_DATABASE_URL",
+    "DATABASE_URL",
+    "QUE_QUEUE",
+    "QUE_WAKE_INTERVAL",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGSERVICE",
+    "PGHOSTADDR",
 )
 DEADLINE = 30.0
 
@@ -94,8 +103,13 @@ class Cli:
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*QUE, *args], cwd=REPO, env=self.environment(env), capture_output=True,
-            text=True, timeout=timeout, check=False,
+            [*QUE, *args],
+            cwd=REPO,
+            env=self.environment(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def ok(self, *args: str, env: dict[str, str] | None = None) -> str:

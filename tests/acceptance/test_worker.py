@@ -29,8 +29,9 @@ def totals(cli: Cli, url: str) -> tuple[int, int]:
 
 
 def enqueue(cli: Cli, url: str, job_type: str, *args: object, queue: str = "") -> int:
-    out = cli.ok("enqueue", job_type, json.dumps(list(args)), "--queue", queue,
-                 "--database-url", url)
+    out = cli.ok(
+        "enqueue", job_type, json.dumps(list(args)), "--queue", queue, "--database-url", url
+    )
     return int(out.strip())
 
 
@@ -50,9 +51,11 @@ def test_migrate_enqueue_work_drain_and_sigterm(
 
     (gate_dir / "open").touch()
     seen = [4]
+
     def drained() -> bool:
         seen.append(totals(cli, url)[0])
         return seen[-1] == 0
+
     wait_for(drained, "the queue to drain")
     assert seen == sorted(seen, reverse=True), f"the count went up while draining: {seen}"
     assert sorted(markers(gate_dir, "done")) == sorted(ids)
@@ -95,9 +98,7 @@ def test_sigterm_lets_the_running_job_finish(cli: Cli, db_url: str, gate_dir: Pa
     assert advisory_lock_count(db_url) == 0
 
 
-def test_shutdown_timeout_exits_and_keeps_the_job(
-    cli: Cli, db_url: str, gate_dir: Path
-) -> None:
+def test_shutdown_timeout_exits_and_keeps_the_job(cli: Cli, db_url: str, gate_dir: Path) -> None:
     job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
     worker = cli.background(
         "worker", APP, *FAST, "--shutdown-timeout", "0.2", "--database-url", db_url
@@ -178,9 +179,7 @@ def test_a_killed_worker_process_is_replaced_and_its_job_worked_again(
     cli: Cli, db_url: str, gate_dir: Path
 ) -> None:
     job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
-    parent = cli.background(
-        "worker", APP, "--processes", "2", *FAST, "--database-url", db_url
-    )
+    parent = cli.background("worker", APP, "--processes", "2", *FAST, "--database-url", db_url)
     victim = wait_for(lambda: markers(gate_dir, "started").get(job_id), "the job to start")
     assert isinstance(victim, int) and parent_of(victim) == parent.pid
 
@@ -202,14 +201,14 @@ def test_sigterm_reaches_every_process_and_running_jobs_finish(
     cli: Cli, db_url: str, gate_dir: Path
 ) -> None:
     ids = [enqueue(cli, db_url, "Gate", str(gate_dir)) for _ in range(2)]
-    parent = cli.background(
-        "worker", APP, "--processes", "2", *FAST, "--database-url", db_url
-    )
+    parent = cli.background("worker", APP, "--processes", "2", *FAST, "--database-url", db_url)
     wait_for(lambda: len(markers(gate_dir, "started")) == 2, "both jobs to start")
     parent.signal(signal.SIGTERM)
     parent.wait_for_log("SIGTERM received: stopping 2 worker processes")
-    wait_for(lambda: parent.stderr().count("no new jobs are claimed") == 2,
-             "both processes to begin stopping")
+    wait_for(
+        lambda: parent.stderr().count("no new jobs are claimed") == 2,
+        "both processes to begin stopping",
+    )
     assert parent.process.poll() is None
     (gate_dir / "open").touch()
     assert parent.wait() == 0
