@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .async_client import AsyncClient
+from .async_engine import AsyncBatchWorker
 from .async_worker import AsyncWorker, AsyncWorkerPool
 from .backoff import Backoff, default_backoff
 from .client import Client, prepare_statements
@@ -14,6 +15,7 @@ from .connect import (
     get_connector_from_conninfo,
     get_connector_from_url,
 )
+from .engine import BatchWorker
 from .errors import (
     DatabaseUnavailableError,
     InvalidJobError,
@@ -24,18 +26,27 @@ from .errors import (
     UnknownJobTypeError,
 )
 from .job import AsyncJob, Job, JobStats
-from .schema import CURRENT_VERSION, current_version, migrate, schema_sql
+from .schema import (
+    CURRENT_VERSION,
+    current_version,
+    install_notify,
+    migrate,
+    schema_sql,
+    uninstall_notify,
+)
 from .worker import Worker, WorkerPool
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CURRENT_VERSION",
+    "AsyncBatchWorker",
     "AsyncClient",
     "AsyncJob",
     "AsyncWorker",
     "AsyncWorkerPool",
     "Backoff",
+    "BatchWorker",
     "Client",
     "Connector",
     "DatabaseUnavailableError",
@@ -57,7 +68,9 @@ __all__ = [
     "get_connector_from_conn_str",
     "get_connector_from_conninfo",
     "get_connector_from_url",
+    "install_notify",
     "migrate",
     "prepare_statements",
     "schema_sql",
+    "uninstall_notify",
 ]

@@ -41,6 +41,7 @@ class BaseJob:
     _in_tx: bool = field(default=False, init=False, repr=False)
     _deleted: bool = field(default=False, init=False, repr=False)
     _finished: bool = field(default=False, init=False, repr=False)
+    _error_written: bool = field(default=False, init=False, repr=False)
 
     @property
     def deleted(self) -> bool:
@@ -68,6 +69,7 @@ class BaseJob:
         self.error_count = row["error_count"]
         self.run_at = row["run_at"]
         self.last_error = message
+        self._error_written = True
 
     def _set_claimed(self, backoff: Backoff) -> None:
         self._backoff = backoff

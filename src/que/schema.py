@@ -81,6 +81,8 @@ def migrate(conn: psycopg.Connection[Any], version: int = CURRENT_VERSION) -> in
         found = current_version(conn)
         if found > CURRENT_VERSION:
             raise SchemaVersionError(_too_new(found))
+        if found == CURRENT_VERSION and version < found:
+            conn.execute(sql.UNINSTALL_NOTIFY)  # its function reads the queue column
         for statement in migration_statements(found, version):
             conn.execute(statement)
         if version > 0 and version != found:
@@ -126,3 +128,27 @@ def _too_new(version: int) -> str:
 def _first(row: Any) -> Any:
     """The first column of a row, whether tuples or dicts are the row factory."""
     return next(iter(row.values())) if isinstance(row, dict) else row[0]
+
+
+def install_notify(conn: psycopg.Connection[Any]) -> None:
+    """Add the optional AFTER INSERT trigger that wakes listening workers at once.
+
+    The table stays at version 3 and compatible with Ruby and Go.
+    """
+    check_version(conn)
+    with conn.transaction():
+        conn.execute(sql.MIGRATION_LOCK, _MIGRATION_LOCK)
+        conn.execute(sql.INSTALL_NOTIFY)
+
+
+def uninstall_notify(conn: psycopg.Connection[Any]) -> None:
+    """Remove the wake-up trigger again."""
+    with conn.transaction():
+        conn.execute(sql.MIGRATION_LOCK, _MIGRATION_LOCK)
+        conn.execute(sql.UNINSTALL_NOTIFY)
+
+
+def notify_installed(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the wake-up trigger is on que_jobs."""
+    row = conn.execute(sql.NOTIFY_INSTALLED).fetchone()
+    return bool(row is not None and _first(row))

@@ -90,6 +90,45 @@ WHERE queue = %(queue)s AND priority = %(priority)s
 
 UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s)"
 
+# The batched engine's claim: the same walk in key order, trying the lock on
+# each due row until %(limit)s are held, as one index scan instead of one
+# recursive step per row. OFFSET 0 fences the subquery, so the volatile lock
+# call is never pushed below its ORDER BY (even when the planner sorts, no
+# row is locked before it is in order), and the outer LIMIT stops pulling
+# rows, and so taking locks, as soon as it has enough. Advisory locks are
+# re-entrant, so the locker's own session would lock its jobs in flight a
+# second time: %(held)s lists them and the walk steps over them.
+LOCK_JOBS: Final = """
+SELECT due.priority, due.run_at, due.job_id
+FROM (
+    SELECT j.priority, j.run_at, j.job_id
+    FROM que_jobs AS j
+    WHERE j.queue = %(queue)s AND j.run_at <= now()
+      AND j.job_id <> ALL (%(held)s::bigint[])
+    ORDER BY j.priority, j.run_at, j.job_id
+    OFFSET 0
+) AS due
+WHERE pg_try_advisory_lock(due.job_id)
+LIMIT %(limit)s
+"""
+
+# Re-read a batch of locked rows by their full keys in one fresh statement.
+RECHECK_JOBS: Final = """
+SELECT j.queue, j.priority, j.run_at, j.job_id, j.job_class, j.args, j.error_count, j.last_error
+FROM unnest(%(priorities)s::smallint[], %(run_ats)s::timestamptz[], %(ids)s::bigint[])
+     AS k(priority, run_at, job_id)
+JOIN que_jobs AS j
+  ON j.queue = %(queue)s AND j.priority = k.priority
+ AND j.run_at = k.run_at AND j.job_id = k.job_id
+"""
+
+UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::bigint[]) AS id"
+
+# When nothing is due: the earliest scheduled job, to sleep exactly until then.
+NEXT_RUN_AT: Final = """
+SELECT min(run_at) AS next_run_at FROM que_jobs WHERE queue = %(queue)s AND run_at > now()
+"""
+
 # -- finish ----------------------------------------------------------------
 
 DELETE_JOB: Final = """
@@ -106,6 +145,29 @@ SET error_count = error_count + 1,
 WHERE queue = %(queue)s AND priority = %(priority)s
   AND run_at = %(run_at)s AND job_id = %(job_id)s
 RETURNING error_count, run_at
+"""
+
+# Batched finishing: many jobs by full key in one statement each.
+DELETE_JOBS: Final = """
+DELETE FROM que_jobs AS j
+USING unnest(
+    %(queues)s::text[], %(priorities)s::smallint[], %(run_ats)s::timestamptz[], %(ids)s::bigint[]
+) AS k(queue, priority, run_at, job_id)
+WHERE j.queue = k.queue AND j.priority = k.priority
+  AND j.run_at = k.run_at AND j.job_id = k.job_id
+"""
+
+SET_JOBS_ERROR: Final = """
+UPDATE que_jobs AS j
+SET error_count = j.error_count + 1,
+    run_at = now() + make_interval(secs => k.delay),
+    last_error = k.last_error
+FROM unnest(
+    %(queues)s::text[], %(priorities)s::smallint[], %(run_ats)s::timestamptz[],
+    %(ids)s::bigint[], %(delays)s::float8[], %(messages)s::text[]
+) AS k(queue, priority, run_at, job_id, delay, last_error)
+WHERE j.queue = k.queue AND j.priority = k.priority
+  AND j.run_at = k.run_at AND j.job_id = k.job_id
 """
 
 # -- stats -----------------------------------------------------------------
@@ -131,6 +193,45 @@ LEFT JOIN (
 ) AS held ON held.job_id = j.job_id
 GROUP BY j.queue, j.job_class
 ORDER BY j.queue, j.job_class
+"""
+
+# -- wake-up notifications ---------------------------------------------------
+
+NOTIFY_CHANNEL: Final = "que_jobs"
+
+LISTEN: Final = "LISTEN que_jobs"
+UNLISTEN: Final = "UNLISTEN que_jobs"
+
+# An optional addition to the version 3 table: one NOTIFY per insert
+# statement and queue, so idle workers wake at once, whoever enqueued
+# (Ruby and Go producers included). The payload is the queue name. It adds
+# no column and changes no existing one, so other Que members are unaffected.
+INSTALL_NOTIFY: Final = """
+CREATE OR REPLACE FUNCTION que_jobs_notify() RETURNS trigger
+LANGUAGE plpgsql AS $body$
+BEGIN
+    PERFORM pg_notify('que_jobs', inserted.queue)
+    FROM (SELECT DISTINCT queue FROM que_inserted_jobs) AS inserted;
+    RETURN NULL;
+END
+$body$;
+DROP TRIGGER IF EXISTS que_jobs_notify ON que_jobs;
+CREATE TRIGGER que_jobs_notify
+AFTER INSERT ON que_jobs
+REFERENCING NEW TABLE AS que_inserted_jobs
+FOR EACH STATEMENT EXECUTE FUNCTION que_jobs_notify()
+"""
+
+UNINSTALL_NOTIFY: Final = """
+DROP TRIGGER IF EXISTS que_jobs_notify ON que_jobs;
+DROP FUNCTION IF EXISTS que_jobs_notify()
+"""
+
+NOTIFY_INSTALLED: Final = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_trigger
+    WHERE tgname = 'que_jobs_notify' AND tgrelid = to_regclass('que_jobs')
+)
 """
 
 # -- schema ----------------------------------------------------------------

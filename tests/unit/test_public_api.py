@@ -5,11 +5,13 @@ def test_public_names_are_pinned() -> None:
     assert sorted(que.__all__) == sorted(
         [
             "CURRENT_VERSION",
+            "AsyncBatchWorker",
             "AsyncClient",
             "AsyncJob",
             "AsyncWorker",
             "AsyncWorkerPool",
             "Backoff",
+            "BatchWorker",
             "Client",
             "Connector",
             "DatabaseUnavailableError",
@@ -31,9 +33,11 @@ def test_public_names_are_pinned() -> None:
             "get_connector_from_conn_str",
             "get_connector_from_conninfo",
             "get_connector_from_url",
+            "install_notify",
             "migrate",
             "prepare_statements",
             "schema_sql",
+            "uninstall_notify",
         ]
     )
     for name in que.__all__:

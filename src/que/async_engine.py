@@ -1,0 +1,385 @@
+"""AsyncBatchWorker: the batched engine's asyncio face; see engine.py.
+
+One locker session claims batches and holds their locks, worker tasks run
+the work functions (sync ones in threads), and outcomes are written in
+batches before the locks are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, dict_row
+
+from . import sql
+from ._client_base import claimed_fields
+from ._engine_base import Completion, EngineBook, Outcome, key_params, vanished_ids, wait_seconds
+from ._work import (
+    check_work_map,
+    failure_message,
+    is_async_callable,
+    log_loop_error,
+    log_outcome,
+    queue_name,
+    retry_delay,
+    unknown_type_message,
+    wake_interval,
+)
+from .async_client import AsyncClient
+from .engine import MAX_LINGER, check_engine_options
+from .errors import QueError
+from .job import AsyncJob
+
+logger = logging.getLogger(__name__)
+
+AsyncWorkFunc = Callable[[AsyncJob], Any]
+
+
+@dataclass(eq=False)
+class AsyncEngineJob(AsyncJob):
+    """An AsyncJob claimed by the engine: its lock belongs to the locker session;
+    it borrows a pooled connection only for ``transaction()``, ``delete()`` or
+    ``error()`` called by the work function."""
+
+    _borrow: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]] | None = field(
+        default=None, init=False, repr=False
+    )
+    _generation: int = field(default=0, init=False, repr=False)
+
+    async def _ensure_conn(self) -> None:
+        if self._conn is None:
+            if self._borrow is None or self._finished:
+                raise QueError("this job holds no connection: its work has finished")
+            self._conn = await self._borrow()
+
+    async def transaction(self) -> psycopg.AsyncConnection[DictRow]:
+        await self._ensure_conn()
+        return await super().transaction()
+
+    async def delete(self) -> None:
+        await self._ensure_conn()
+        await super().delete()
+
+    async def error(self, message: str, *, retry_in: float | None = None) -> None:
+        await self._ensure_conn()
+        await super().error(message, retry_in=retry_in)
+
+
+class AsyncBatchWorker:
+    """Works one queue with ``concurrency`` tasks fed by one locker session."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        work_map: dict[str, AsyncWorkFunc],
+        *,
+        concurrency: int = 8,
+        queue: str | None = None,
+        interval: float | None = None,
+        buffer: int | None = None,
+        listen: bool = True,
+    ) -> None:
+        if not isinstance(client, AsyncClient):
+            raise TypeError(
+                f"AsyncBatchWorker needs a que.AsyncClient, not {type(client).__name__}"
+            )
+        extra = check_engine_options(concurrency, buffer, listen, client.max_connections)
+        self.client = client
+        self.work_map = check_work_map(work_map, worker="AsyncBatchWorker", allow_async=True)
+        self.queue = queue_name(queue)
+        self.interval = wake_interval(interval)
+        self.concurrency = concurrency
+        self.listen = listen
+        self._book = EngineBook(capacity=concurrency + extra, backoff=client.backoff)
+        self._jobs: asyncio.Queue[AsyncEngineJob | None] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._locker: asyncio.Task[None] | None = None
+        self._pending_since: float | None = None
+        self._low_water = max(1, extra // 2)
+        self._batch_goal = max(1, (concurrency + extra) // 2)
+        self.running = 0
+
+    # -- lifetime --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the locker, listener and worker tasks on the running loop."""
+        if self._locker is not None:
+            raise QueError("this AsyncBatchWorker was already started")
+        self._locker = asyncio.create_task(self._locker_loop(), name="que-batch-locker")
+        if self.listen:
+            self._tasks.append(
+                asyncio.create_task(self._listener_loop(), name="que-batch-listener")
+            )
+        for number in range(self.concurrency):
+            self._tasks.append(
+                asyncio.create_task(self._worker_loop(), name=f"que-batch-worker-{number}")
+            )
+
+    async def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop claiming, hand back jobs not yet started, let running jobs finish,
+        write their outcomes and release every lock. False if ``timeout`` ran out."""
+        self._stop.set()
+        self._wake.set()
+        if self._locker is None:
+            return True
+        done, _ = await asyncio.wait([self._locker], timeout=timeout)
+        if not done:
+            logger.warning(
+                "AsyncBatchWorker shutdown timed out with %d job(s) running", self.running
+            )
+            return False
+        for _ in range(self.concurrency):
+            self._jobs.put_nowait(None)
+        await asyncio.wait(self._tasks, timeout=timeout)
+        return True
+
+    # -- the locker --------------------------------------------------------------
+
+    async def _locker_loop(self) -> None:
+        conn: psycopg.AsyncConnection[Any] | None = None
+        failures = 0
+        try:
+            while True:
+                try:
+                    if conn is None:
+                        conn = await self._open_locker()
+                    if await self._step(conn):
+                        return
+                    failures = 0
+                except Exception as exc:  # logged; the session is dropped and reopened
+                    failures += 1
+                    delay = retry_delay(failures, self.interval)
+                    log_loop_error(logger, self.queue, exc, failures, delay)
+                    if conn is not None:
+                        await self._drop(conn)
+                        conn = None
+                    await self._wait(delay)
+        finally:
+            if conn is not None:
+                if self._book.in_flight:
+                    await self._drop(conn)
+                else:
+                    await self.client._checkin(conn)
+
+    async def _step(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        book = self._book
+        if book.collect() and self._pending_since is None:
+            self._pending_since = time.monotonic()
+        if self._stop.is_set():
+            await self._write(conn)
+            self._hand_back_unstarted()
+            if book.idle():
+                return True
+            await self._wait(self.interval)
+            return False
+        linger = self._linger_left()
+        if linger > 0:
+            await self._wait(linger)
+            return False
+        await self._write(conn)
+        limit = book.claim_limit()
+        if limit == 0:
+            await self._wait(self.interval)
+            return False
+        claimed = await self._claim(conn, limit)
+        if claimed < limit:
+            await self._wait(await self._idle_wait(conn))
+        return False
+
+    def _linger_left(self) -> float:
+        if self._pending_since is None:
+            return 0.0
+        if self._jobs.qsize() <= self._low_water or self._book.pending() >= self._batch_goal:
+            return 0.0
+        return max(0.0, self._pending_since + MAX_LINGER - time.monotonic())
+
+    async def _claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> int:
+        params = {"queue": self.queue, "limit": limit, "held": list(self._book.in_flight)}
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql.LOCK_JOBS, params, prepare=True)
+            locked = await cur.fetchall()
+            if not locked:
+                return 0
+            await cur.execute(sql.RECHECK_JOBS, key_params(locked, self.queue), prepare=True)
+            found = await cur.fetchall()
+            gone = vanished_ids(locked, found)
+            if gone:
+                await cur.execute(sql.UNLOCK_JOBS, {"ids": gone}, prepare=True)
+        for row in found:
+            job = AsyncEngineJob(**claimed_fields(row))
+            job._set_claimed(self.client.backoff)
+            job._borrow = self._borrow
+            job._release = self._give_back
+            job._generation = self._book.generation
+            self._book.claimed(job)
+            self._jobs.put_nowait(job)
+        return len(found)
+
+    async def _write(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        book = self._book
+        self._pending_since = None
+        if not book.has_writes():
+            return
+        if book.to_delete:
+            await conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
+            book.deleted()
+        if book.to_fail:
+            await conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
+            book.failed()
+        ids = book.unlock_ids()
+        if ids:
+            await conn.execute(sql.UNLOCK_JOBS, {"ids": ids}, prepare=True)
+        book.unlocked()
+
+    async def _idle_wait(self, conn: psycopg.AsyncConnection[Any]) -> float:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql.NEXT_RUN_AT, {"queue": self.queue}, prepare=True)
+            row = await cur.fetchone()
+        next_run_at = None if row is None else row["next_run_at"]
+        return wait_seconds(self.interval, next_run_at, datetime.now(timezone.utc))
+
+    async def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    def _hand_back_unstarted(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if job is None:
+                self._jobs.put_nowait(None)
+                return
+            self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
+            self._book.collect()
+
+    async def _open_locker(self) -> psycopg.AsyncConnection[Any]:
+        conn: psycopg.AsyncConnection[Any] = await self.client._pool.getconn()
+        try:
+            if not conn.autocommit:
+                await conn.set_autocommit(True)
+        except BaseException:
+            await self._drop(conn)
+            raise
+        self._book.new_session()
+        return conn
+
+    async def _drop(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.close()  # closing the session releases every lock it held
+        await self.client._pool.putconn(conn)
+
+    # -- the listener ------------------------------------------------------------
+
+    async def _listener_loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            conn: psycopg.AsyncConnection[Any] | None = None
+            try:
+                conn = await self.client._pool.getconn()
+                if not conn.autocommit:
+                    await conn.set_autocommit(True)
+                await conn.execute(sql.LISTEN)
+                failures = 0
+                while not self._stop.is_set():
+                    async for note in conn.notifies(timeout=0.5):
+                        if note.payload == self.queue:
+                            self._wake.set()
+                await conn.execute(sql.UNLISTEN)
+                await self.client._checkin(conn)
+                conn = None
+            except psycopg.Error as exc:
+                failures += 1
+                delay = retry_delay(failures, self.interval)
+                log_loop_error(logger, self.queue, exc, failures, delay)
+                if conn is not None:
+                    await self._drop(conn)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+
+    # -- the workers ---------------------------------------------------------------
+
+    async def _worker_loop(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            if job is None:
+                return
+            if self._stop.is_set():
+                self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
+                self._wake.set()
+                continue
+            self.running += 1
+            try:
+                outcome, message = await self._perform(job)
+            except asyncio.CancelledError:
+                # The task is being cancelled: the job goes back untouched.
+                self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
+                self._wake.set()
+                raise
+            finally:
+                self.running -= 1
+            self._book.report(Completion(job, job._generation, outcome, message))
+            self._wake.set()
+
+    async def _perform(self, job: AsyncEngineJob) -> tuple[Outcome, str]:
+        started = time.monotonic()
+        func = self.work_map.get(job.type)
+        try:
+            if func is None:
+                log_outcome(logger, job, started, "unknown type")
+                return Outcome.FAIL, unknown_type_message(job.type)
+            try:
+                if is_async_callable(func):
+                    result = await func(job)
+                else:
+                    result = await asyncio.to_thread(func, job)
+                if hasattr(result, "__await__"):
+                    await result
+                if job._in_tx and not job.deleted:
+                    await job.delete()
+            except Exception as exc:
+                log_outcome(logger, job, started, f"failed: {type(exc).__name__}: {exc}")
+                if job._error_written:
+                    return Outcome.UNLOCK, ""
+                return Outcome.FAIL, failure_message(exc)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                log_outcome(logger, job, started, f"interrupted: {type(exc).__name__}")
+                return Outcome.UNLOCK, ""
+            log_outcome(logger, job, started, "done")
+            if job.deleted or job._error_written:
+                return Outcome.UNLOCK, ""
+            return Outcome.DELETE, ""
+        finally:
+            await job.done()
+
+    async def _borrow(self) -> psycopg.AsyncConnection[Any]:
+        conn: psycopg.AsyncConnection[Any] = await self.client._pool.getconn()
+        if not conn.autocommit:
+            await conn.set_autocommit(True)
+        return conn
+
+    async def _give_back(self, job: AsyncJob) -> None:
+        conn = job._conn
+        job._conn = None
+        if conn is None:
+            return
+        try:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                await conn.rollback()
+        except psycopg.Error:
+            await conn.close()
+        job._in_tx = False
+        await self.client._checkin(conn)
