@@ -215,3 +215,23 @@ def test_sigterm_reaches_every_process_and_running_jobs_finish(
     assert sorted(markers(gate_dir, "done")) == sorted(ids)
     assert job_count(db_url) == 0
     assert advisory_lock_count(db_url) == 0
+
+
+def test_a_second_signal_to_the_supervisor_kills_every_process(
+    cli: Cli, db_url: str, gate_dir: Path
+) -> None:
+    ids = [enqueue(cli, db_url, "Gate", str(gate_dir)) for _ in range(2)]
+    parent = cli.background("worker", APP, "--processes", "2", *FAST, "--database-url", db_url)
+    started = wait_for(
+        lambda: (found := markers(gate_dir, "started")) and len(found) == 2 and found,
+        "both jobs to start",
+    )
+    assert isinstance(started, dict)
+    parent.signal(signal.SIGINT)
+    parent.wait_for_log("SIGINT received: stopping 2 worker processes")
+    parent.signal(signal.SIGINT)
+    assert parent.wait() == 128 + signal.SIGINT
+    wait_for(lambda: not any(pid_alive(pid) for pid in started.values()), "the processes to die")
+    wait_for(lambda: advisory_lock_count(db_url) == 0, "their locks to be released")
+    assert job_count(db_url) == len(ids)  # still there, to be worked again
+    assert not markers(gate_dir, "done")
