@@ -234,13 +234,15 @@ def _work_until_stopped(
         extra={"queue": settings.queue, "concurrency": settings.concurrency},
     )
     pool.start()
-    while not signals.stop.wait(1.0):
-        if parent is not None and os.getppid() != parent:
-            logger.warning("the supervising que worker (pid %d) is gone; stopping", parent)
-            break
+    reason = ""
+    while not reason:
+        if signals.stop.wait(1.0):
+            reason = f"{signals.name} received"
+        elif parent is not None and os.getppid() != parent:
+            reason = f"the supervising que worker (pid {parent}) is gone"
     logger.info(
-        "%s received: no new jobs are claimed; waiting up to %gs for running jobs",
-        signals.name,
+        "%s: no new jobs are claimed; waiting up to %gs for running jobs",
+        reason,
         settings.shutdown_timeout,
     )
     if not pool.shutdown(settings.shutdown_timeout):

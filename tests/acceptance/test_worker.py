@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def test_migrate_enqueue_work_drain_and_sigterm(
 
 def test_startup_line_hides_the_password(cli: Cli, db_url: str) -> None:
     url = make_conninfo(db_url, password="s3cret-pw")  # trust auth ignores it
-    worker = cli.background("worker", APP, "--queue", "mail", *FAST, "--database-url", url)
+    app = "tests.acceptance.apps:make_work_map"  # a function returning the work map
+    worker = cli.background("worker", app, "--queue", "mail", *FAST, "--database-url", url)
     worker.wait_for_log("que worker started")
     worker.signal(signal.SIGINT)
     assert worker.wait() == 0
@@ -235,3 +237,18 @@ def test_a_second_signal_to_the_supervisor_kills_every_process(
     wait_for(lambda: advisory_lock_count(db_url) == 0, "their locks to be released")
     assert job_count(db_url) == len(ids)  # still there, to be worked again
     assert not markers(gate_dir, "done")
+
+
+def test_worker_processes_stop_when_the_supervisor_is_killed(cli: Cli, db_url: str) -> None:
+    parent = cli.background("worker", APP, "--processes", "2", *FAST, "--database-url", db_url)
+    wait_for(lambda: parent.stderr().count("que worker process") == 2, "both processes")
+    pids = [
+        int(pid) for pid in re.findall(r"started worker process \d \(pid (\d+)\)", parent.stderr())
+    ]
+    assert len(pids) == 2
+    parent.signal(signal.SIGKILL)
+    parent.wait()
+    wait_for(lambda: not any(pid_alive(pid) for pid in pids), "the orphaned processes to stop")
+    assert parent.stderr().count("is gone: no new jobs are claimed") == 2
+    assert parent.stderr().count("que worker stopped") == 2
+    wait_for(lambda: advisory_lock_count(db_url) == 0, "no lock left")
