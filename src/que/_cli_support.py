@@ -67,6 +67,7 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)?://")
 _URL_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*@")
 _CONNINFO_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 
@@ -101,11 +102,13 @@ def connector_from_text(text: str, source: str) -> Connector:
     if not value:
         raise UsageError(f"{source} is empty")
     shown = hide_password(value)
-    if "://" in value:
-        scheme = value.split("://", 1)[0]
+    url = _URL_SCHEME.match(value)
+    if url is not None:
+        scheme = url.group(1)
         if scheme not in ("postgres", "postgresql"):
             raise UsageError(
-                f"{source} must be a postgresql:// URL, not a {scheme or 'schemeless'}:// one"
+                f"{source} must be a postgresql:// URL, not "
+                + (f"a {scheme}:// one" if scheme else repr(shown))
             )
         try:
             return get_connector_from_url(value)

@@ -377,6 +377,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be 1 to 1000000, not {args.jobs}")
     if not 1 <= args.concurrency <= 256:
         raise UsageError(f"--concurrency must be 1 to 256, not {args.concurrency}")
+    if args.verbose:
+        logging.getLogger("que").setLevel(logging.INFO)
     url = getattr(args, "database_url", None)
     if url is not None:
         if getattr(args, "embedded", False):
