@@ -54,8 +54,9 @@ class EngineBook:
     _inbox_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def claim_limit(self) -> int:
-        """How many jobs to claim now: free places in the workers plus the buffer."""
-        return max(0, self.capacity - len(self.in_flight))
+        """How many jobs to claim now: free places in the workers plus the buffer,
+        counting the jobs this turn finishes as free."""
+        return max(0, self.capacity - len(self.held_ids()))
 
     def claimed(self, job: BaseJob) -> None:
         assert job.id is not None
@@ -97,36 +98,34 @@ class EngineBook:
         params["messages"] = [c.message.replace("\x00", "\\0") for c in self.to_fail]
         return params
 
-    def deleted(self) -> None:
-        self.to_unlock.extend(self.to_delete)
-        self.to_delete = []
+    def finishing(self) -> list[Completion]:
+        return self.to_delete + self.to_fail + self.to_unlock
 
-    def failed(self) -> None:
-        self.to_unlock.extend(self.to_fail)
-        self.to_fail = []
+    def held_ids(self) -> list[int]:
+        """Ids the locker session still holds after this turn's writes: the walk
+        must step over them, as the session's own locks do not exclude it."""
+        done = {c.job.id for c in self.finishing()}
+        return [job_id for job_id in self.in_flight if job_id not in done]
 
     def unlock_ids(self) -> list[int]:
         """Ids to unlock on the current session (older sessions' locks are gone)."""
-        return [c.job.id for c in self.to_unlock if c.generation == self.generation and c.job.id]
+        return [
+            c.job.id
+            for c in self.finishing()
+            if c.generation == self.generation and c.job.id is not None
+        ]
 
-    def unlocked(self) -> None:
-        for done in self.to_unlock:
+    def written(self) -> None:
+        """This turn's deletes, error updates and unlocks are done."""
+        for done in self.finishing():
             if done.job.id is not None:
                 self.in_flight.pop(done.job.id, None)
-        self.to_unlock = []
+        self.to_delete, self.to_fail, self.to_unlock = [], [], []
 
     def new_session(self) -> int:
-        """A new locker session: nothing of the old one can be unlocked any more."""
+        """A new locker session; the locks of the old one died with it."""
         self.generation += 1
-        self.unlocked_stale()
         return self.generation
-
-    def unlocked_stale(self) -> None:
-        stale = [c for c in self.to_unlock if c.generation != self.generation]
-        for done in stale:
-            if done.job.id is not None:
-                self.in_flight.pop(done.job.id, None)
-        self.to_unlock = [c for c in self.to_unlock if c.generation == self.generation]
 
     def idle(self) -> bool:
         """Nothing claimed, nothing left to write."""

@@ -177,7 +177,7 @@ class AsyncBatchWorker:
         if book.collect() and self._pending_since is None:
             self._pending_since = time.monotonic()
         if self._stop.is_set():
-            await self._write(conn)
+            await self._write_and_claim(conn, 0)
             self._hand_back_unstarted()
             if book.idle():
                 return True
@@ -187,13 +187,11 @@ class AsyncBatchWorker:
         if linger > 0:
             await self._wait(linger)
             return False
-        await self._write(conn)
         limit = book.claim_limit()
+        claimed = await self._write_and_claim(conn, limit)
         if limit == 0:
             await self._wait(self.interval)
-            return False
-        claimed = await self._claim(conn, limit)
-        if claimed < limit:
+        elif claimed < limit:
             await self._wait(await self._idle_wait(conn))
         return False
 
@@ -204,13 +202,40 @@ class AsyncBatchWorker:
             return 0.0
         return max(0.0, self._pending_since + MAX_LINGER - time.monotonic())
 
-    async def _claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> int:
-        params = {"queue": self.queue, "limit": limit, "held": list(self._book.in_flight)}
+    async def _write_and_claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> int:
+        """Outcomes, unlocks and the next claim in two round trips; see BatchWorker."""
+        book = self._book
+        self._pending_since = None
+        if not book.has_writes() and limit == 0:
+            return 0
+        if book.to_delete or book.to_fail:
+            # Deletes and error updates commit together when this pipeline
+            # ends, and only then are the jobs unlocked: unlocking first would
+            # let another worker re-check and run a job whose delete is not
+            # committed yet.
+            async with conn.pipeline():
+                if book.to_delete:
+                    await conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
+                if book.to_fail:
+                    await conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
+        claim = conn.cursor(row_factory=dict_row)
+        async with conn.pipeline():
+            unlock = book.unlock_ids()
+            if unlock:
+                await conn.execute(sql.UNLOCK_JOBS, {"ids": unlock}, prepare=True)
+            if limit > 0:
+                params = {"queue": self.queue, "limit": limit, "held": book.held_ids()}
+                await claim.execute(sql.LOCK_JOBS, params, prepare=True)
+        book.written()
+        if limit == 0:
+            return 0
+        locked = await claim.fetchall()
+        return await self._recheck(conn, locked) if locked else 0
+
+    async def _recheck(
+        self, conn: psycopg.AsyncConnection[Any], locked: list[dict[str, Any]]
+    ) -> int:
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(sql.LOCK_JOBS, params, prepare=True)
-            locked = await cur.fetchall()
-            if not locked:
-                return 0
             await cur.execute(sql.RECHECK_JOBS, key_params(locked, self.queue), prepare=True)
             found = await cur.fetchall()
             gone = vanished_ids(locked, found)
@@ -225,22 +250,6 @@ class AsyncBatchWorker:
             self._book.claimed(job)
             self._jobs.put_nowait(job)
         return len(found)
-
-    async def _write(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        book = self._book
-        self._pending_since = None
-        if not book.has_writes():
-            return
-        if book.to_delete:
-            await conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
-            book.deleted()
-        if book.to_fail:
-            await conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
-            book.failed()
-        ids = book.unlock_ids()
-        if ids:
-            await conn.execute(sql.UNLOCK_JOBS, {"ids": ids}, prepare=True)
-        book.unlocked()
 
     async def _idle_wait(self, conn: psycopg.AsyncConnection[Any]) -> float:
         async with conn.cursor(row_factory=dict_row) as cur:

@@ -221,7 +221,7 @@ class BatchWorker:
         if book.collect() and self._pending_since is None:
             self._pending_since = time.monotonic()
         if self._stop.is_set():
-            self._write(conn)
+            self._write_and_claim(conn, 0)
             self._hand_back_unstarted()
             if book.idle():
                 return True
@@ -231,13 +231,11 @@ class BatchWorker:
         if linger > 0:
             self._wait(linger)  # let more outcomes arrive, to write them together
             return False
-        self._write(conn)
         limit = book.claim_limit()
+        claimed = self._write_and_claim(conn, limit)
         if limit == 0:
             self._wait(self.interval)  # every place taken: a completion wakes us
-            return False
-        claimed = self._claim(conn, limit)
-        if claimed < limit:  # nothing more is due now
+        elif claimed < limit:  # nothing more is due now
             self._wait(self._idle_wait(conn))
         return False
 
@@ -257,15 +255,40 @@ class BatchWorker:
             return 0.0
         return max(0.0, self._pending_since + MAX_LINGER - time.monotonic())
 
-    def _claim(self, conn: psycopg.Connection[Any], limit: int) -> int:
+    def _write_and_claim(self, conn: psycopg.Connection[Any], limit: int) -> int:
+        """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
+        more: two pipelined round trips, the writes' and then the unlocks' with
+        the claim, which sees the committed writes."""
+        book = self._book
+        self._pending_since = None
+        if not book.has_writes() and limit == 0:
+            return 0
+        if book.to_delete or book.to_fail:
+            # Deletes and error updates commit together when this pipeline
+            # ends, and only then are the jobs unlocked: unlocking first would
+            # let another worker re-check and run a job whose delete is not
+            # committed yet.
+            with conn.pipeline():
+                if book.to_delete:
+                    conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
+                if book.to_fail:
+                    conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
+        claim = conn.cursor(row_factory=dict_row)
+        with conn.pipeline():
+            unlock = book.unlock_ids()
+            if unlock:
+                conn.execute(sql.UNLOCK_JOBS, {"ids": unlock}, prepare=True)
+            if limit > 0:
+                params = {"queue": self.queue, "limit": limit, "held": book.held_ids()}
+                claim.execute(sql.LOCK_JOBS, params, prepare=True)
+        book.written()
+        if limit == 0:
+            return 0
+        locked = claim.fetchall()
+        return self._recheck(conn, locked) if locked else 0
+
+    def _recheck(self, conn: psycopg.Connection[Any], locked: list[dict[str, Any]]) -> int:
         with conn.cursor(row_factory=dict_row) as cur:
-            locked = cur.execute(
-                sql.LOCK_JOBS,
-                {"queue": self.queue, "limit": limit, "held": list(self._book.in_flight)},
-                prepare=True,
-            ).fetchall()
-            if not locked:
-                return 0
             found = cur.execute(
                 sql.RECHECK_JOBS, key_params(locked, self.queue), prepare=True
             ).fetchall()
@@ -281,22 +304,6 @@ class BatchWorker:
             self._book.claimed(job)
             self._jobs.put(job)
         return len(found)
-
-    def _write(self, conn: psycopg.Connection[Any]) -> None:
-        book = self._book
-        self._pending_since = None
-        if not book.has_writes():
-            return
-        if book.to_delete:
-            conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
-            book.deleted()
-        if book.to_fail:
-            conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
-            book.failed()
-        ids = book.unlock_ids()
-        if ids:
-            conn.execute(sql.UNLOCK_JOBS, {"ids": ids}, prepare=True)
-        book.unlocked()
 
     def _idle_wait(self, conn: psycopg.Connection[Any]) -> float:
         row = conn.execute(sql.NEXT_RUN_AT, {"queue": self.queue}, prepare=True).fetchone()
