@@ -1,0 +1,220 @@
+"""The processes the harness starts: ``python -m bench.child --system S --url U ROLE``.
+
+Roles:
+  install  create the system's schema, then say ``installed``;
+  enqueue  enqueue jobs (``--mode bulk|single|paced``) and report the time taken;
+  worker   run the system's workers: say ``ready``, start on ``go``, report
+           progress, and on ``stop`` shut down and send what ran.
+
+Messages to the harness are JSON lines on the process's original stdout;
+anything a library prints goes to stderr instead, so it cannot garble them.
+Commands from the harness (``go``, ``stop``) are lines on stdin; stdin
+closing counts as ``stop``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO, cast
+
+from bench.recorder import Recorder
+from bench.systems import make_system
+from bench.systems.base import AsyncProducer, Producer, System, WorkerContext
+
+PROGRESS_INTERVAL = 0.01
+
+
+class Channel:
+    """JSON-line messages to the harness, safe to send from any thread."""
+
+    def __init__(self) -> None:
+        self._out: TextIO = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)
+        self._lock = threading.Lock()
+
+    def send(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, **fields}, separators=(",", ":"))
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    start: int
+    count: int
+    batch: int
+    rate: float
+
+    @property
+    def seqs(self) -> range:
+        return range(self.start, self.start + self.count)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    channel = Channel()
+    try:
+        system = make_system(args.system, json.loads(args.settings))
+        if args.role == "install":
+            system.install(args.url)
+            channel.send("installed")
+        elif args.role == "enqueue":
+            plan = Plan(args.mode, args.start, args.count, args.batch, args.rate)
+            channel.send("result", **enqueue(system, args.url, plan))
+        else:
+            work(system, args.url, channel)
+    except BaseException as exc:
+        channel.send("error", error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
+        return 1
+    return 0
+
+
+# -- enqueue ---------------------------------------------------------------------
+
+
+def enqueue(system: System, url: str, plan: Plan) -> dict[str, Any]:
+    producer = system.producer(url)
+    if inspect.iscoroutinefunction(producer.open):
+        outcome: dict[str, Any] = {}
+
+        async def run() -> None:
+            outcome.update(await _enqueue_async(cast(AsyncProducer, producer), plan))
+
+        system.run_async(run())
+        return outcome
+    return _enqueue_sync(cast(Producer, producer), plan)
+
+
+def _enqueue_sync(producer: Producer, plan: Plan) -> dict[str, Any]:
+    producer.open()
+    seqs = plan.seqs
+    lag = 0.0
+    started = time.perf_counter()
+    if plan.mode == "bulk":
+        for i in range(0, len(seqs), plan.batch):
+            producer.enqueue_batch(seqs[i : i + plan.batch])
+    elif plan.mode == "single":
+        for seq in seqs:
+            producer.enqueue_one(seq, 0.0)
+    else:
+        for k, seq in enumerate(seqs):
+            delay = started + k / plan.rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                lag = max(lag, -delay)
+            producer.enqueue_one(seq, time.time())
+    seconds = time.perf_counter() - started
+    producer.close()
+    return {"seconds": seconds, "count": plan.count, "max_lag": lag}
+
+
+async def _enqueue_async(producer: AsyncProducer, plan: Plan) -> dict[str, Any]:
+    import asyncio
+
+    await producer.open()
+    seqs = plan.seqs
+    lag = 0.0
+    started = time.perf_counter()
+    if plan.mode == "bulk":
+        for i in range(0, len(seqs), plan.batch):
+            await producer.enqueue_batch(seqs[i : i + plan.batch])
+    elif plan.mode == "single":
+        for seq in seqs:
+            await producer.enqueue_one(seq, 0.0)
+    else:
+        for k, seq in enumerate(seqs):
+            delay = started + k / plan.rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                lag = max(lag, -delay)
+            await producer.enqueue_one(seq, time.time())
+    seconds = time.perf_counter() - started
+    await producer.close()
+    return {"seconds": seconds, "count": plan.count, "max_lag": lag}
+
+
+# -- work ------------------------------------------------------------------------
+
+
+def work(system: System, url: str, channel: Channel) -> None:
+    recorder = Recorder()
+    go = threading.Event()
+    stop = threading.Event()
+    finished = threading.Event()
+    cpu_at_go: list[float] = []
+
+    def commands() -> None:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "go":
+                cpu_at_go.append(_cpu_seconds())
+                go.set()
+            elif command == "stop":
+                stop.set()
+        stop.set()
+        go.set()
+
+    def progress() -> None:
+        sent = 0
+        while not finished.wait(PROGRESS_INTERVAL):
+            count = recorder.count()
+            if count != sent:
+                channel.send("progress", n=count)
+                sent = count
+
+    threading.Thread(target=commands, name="bench-commands", daemon=True).start()
+    reporter = threading.Thread(target=progress, name="bench-progress", daemon=True)
+    reporter.start()
+    ctx = WorkerContext(recorder, stop, lambda: channel.send("ready"), go)
+    system.work(url, ctx)
+    finished.set()
+    reporter.join()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    channel.send(
+        "done",
+        peak_rss_kb=usage.ru_maxrss,
+        cpu_seconds=_cpu_seconds() - (cpu_at_go[0] if cpu_at_go else 0.0),
+        seqs=recorder.seqs.tolist(),
+        latency_seqs=recorder.latency_seqs.tolist(),
+        latencies=recorder.latencies.tolist(),
+    )
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.child")
+    parser.add_argument("--system", required=True)
+    parser.add_argument("--settings", default="{}", help="JSON object of setting overrides")
+    parser.add_argument("--url", required=True)
+    roles = parser.add_subparsers(dest="role", required=True)
+    roles.add_parser("install")
+    roles.add_parser("worker")
+    enq = roles.add_parser("enqueue")
+    enq.add_argument("--mode", choices=("bulk", "single", "paced"), required=True)
+    enq.add_argument("--start", type=int, default=0)
+    enq.add_argument("--count", type=int, required=True)
+    enq.add_argument("--batch", type=int, default=1000)
+    enq.add_argument("--rate", type=float, default=200.0)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

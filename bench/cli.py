@@ -1,0 +1,181 @@
+"""``python -m bench``: run the side-by-side benchmark, or re-report a results file."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.harness import Plan, run
+from bench.scenarios import SCENARIOS, Params
+from bench.systems import system_classes
+from bench.systems.base import System
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+QUICK = {"reps": 1, "jobs": 5_000, "single_jobs": 500, "latency_seconds": 3.0}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    classes = system_classes()
+    if args.list:
+        for name, cls in classes.items():
+            note = cls().unavailable()
+            flags = "" if cls.default else "  [opt-in]"
+            flags += f"  [not available: {note}]" if note else ""
+            print(f"{name:<18} {cls.label}{flags}")
+        return 0
+    if args.report:
+        lines = report.load(args.report, args.run_id)
+        _publish(args, lines, [])
+        return 0
+
+    for key, value in QUICK.items():
+        if args.quick and getattr(args, key) is None:
+            setattr(args, key, value)
+    params = Params(
+        **{
+            key: getattr(args, key)
+            for key in ("jobs", "single_jobs", "batch", "rate", "latency_seconds", "timeout")
+            if getattr(args, key) is not None
+        }
+    )
+    overrides = _overrides(args.set, classes)
+    systems: list[System] = []
+    unavailable: list[str] = []
+    chosen = [name for name, cls in classes.items() if cls.default]
+    for name in _names(args.systems, list(classes), "system") if args.systems else chosen:
+        system = classes[name](overrides.get(name))
+        reason = system.unavailable()
+        if reason:
+            print(f"{name}: not available ({reason}); skipped", file=sys.stderr)
+            unavailable.append(f"{name} ({reason})")
+        else:
+            systems.append(system)
+    if not systems:
+        print("no system to run", file=sys.stderr)
+        return 2
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or HERE / "results" / f"{'quick' if args.quick else 'run'}-{stamp}.jsonl"
+    plan = Plan(
+        url=args.url,
+        systems=systems,
+        scenarios=_names(args.scenarios, list(SCENARIOS), "scenario"),
+        reps=args.reps if args.reps is not None else 3,
+        params=params,
+        out=out,
+        command="python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
+    )
+    lines = run(plan)
+    _publish(args, lines, unavailable)
+    return 0 if all(line["valid"] for line in lines) else 1
+
+
+def _publish(args: argparse.Namespace, lines: list[dict[str, Any]], unavailable: list[str]) -> None:
+    text = report.markdown(lines, unavailable)
+    print(text)
+    if args.quick and args.results_md is None:
+        print("\n(--quick: bench/RESULTS.md left as it was; pass --results-md to write one)")
+        return
+    target: Path = args.results_md or HERE / "RESULTS.md"
+    report.write_markdown(target, text)
+    print(f"\nwrote {target}", file=sys.stderr)
+    if target == HERE / "RESULTS.md" and report.update_readme(
+        HERE / "README.md", text, target.name
+    ):
+        print(f"updated the table in {HERE / 'README.md'}", file=sys.stderr)
+
+
+def _names(given: str | None, known: list[str], what: str) -> list[str]:
+    if given is None:
+        return known
+    names = [name.strip() for name in given.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}")
+    return names
+
+
+def _overrides(pairs: list[str], classes: dict[str, type[System]]) -> dict[str, dict[str, Any]]:
+    """``--set system.key=value`` pairs as {system: {key: value}}; values are Python literals."""
+    found: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        target, sep, raw = pair.partition("=")
+        system, dot, key = target.partition(".")
+        if not sep or not dot or system not in classes:
+            raise SystemExit(f"--set takes SYSTEM.KEY=VALUE with a known system, not {pair!r}")
+        try:
+            value: Any = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        found.setdefault(system, {})[key] = value
+    return found
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Side-by-side benchmark of que against pgqueuer, procrastinate and raw SQL.",
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL),
+        help="postgresql:// URL of a database whose user may create databases "
+        "(default: $BENCH_DATABASE_URL, else %(default)s)",
+    )
+    parser.add_argument("--reps", type=int, help="repetitions (default 3; --quick: 1)")
+    parser.add_argument("--jobs", type=int, help="burn-down jobs (default 50000; --quick: 5000)")
+    parser.add_argument(
+        "--single-jobs", type=int, help="jobs enqueued one by one (default 2000; --quick: 500)"
+    )
+    parser.add_argument("--batch", type=int, help="jobs per bulk enqueue statement (default 5000)")
+    parser.add_argument(
+        "--rate", type=float, help="latency scenario's offered jobs/s (default 200)"
+    )
+    parser.add_argument(
+        "--latency-seconds", type=float, help="latency scenario's duration (default 10; --quick: 3)"
+    )
+    parser.add_argument("--timeout", type=float, help="seconds one phase may take (default 900)")
+    parser.add_argument(
+        "--systems",
+        help="comma-separated systems (default: every available one not marked opt-in by --list)",
+    )
+    parser.add_argument(
+        "--scenarios", help=f"comma-separated, of {', '.join(SCENARIOS)} (default: all)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SYSTEM.KEY=VALUE",
+        help="override a system setting, e.g. pgqueuer.batch_size=100 (repeatable)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, one repetition; leaves RESULTS.md alone"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="results file (JSON lines; default bench/results/)"
+    )
+    parser.add_argument(
+        "--results-md",
+        type=Path,
+        help="where to write the Markdown summary (default bench/RESULTS.md)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="RESULTS.jsonl",
+        help="do not run: summarise a results file (its last run, or --run-id)",
+    )
+    parser.add_argument("--run-id", help="with --report: which run of the file")
+    parser.add_argument("--list", action="store_true", help="list the systems and exit")
+    return parser

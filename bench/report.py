@@ -1,0 +1,255 @@
+"""Turns result lines into the summary: medians, ratios, targets, as Markdown."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+#: (scenario, metric, column title, higher is better)
+COLUMNS: tuple[tuple[str, str, str, bool], ...] = (
+    ("burndown", "jobs_per_s", "burn-down jobs/s", True),
+    ("enqueue_bulk", "jobs_per_s", "bulk enqueue jobs/s", True),
+    ("enqueue_single", "jobs_per_s", "single enqueue jobs/s", True),
+    ("latency", "p50_ms", "latency p50 ms", False),
+    ("latency", "p99_ms", "latency p99 ms", False),
+    ("rss", "peak_rss_mb", "worker peak RSS MB", False),
+)
+
+#: Throughput columns compared across systems: (scenario, title).
+RATIO_ROWS = (
+    ("burndown", "burn-down"),
+    ("enqueue_bulk", "bulk enqueue"),
+    ("enqueue_single", "single enqueue"),
+)
+
+PEERS = ("pgqueuer", "procrastinate")
+BASELINE = "raw_sql"
+
+RESULTS_START = "<!-- results:start -->"
+RESULTS_END = "<!-- results:end -->"
+
+
+def load(path: Path, run_id: str | None = None) -> list[dict[str, Any]]:
+    """The lines of one run in a results file: ``run_id``'s, else the last run's."""
+    lines = [json.loads(text) for text in path.read_text().splitlines() if text.strip()]
+    if not lines:
+        raise ValueError(f"{path} holds no results")
+    wanted = run_id or lines[-1]["run_id"]
+    chosen = [line for line in lines if line["run_id"] == wanted]
+    if not chosen:
+        raise ValueError(f"{path} holds no results of run {wanted}")
+    return chosen
+
+
+class Summary:
+    def __init__(self, lines: Sequence[dict[str, Any]]) -> None:
+        self.lines = lines
+        self.systems: list[str] = list(dict.fromkeys(line["system"] for line in lines))
+
+    def values(self, system: str, scenario: str, metric: str) -> list[float]:
+        return [
+            line["metrics"][metric]
+            for line in self.lines
+            if line["system"] == system
+            and line["scenario"] == scenario
+            and line["valid"]
+            and metric in line["metrics"]
+        ]
+
+    def median(self, system: str, scenario: str, metric: str) -> float | None:
+        values = self.values(system, scenario, metric)
+        return statistics.median(values) if values else None
+
+    def counts(self, system: str) -> tuple[int, int]:
+        mine = [line for line in self.lines if line["system"] == system]
+        return sum(1 for line in mine if line["valid"]), len(mine)
+
+    def ratio(self, system: str, other: str, scenario: str) -> float | None:
+        mine = self.median(system, scenario, "jobs_per_s")
+        theirs = self.median(other, scenario, "jobs_per_s")
+        if mine is None or theirs is None or theirs == 0:
+            return None
+        return mine / theirs
+
+
+def markdown(lines: Sequence[dict[str, Any]], unavailable: Iterable[str] = ()) -> str:
+    summary = Summary(lines)
+    first = lines[0]
+    out = ["# Benchmark results", "", *_header(first, lines, list(unavailable)), ""]
+    out += ["## Medians", "", *_medians_table(summary), ""]
+    out += [
+        "Each cell is the median of the valid repetitions, with their range in brackets.",
+        "Throughput is jobs per second (higher is better); latency and RSS lower is better.",
+        "",
+    ]
+    out += ["## Ratios (medians of this run)", "", *_ratio_table(summary), ""]
+    out += ["## Targets", "", *_targets_table(summary), ""]
+    invalid = [line for line in lines if not line["valid"]]
+    if invalid:
+        out += ["## Invalid results", ""]
+        for line in invalid:
+            reason = (line["reason"] or "").splitlines()[0]
+            out.append(f"- rep {line['rep']} {line['system']} {line['scenario']}: {reason}")
+        out.append("")
+    out += ["## Settings", "", *_settings(lines), ""]
+    return "\n".join(out)
+
+
+def _header(
+    first: dict[str, Any], lines: Sequence[dict[str, Any]], unavailable: list[str]
+) -> list[str]:
+    env = first["env"]
+    pg = env["postgresql"]
+    packages = ", ".join(
+        f"{name} {version}" for name, version in env["packages"].items() if version is not None
+    )
+    reps = 1 + max(line["rep"] for line in lines)
+    params = first["params"]
+    date = first["time"][:16].replace("T", " ") + " UTC"
+    header = [
+        f"- **Date:** {date} (run `{first['run_id']}`)",
+        f"- **Machine:** {env['cpu_model']}, {env['cores']} cores, {env['memory_gb']} GB RAM, "
+        f"{env['os']}",
+        f"- **PostgreSQL:** {pg['server_version']} (synchronous_commit={pg['synchronous_commit']}, "
+        f"fsync={pg['fsync']}, shared_buffers={pg['shared_buffers']}), same server for all",
+        f"- **Python:** {env['python']}; **packages:** {packages}; que commit "
+        f"`{env.get('que_commit')}`",
+        f"- **Command:** `{first['command']}`",
+        f"- **Workload:** {reps} repetitions; burn-down of {params['jobs']:,} jobs "
+        f"(bulk enqueue in batches of {params['batch']:,}); {params['single_jobs']:,} single "
+        f"enqueues; latency at {params['rate']:g} jobs/s for {params['latency_seconds']:g} s",
+    ]
+    for note in unavailable:
+        header.append(f"- **Not available:** {note}")
+    return header
+
+
+def _medians_table(summary: Summary) -> list[str]:
+    titles = [title for _, _, title, _ in COLUMNS]
+    rows = [
+        "| system | " + " | ".join(titles) + " | valid |",
+        "|---" + "|---:" * (len(titles) + 1) + "|",
+    ]
+    for system in summary.systems:
+        cells = []
+        for scenario, metric, _, _ in COLUMNS:
+            values = summary.values(system, scenario, metric)
+            if not values:
+                cells.append("—")
+                continue
+            mid = statistics.median(values)
+            spread = f" ({_num(min(values))} to {_num(max(values))})" if len(values) > 1 else ""
+            cells.append(_num(mid) + spread)
+        valid, total = summary.counts(system)
+        rows.append(f"| {system} | " + " | ".join(cells) + f" | {valid}/{total} |")
+    return rows
+
+
+def _ratio_table(summary: Summary) -> list[str]:
+    others = [name for name in (*PEERS, BASELINE) if name in summary.systems]
+    if not others:
+        return ["No peer or baseline ran, so there is nothing to compare with."]
+    heads = []
+    for _, title in RATIO_ROWS:
+        for other in others:
+            heads.append(f"{title} % of raw SQL" if other == BASELINE else f"{title} x {other}")
+    rows = ["| system | " + " | ".join(heads) + " |", "|---" + "|---:" * len(heads) + "|"]
+    for system in summary.systems:
+        cells = []
+        for scenario, _ in RATIO_ROWS:
+            for other in others:
+                value = summary.ratio(system, other, scenario)
+                if value is None:
+                    cells.append("—")
+                elif other == BASELINE:
+                    cells.append(f"{value * 100:.0f}%")
+                else:
+                    cells.append(f"{value:.2f}x")
+        rows.append(f"| {system} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _targets_table(summary: Summary) -> list[str]:
+    ours = [name for name in summary.systems if name.startswith("que")]
+    if not ours:
+        return ["None of this library's runners ran."]
+    heads = [
+        "burn-down ≥ 2x pgqueuer",
+        "burn-down ≥ 20x procrastinate",
+        "burn-down % of raw SQL",
+        "bulk enqueue ≥ 150,000/s",
+        "p50 ≤ 5 ms",
+        "p99 ≤ 25 ms",
+        "RSS ≤ 60 MB",
+    ]
+    rows = ["| system | " + " | ".join(heads) + " |", "|---" + "|---" * len(heads) + "|"]
+    for system in ours:
+        cells = [
+            _target(summary.ratio(system, "pgqueuer", "burndown"), 2.0, True, "x"),
+            _target(summary.ratio(system, "procrastinate", "burndown"), 20.0, True, "x"),
+            _fraction(summary.ratio(system, BASELINE, "burndown")),
+            _target(summary.median(system, "enqueue_bulk", "jobs_per_s"), 150_000, True, "/s"),
+            _target(summary.median(system, "latency", "p50_ms"), 5.0, False, " ms"),
+            _target(summary.median(system, "latency", "p99_ms"), 25.0, False, " ms"),
+            _target(summary.median(system, "rss", "peak_rss_mb"), 60.0, False, " MB"),
+        ]
+        rows.append(f"| {system} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _target(value: float | None, goal: float, higher: bool, unit: str) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    met = value >= goal if higher else value <= goal
+    shown = f"{value:.2f}" if unit == "x" else _num(value)
+    return f"{'met' if met else '**missed**'} ({shown}{unit})"
+
+
+def _fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f}%"
+
+
+def _settings(lines: Sequence[dict[str, Any]]) -> list[str]:
+    seen: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        seen.setdefault(line["system"], line["settings"])
+    return [
+        f"- `{system}`: " + ", ".join(f"{key}={value}" for key, value in settings.items())
+        for system, settings in seen.items()
+    ]
+
+
+def _num(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def write_markdown(path: Path, text: str) -> None:
+    path.write_text(text + "\n")
+
+
+def update_readme(path: Path, text: str, results_name: str) -> bool:
+    """Put the medians and targets between the README's result markers; False if it has none."""
+    if not path.exists():
+        return False
+    readme = path.read_text()
+    start, end = readme.find(RESULTS_START), readme.find(RESULTS_END)
+    if start < 0 or end < start:
+        return False
+    body = text.split("\n", 2)[2]
+    for later in ("## Invalid results", "## Settings"):
+        body = body.split(later, maxsplit=1)[0]
+    body = body.replace("## ", "### ").rstrip()
+    link = f"Full table and settings: [{results_name}]({results_name})."
+    block = f"{RESULTS_START}\n{body}\n\n{link}\n"
+    path.write_text(readme[:start] + block + readme[end:])
+    return True

@@ -1,0 +1,300 @@
+"""The scenarios. Each runs one system against one fresh database and returns measurements.
+
+burndown  bulk-enqueue ``jobs`` no-op jobs (timed: the bulk enqueue rate), then
+          start the worker processes and time them until no job is left
+          (the burn-down rate); the workers' peak RSS is reported too.
+enqueue   enqueue ``single_jobs`` jobs one statement each (timed: the single
+          enqueue rate), then let the workers run them all (untimed).
+latency   start the workers, then offer ``rate`` jobs/s for ``latency_seconds``
+          from a separate process; each job's enqueue-to-start time is
+          its start time in the worker minus the time its enqueue call began.
+
+Every measurement carries the exactly-once check of its run: each job's
+sequence number must have been recorded by exactly one work-function call
+across all worker processes, and no job may be left in the table.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.pg import Poller
+from bench.procs import ChildError, WorkerGroup, run_child
+from bench.systems.base import System
+
+
+@dataclass(frozen=True)
+class Params:
+    jobs: int = 50_000
+    single_jobs: int = 2_000
+    batch: int = 5_000
+    rate: float = 200.0
+    latency_seconds: float = 10.0
+    warmup_seconds: float = 1.0
+    timeout: float = 900.0
+    stall: float = 60.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """The exactly-once verdict of one run."""
+
+    expected: int
+    ran: int
+    missing: int
+    duplicates: int
+    unexpected: int
+
+    @property
+    def ok(self) -> bool:
+        return self.missing == 0 and self.duplicates == 0 and self.unexpected == 0
+
+    def problem(self) -> str | None:
+        if self.ok:
+            return None
+        return (
+            f"exactly-once violated: {self.missing} of {self.expected} jobs never ran, "
+            f"{self.duplicates} ran more than once, {self.unexpected} unknown"
+        )
+
+
+@dataclass
+class Measurement:
+    scenario: str
+    metrics: dict[str, float]
+    check: Check | None
+    details: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is None and self.check is not None and self.check.ok
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "valid": self.valid,
+            "reason": self.reason or (self.check.problem() if self.check else None),
+            "metrics": self.metrics,
+            "details": self.details,
+            "exactly_once": asdict(self.check) if self.check else None,
+        }
+
+
+def exactly_once(done: Iterable[dict[str, Any]], expected: range) -> Check:
+    counts = bytearray(len(expected))
+    ran = unexpected = 0
+    for message in done:
+        for seq in message["seqs"]:
+            ran += 1
+            index = seq - expected.start
+            if 0 <= index < len(counts):
+                counts[index] = min(counts[index] + 1, 255)
+            else:
+                unexpected += 1
+    missing = counts.count(0)
+    once = counts.count(1)
+    return Check(len(expected), ran, missing, len(counts) - missing - once, unexpected)
+
+
+class Run:
+    """One system on one fresh database: its logs, its install, its workers."""
+
+    def __init__(self, system: System, url: str, params: Params, logs: Path, label: str) -> None:
+        self.system = system
+        self.url = url
+        self.params = params
+        self.logs = logs
+        self.label = label
+
+    def install(self) -> None:
+        run_child(self.system, self.url, ["install"], self._log("install"), "installed", 300)
+
+    def enqueue(self, mode: str, count: int, **options: float) -> dict[str, Any]:
+        role = ["enqueue", "--mode", mode, "--count", str(count)]
+        for name, value in options.items():
+            role += [f"--{name}", str(value)]
+        return run_child(
+            self.system, self.url, role, self._log(f"enqueue-{mode}"), "result", self.params.timeout
+        )
+
+    def workers(self) -> WorkerGroup:
+        return WorkerGroup(self.system, self.url, self.logs, self.label)
+
+    def wait_progress(self, group: WorkerGroup, target: int) -> None:
+        """Return once the workers have recorded ``target`` jobs; raise if they stall or die."""
+        started = last_change = time.perf_counter()
+        last = -1
+        while True:
+            progress = group.progress
+            if progress >= target:
+                return
+            now = time.perf_counter()
+            if progress != last:
+                last, last_change = progress, now
+            elif now - last_change > self.params.stall:
+                raise TimeoutError(
+                    f"no progress for {self.params.stall:.0f}s at {progress} of {target} jobs"
+                )
+            if now - started > self.params.timeout:
+                raise TimeoutError(
+                    f"only {progress} of {target} jobs ran in {self.params.timeout:.0f}s"
+                )
+            for child in group.children:
+                if child.proc.poll() is not None:
+                    child.expect("done", 1)  # raises with the child's error
+            time.sleep(0.002)
+
+    def drain(self, count: int) -> tuple[float, float, list[dict[str, Any]]]:
+        """Start the workers, time them from go until the table is empty, and stop them."""
+        group = self.workers()
+        poller = Poller(self.url, self.system.pending_sql)
+        try:
+            group.wait_ready()
+            started = group.go()
+            self.wait_progress(group, count)
+            ended = poller.wait_empty(self.params.timeout)
+            done = group.stop()
+        finally:
+            poller.close()
+            group.close()
+        return started, ended, done
+
+    def _log(self, what: str) -> Path:
+        return self.logs / f"{self.label}-{what}.log"
+
+
+def burndown(run: Run) -> list[Measurement]:
+    params = run.params
+    jobs = run.system.burndown_jobs(params.jobs)
+    run.install()
+    enqueued = run.enqueue("bulk", jobs, batch=params.batch)
+    started, ended, done = run.drain(jobs)
+    check = exactly_once(done, range(jobs))
+    seconds = ended - started
+    cpu = sum(message["cpu_seconds"] for message in done)
+    rss = [message["peak_rss_kb"] / 1024 for message in done]
+    return [
+        Measurement(
+            "burndown",
+            {
+                "jobs_per_s": jobs / seconds,
+                "seconds": seconds,
+                "worker_cpu_us_per_job": cpu / jobs * 1e6,
+            },
+            check,
+            {"jobs": jobs, "worker_processes": len(done)},
+        ),
+        Measurement(
+            "enqueue_bulk",
+            {"jobs_per_s": jobs / enqueued["seconds"], "seconds": enqueued["seconds"]},
+            check,
+            {"jobs": jobs, "batch": params.batch},
+        ),
+        Measurement(
+            "rss",
+            {"peak_rss_mb": max(rss)},
+            check,
+            {"per_process_mb": rss, "during": "burndown"},
+        ),
+    ]
+
+
+def enqueue(run: Run) -> list[Measurement]:
+    params = run.params
+    run.install()
+    enqueued = run.enqueue("single", params.single_jobs)
+    _, _, done = run.drain(params.single_jobs)
+    return [
+        Measurement(
+            "enqueue_single",
+            {
+                "jobs_per_s": params.single_jobs / enqueued["seconds"],
+                "seconds": enqueued["seconds"],
+            },
+            exactly_once(done, range(params.single_jobs)),
+            {"jobs": params.single_jobs},
+        )
+    ]
+
+
+def latency(run: Run) -> list[Measurement]:
+    params = run.params
+    count = max(1, round(params.rate * params.latency_seconds))
+    warmup = min(round(params.rate * params.warmup_seconds), count // 5)
+    run.install()
+    group = run.workers()
+    poller = Poller(run.url, run.system.pending_sql)
+    try:
+        group.wait_ready()
+        group.go()
+        time.sleep(0.2)
+        produced = run.enqueue("paced", count, rate=params.rate)
+        run.wait_progress(group, count)
+        poller.wait_empty(params.timeout)
+        done = group.stop()
+    finally:
+        poller.close()
+        group.close()
+    check = exactly_once(done, range(count))
+    measured = sorted(
+        lat * 1000
+        for message in done
+        for seq, lat in zip(message["latency_seqs"], message["latencies"], strict=True)
+        if seq >= warmup
+    )
+    achieved = count / produced["seconds"]
+    reason = None
+    if achieved < 0.9 * params.rate:
+        reason = f"the producer offered only {achieved:.0f} of {params.rate:.0f} jobs/s"
+    if not measured:
+        reason = "no latency was recorded"
+        measured = [float("nan")]
+    return [
+        Measurement(
+            "latency",
+            {
+                "p50_ms": statistics.median(measured),
+                "p99_ms": percentile(measured, 99),
+                "max_ms": measured[-1],
+                "mean_ms": statistics.fmean(measured),
+                "achieved_rate": achieved,
+            },
+            check,
+            {
+                "offered_rate": params.rate,
+                "seconds": params.latency_seconds,
+                "jobs": count,
+                "warmup_jobs_excluded": warmup,
+                "producer_max_lag_ms": produced["max_lag"] * 1000,
+            },
+            reason,
+        )
+    ]
+
+
+def percentile(ordered: list[float], pct: float) -> float:
+    """Linear-interpolated percentile of an ascending list."""
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * pct / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+Scenario = Callable[[Run], list[Measurement]]
+
+#: Scenario name -> (function, the measurements it produces).
+SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
+    "burndown": (burndown, ("burndown", "enqueue_bulk", "rss")),
+    "enqueue": (enqueue, ("enqueue_single",)),
+    "latency": (latency, ("latency",)),
+}
+
+FAILURES = (ChildError, TimeoutError, OSError)

@@ -1,0 +1,91 @@
+"""This library's batched engine on asyncio: ``que.AsyncBatchWorker``.
+
+The asyncio face of que_batched_sync: one locker session claims batches
+for worker tasks, completions are deleted in one statement and then
+unlocked, NOTIFY wakes the locker. Enqueue goes through ``que.AsyncClient``.
+
+Skipped with a "not available" line until the package exports the engine.
+The engine is built in ``_make_engine``, the one place to adjust if its
+constructor differs from the one assumed here (``start``/``shutdown`` may
+be plain or coroutine methods: both are handled).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from bench.systems.base import System, WorkerContext, decode_pair
+from bench.systems.que_classic import JOB_TYPE, install_que, missing_exports
+from bench.systems.que_classic_async import QueAsyncProducer
+
+ENGINE = "AsyncBatchWorker"
+
+
+class QueBatchedAsync(System):
+    name = "que_batched_async"
+    label = "que: batched engine on asyncio (AsyncBatchWorker), LISTEN/NOTIFY"
+    rank = 21
+    packages = ("que-pg", "psycopg", "psycopg-binary", "psycopg-pool")
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "processes": 1,
+        # Jobs in flight per process (asyncio tasks), fed by one locker session.
+        "concurrency": 16,
+        # Jobs claimed beyond the free tasks (None: the engine's default).
+        "buffer": None,
+        # Wake on NOTIFY (installs que's optional trigger); polling otherwise.
+        "listen": True,
+        "uvloop": False,
+    }
+    pending_sql = "SELECT count(*) FROM que_jobs"
+
+    def unavailable(self) -> str | None:
+        return missing_exports(("AsyncClient", ENGINE, "install_notify"))
+
+    def install(self, url: str) -> None:
+        install_que(url, notify=bool(self.settings["listen"]))
+
+    def producer(self, url: str) -> QueAsyncProducer:
+        return QueAsyncProducer(url)
+
+    def work(self, url: str, ctx: WorkerContext) -> None:
+        self.run_async(self._work(url, ctx))
+
+    async def _work(self, url: str, ctx: WorkerContext) -> None:
+        import que
+
+        async def run(job: Any) -> None:
+            ctx.hit(*decode_pair(job.args))
+
+        client = await que.AsyncClient.connect(url, max_connections=4)
+        try:
+            engine = _make_engine(client, {JOB_TYPE: run}, self.settings)
+            await ctx.ready_async()
+            await _maybe_await(engine.start())
+            await ctx.wait_stop()
+            await _maybe_await(engine.shutdown(timeout=30))
+        finally:
+            await client.close()
+
+
+def _make_engine(client: Any, work_map: dict[str, Any], settings: Mapping[str, Any]) -> Any:
+    import que
+
+    options: dict[str, Any] = {
+        "concurrency": int(settings["concurrency"]),
+        "listen": bool(settings["listen"]),
+    }
+    if settings["buffer"] is not None:
+        options["buffer"] = int(settings["buffer"])
+    try:
+        return getattr(que, ENGINE)(client, work_map, **options)
+    except TypeError as exc:
+        raise TypeError(
+            f"que.{ENGINE} does not take the arguments bench/systems/que_batched_async.py "
+            f"passes it ({exc}); adjust _make_engine there"
+        ) from exc
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value

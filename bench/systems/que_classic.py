@@ -1,0 +1,100 @@
+"""This library's one-job-per-claim path: ``que.WorkerPool`` threads.
+
+Each worker thread claims one job with the advisory-lock walk, runs it,
+deletes it and unlocks it: the straight port of Ruby que 0.x and que-go,
+kept as the compatibility baseline. Enqueue uses ``Client.enqueue`` (one
+statement per job) and ``Client.enqueue_many`` (one statement per batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from bench.systems.base import System, WorkerContext, decode_pair
+
+JOB_TYPE = "Bench"
+
+
+class QueClassic(System):
+    name = "que_classic"
+    label = "que: WorkerPool threads, one job per claim (psycopg 3)"
+    rank = 30
+    packages = ("que-pg", "psycopg", "psycopg-binary", "psycopg-pool")
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "processes": 1,
+        # Worker threads per process; each holds one pooled connection.
+        "threads": 8,
+        # Seconds an idle worker sleeps between claims (there is no LISTEN yet).
+        "interval": 0.01,
+    }
+    pending_sql = "SELECT count(*) FROM que_jobs"
+
+    def install(self, url: str) -> None:
+        install_que(url)
+
+    def producer(self, url: str) -> QueProducer:
+        return QueProducer(url)
+
+    def work(self, url: str, ctx: WorkerContext) -> None:
+        import que
+
+        threads = int(self.settings["threads"])
+
+        def run(job: que.Job) -> None:
+            ctx.hit(*decode_pair(job.args))
+
+        with que.Client(url, max_connections=threads) as client:
+            pool = que.WorkerPool(
+                client, {JOB_TYPE: run}, threads, interval=float(self.settings["interval"])
+            )
+            ctx.ready()
+            pool.start()
+            ctx.stop.wait()
+            pool.shutdown(timeout=30)
+
+
+def install_que(url: str, *, notify: bool = False) -> None:
+    """Create que_jobs with the library's own migrations (and its NOTIFY trigger if asked)."""
+    import psycopg
+
+    import que
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        que.migrate(conn)
+        if notify:
+            que.install_notify(conn)
+
+
+def missing_exports(names: Sequence[str]) -> str | None:
+    """Why a runner needing these ``que`` names cannot run with this que, or None."""
+    import que
+
+    missing = [name for name in names if not hasattr(que, name)]
+    if missing:
+        return f"que {que.__version__} does not export {' and '.join(missing)} yet"
+    return None
+
+
+class QueProducer:
+    """Enqueues through ``que.Client``; shared by every que runner."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client: Any = None
+        self.job: Any = None
+
+    def open(self) -> None:
+        import que
+
+        self.client = que.Client(self.url, max_connections=1)
+        self.job = que.Job
+
+    def enqueue_one(self, seq: int, sent_at: float) -> None:
+        self.client.enqueue(self.job(type=JOB_TYPE, args=[seq, sent_at]))
+
+    def enqueue_batch(self, seqs: Sequence[int]) -> None:
+        self.client.enqueue_many([self.job(type=JOB_TYPE, args=[seq, 0.0]) for seq in seqs])
+
+    def close(self) -> None:
+        self.client.close()
