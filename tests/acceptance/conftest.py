@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import que
 from que import embedded
 
 REPO = Path(__file__).resolve().parents[2]
@@ -186,3 +187,12 @@ def pid_alive(pid: int) -> bool:
 
 def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def add_jobs(url: str, job_type: str, folder: Path, count: int = 1) -> list[int]:
+    """Enqueue ``count`` test jobs with the library (the CLI's enqueue has its own tests)."""
+    with que.Client(url, max_connections=1) as client:
+        jobs = client.enqueue_many(
+            [que.Job(type=job_type, args=[str(folder)]) for _ in range(count)]
+        )
+    return [job.id for job in jobs if job.id is not None]

@@ -12,7 +12,7 @@ from psycopg.conninfo import make_conninfo
 
 from tests.helpers import advisory_lock_count
 
-from .conftest import Cli, job_count, markers, parent_of, pid_alive, wait_for
+from .conftest import Cli, add_jobs, job_count, markers, parent_of, pid_alive, wait_for
 
 APP = "tests.acceptance.apps:work_map"
 FAST = ("--wake-interval", "0.1")
@@ -86,7 +86,7 @@ def test_startup_line_hides_the_password(cli: Cli, db_url: str) -> None:
 
 
 def test_sigterm_lets_the_running_job_finish(cli: Cli, db_url: str, gate_dir: Path) -> None:
-    job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
+    job_id = add_jobs(db_url, "Gate", gate_dir)[0]
     worker = cli.background("worker", APP, *FAST, "--database-url", db_url)
     wait_for(lambda: job_id in markers(gate_dir, "started"), "the job to start")
 
@@ -101,7 +101,7 @@ def test_sigterm_lets_the_running_job_finish(cli: Cli, db_url: str, gate_dir: Pa
 
 
 def test_shutdown_timeout_exits_and_keeps_the_job(cli: Cli, db_url: str, gate_dir: Path) -> None:
-    job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
+    job_id = add_jobs(db_url, "Gate", gate_dir)[0]
     worker = cli.background(
         "worker", APP, *FAST, "--shutdown-timeout", "0.2", "--database-url", db_url
     )
@@ -114,7 +114,7 @@ def test_shutdown_timeout_exits_and_keeps_the_job(cli: Cli, db_url: str, gate_di
 
 
 def test_a_second_signal_exits_at_once(cli: Cli, db_url: str, gate_dir: Path) -> None:
-    job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
+    job_id = add_jobs(db_url, "Gate", gate_dir)[0]
     worker = cli.background("worker", APP, *FAST, "--database-url", db_url)
     wait_for(lambda: job_id in markers(gate_dir, "started"), "the job to start")
     worker.signal(signal.SIGTERM)
@@ -129,8 +129,8 @@ def test_a_second_signal_exits_at_once(cli: Cli, db_url: str, gate_dir: Path) ->
 def test_kill_9_in_the_middle_of_a_job_and_a_second_worker_works_it(
     cli: Cli, db_url: str, gate_dir: Path
 ) -> None:
-    gated = enqueue(cli, db_url, "Gate", str(gate_dir))
-    quick = [enqueue(cli, db_url, "Quick", str(gate_dir)) for _ in range(3)]
+    gated = add_jobs(db_url, "Gate", gate_dir)[0]
+    quick = add_jobs(db_url, "Quick", gate_dir, 3)
     first = cli.background("worker", APP, *FAST, "--database-url", db_url)
     wait_for(lambda: markers(gate_dir, "started").get(gated) == first.pid, "the first worker")
     assert not markers(gate_dir, "done")  # ids ascend, so the gated job came first
@@ -151,7 +151,7 @@ def test_kill_9_in_the_middle_of_a_job_and_a_second_worker_works_it(
 
 
 def test_processes_are_separate_os_processes(cli: Cli, db_url: str, gate_dir: Path) -> None:
-    ids = [enqueue(cli, db_url, "Gate", str(gate_dir)) for _ in range(2)]
+    ids = add_jobs(db_url, "Gate", gate_dir, 2)
     parent = cli.background(
         "worker", APP, "--processes", "2", "--concurrency", "1", *FAST, "--database-url", db_url
     )
@@ -180,7 +180,7 @@ def test_processes_are_separate_os_processes(cli: Cli, db_url: str, gate_dir: Pa
 def test_a_killed_worker_process_is_replaced_and_its_job_worked_again(
     cli: Cli, db_url: str, gate_dir: Path
 ) -> None:
-    job_id = enqueue(cli, db_url, "Gate", str(gate_dir))
+    job_id = add_jobs(db_url, "Gate", gate_dir)[0]
     parent = cli.background("worker", APP, "--processes", "2", *FAST, "--database-url", db_url)
     victim = wait_for(lambda: markers(gate_dir, "started").get(job_id), "the job to start")
     assert isinstance(victim, int) and parent_of(victim) == parent.pid
@@ -202,7 +202,7 @@ def test_a_killed_worker_process_is_replaced_and_its_job_worked_again(
 def test_sigterm_reaches_every_process_and_running_jobs_finish(
     cli: Cli, db_url: str, gate_dir: Path
 ) -> None:
-    ids = [enqueue(cli, db_url, "Gate", str(gate_dir)) for _ in range(2)]
+    ids = add_jobs(db_url, "Gate", gate_dir, 2)
     parent = cli.background("worker", APP, "--processes", "2", *FAST, "--database-url", db_url)
     wait_for(lambda: len(markers(gate_dir, "started")) == 2, "both jobs to start")
     parent.signal(signal.SIGTERM)
@@ -222,7 +222,7 @@ def test_sigterm_reaches_every_process_and_running_jobs_finish(
 def test_a_second_signal_to_the_supervisor_kills_every_process(
     cli: Cli, db_url: str, gate_dir: Path
 ) -> None:
-    ids = [enqueue(cli, db_url, "Gate", str(gate_dir)) for _ in range(2)]
+    ids = add_jobs(db_url, "Gate", gate_dir, 2)
     parent = cli.background("worker", APP, "--processes", "2", *FAST, "--database-url", db_url)
     started = wait_for(
         lambda: (found := markers(gate_dir, "started")) and len(found) == 2 and found,
