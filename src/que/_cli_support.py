@@ -92,8 +92,8 @@ class Database:
         return self.connector.conninfo
 
     def describe(self) -> str:
-        """Host, port, database and user, never the password."""
-        return self.connector.describe()
+        """Host, port, database and user, never the password, and where they came from."""
+        return f"{self.connector.describe()} (from {self.source})"
 
 
 def connector_from_text(text: str, source: str) -> Connector:
@@ -162,7 +162,9 @@ def embedded_database(*, database: str = "postgres", notes: TextIO) -> Database:
         "`que embedded stop` stops it, `que embedded remove` deletes it",
         file=notes,
     )
-    return Database(get_connector_from_conninfo(embedded.url(server, database)), "embedded")
+    return Database(
+        get_connector_from_conninfo(embedded.url(server, database)), "the embedded PostgreSQL"
+    )
 
 
 # -- logging ----------------------------------------------------------------------
