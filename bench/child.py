@@ -101,6 +101,7 @@ def _enqueue_sync(producer: Producer, plan: Plan) -> dict[str, Any]:
     producer.open()
     seqs = plan.seqs
     lag = 0.0
+    calls: list[float] = []
     started = time.perf_counter()
     if plan.mode == "bulk":
         for i in range(0, len(seqs), plan.batch):
@@ -115,10 +116,12 @@ def _enqueue_sync(producer: Producer, plan: Plan) -> dict[str, Any]:
                 time.sleep(delay)
             else:
                 lag = max(lag, -delay)
+            before = time.perf_counter()
             producer.enqueue_one(seq, time.time())
+            calls.append(time.perf_counter() - before)
     seconds = time.perf_counter() - started
     producer.close()
-    return {"seconds": seconds, "count": plan.count, "max_lag": lag}
+    return {"seconds": seconds, "count": plan.count, "max_lag": lag, "calls": calls}
 
 
 async def _enqueue_async(producer: AsyncProducer, plan: Plan) -> dict[str, Any]:
@@ -127,6 +130,7 @@ async def _enqueue_async(producer: AsyncProducer, plan: Plan) -> dict[str, Any]:
     await producer.open()
     seqs = plan.seqs
     lag = 0.0
+    calls: list[float] = []
     started = time.perf_counter()
     if plan.mode == "bulk":
         for i in range(0, len(seqs), plan.batch):
@@ -141,10 +145,12 @@ async def _enqueue_async(producer: AsyncProducer, plan: Plan) -> dict[str, Any]:
                 await asyncio.sleep(delay)
             else:
                 lag = max(lag, -delay)
+            before = time.perf_counter()
             await producer.enqueue_one(seq, time.time())
+            calls.append(time.perf_counter() - before)
     seconds = time.perf_counter() - started
     await producer.close()
-    return {"seconds": seconds, "count": plan.count, "max_lag": lag}
+    return {"seconds": seconds, "count": plan.count, "max_lag": lag, "calls": calls}
 
 
 # -- work ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from bench import report
 from bench.harness import Plan, run
 from bench.scenarios import SCENARIOS, Params
+from bench.snapshot import use_revision
 from bench.systems import system_classes
 from bench.systems.base import System
 
@@ -26,6 +27,9 @@ QUICK = {"reps": 1, "jobs": 5_000, "single_jobs": 500, "latency_seconds": 3.0}
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.que_commit:
+        commit = use_revision(args.que_commit)
+        print(f"benchmarking que as of commit {commit}", file=sys.stderr)
     classes = system_classes()
     if args.list:
         for name, cls in classes.items():
@@ -177,5 +181,10 @@ def _parser() -> argparse.ArgumentParser:
         help="do not run: summarise a results file (its last run, or --run-id)",
     )
     parser.add_argument("--run-id", help="with --report: which run of the file")
+    parser.add_argument(
+        "--que-commit",
+        metavar="REV",
+        help="benchmark que's src/ as committed at REV (e.g. HEAD), not the work tree",
+    )
     parser.add_argument("--list", action="store_true", help="list the systems and exit")
     return parser

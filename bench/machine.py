@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 
+from bench.snapshot import COMMIT_VARIABLE
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PG_SETTINGS = ("server_version", "synchronous_commit", "fsync", "shared_buffers", "max_connections")
@@ -78,7 +80,13 @@ def _que_source() -> str | None:
 
 
 def _git_commit() -> str | None:
-    """The repository's commit, with ``+dirty`` when src/ has uncommitted changes."""
+    """The que commit benchmarked: the ``--que-commit`` snapshot's, else the work tree's
+    HEAD with ``+dirty`` when src/ has uncommitted changes (None if unknown)."""
+    pinned = os.environ.get(COMMIT_VARIABLE)
+    if pinned:
+        return pinned
+    if _que_source() != str(ROOT / "src" / "que"):
+        return None
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],

@@ -64,6 +64,14 @@ class Summary:
         values = self.values(system, scenario, metric)
         return statistics.median(values) if values else None
 
+    def saturated(self, system: str) -> bool:
+        """True if the system could not keep up with the latency scenario's offered load."""
+        return any(
+            line["details"].get("saturated")
+            for line in self.lines
+            if line["system"] == system and line["scenario"] == "latency" and line["valid"]
+        )
+
     def counts(self, system: str) -> tuple[int, int]:
         mine = [line for line in self.lines if line["system"] == system]
         return sum(1 for line in mine if line["valid"]), len(mine)
@@ -84,8 +92,14 @@ def markdown(lines: Sequence[dict[str, Any]], unavailable: Iterable[str] = ()) -
     out += [
         "Each cell is the median of the valid repetitions, with their range in brackets.",
         "Throughput is jobs per second (higher is better); latency and RSS lower is better.",
-        "",
+        "Latency runs from the start of the enqueue call to the start of the work function.",
     ]
+    if any(summary.saturated(system) for system in summary.systems):
+        out.append(
+            "† could not keep up with the offered load: its latency is a growing backlog, "
+            "not a wake-up delay."
+        )
+    out.append("")
     out += ["## Ratios (medians of this run)", "", *_ratio_table(summary), ""]
     out += ["## Targets", "", *_targets_table(summary), ""]
     invalid = [line for line in lines if not line["valid"]]
@@ -108,6 +122,15 @@ def _header(
         f"{name} {version}" for name, version in env["packages"].items() if version is not None
     )
     reps = 1 + max(line["rep"] for line in lines)
+    capped = sorted(
+        {
+            f"{line['system']} {line['details']['jobs']:,}"
+            for line in lines
+            if line["scenario"] == "burndown"
+            and line["details"].get("jobs", first["params"]["jobs"]) != first["params"]["jobs"]
+        }
+    )
+    cap_note = f" ({'; '.join(capped)}: see Settings)" if capped else ""
     params = first["params"]
     date = first["time"][:16].replace("T", " ") + " UTC"
     header = [
@@ -119,10 +142,20 @@ def _header(
         f"- **Python:** {env['python']}; **packages:** {packages}; que commit "
         f"`{env.get('que_commit')}`",
         f"- **Command:** `{first['command']}`",
-        f"- **Workload:** {reps} repetitions; burn-down of {params['jobs']:,} jobs "
+        f"- **Workload:** {reps} repetitions; burn-down of {params['jobs']:,} jobs{cap_note} "
         f"(bulk enqueue in batches of {params['batch']:,}); {params['single_jobs']:,} single "
         f"enqueues; latency at {params['rate']:g} jobs/s for {params['latency_seconds']:g} s",
     ]
+    loads = [line["loadavg_1m"] for line in lines if "loadavg_1m" in line]
+    if loads:
+        header.append(
+            f"- **Machine load:** 1-minute load average {statistics.median(loads):.1f} "
+            f"(median; {min(loads):.1f} to {max(loads):.1f}), this benchmark's own share about 2"
+        )
+    header.append(
+        "- **Validity:** a result counts only if every job ran exactly once "
+        "(sequence numbers recorded by the work function, summed over worker processes)"
+    )
     for note in unavailable:
         header.append(f"- **Not available:** {note}")
     return header
@@ -131,7 +164,7 @@ def _header(
 def _medians_table(summary: Summary) -> list[str]:
     titles = [title for _, _, title, _ in COLUMNS]
     rows = [
-        "| system | " + " | ".join(titles) + " | valid |",
+        "| system | " + " | ".join(titles) + " | valid results |",
         "|---" + "|---:" * (len(titles) + 1) + "|",
     ]
     for system in summary.systems:
@@ -143,7 +176,8 @@ def _medians_table(summary: Summary) -> list[str]:
                 continue
             mid = statistics.median(values)
             spread = f" ({_num(min(values))} to {_num(max(values))})" if len(values) > 1 else ""
-            cells.append(_num(mid) + spread)
+            mark = " †" if scenario == "latency" and summary.saturated(system) else ""
+            cells.append(_num(mid) + spread + mark)
         valid, total = summary.counts(system)
         rows.append(f"| {system} | " + " | ".join(cells) + f" | {valid}/{total} |")
     return rows
