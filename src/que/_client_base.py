@@ -7,9 +7,10 @@ both validate, encode and decode in exactly the same way.
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from ._jobs import InsertParams, bulk_params, insert_params
+from ._jobs import InsertParams, insert_params
 from .backoff import Backoff, RetryInterval
 from .errors import LockAttemptsError
 from .job import BaseJob, JobStats, job_fields, stats_from_row
@@ -68,10 +69,21 @@ def job_params(job: object) -> InsertParams:
     return insert_params(job.type, job.args, job.queue, job.priority, job.run_at)
 
 
-def many_params(jobs: list[Any]) -> tuple[list[InsertParams], dict[str, list[Any]]]:
-    """Per-job parameters and the parallel arrays of one bulk insert."""
-    params = [job_params(job) for job in jobs]
-    return params, bulk_params(params)
+def copy_rows(
+    params: list[InsertParams], reserved: dict[str, Any]
+) -> list[tuple[str, int, datetime, int, str, str]]:
+    """COPY rows for jobs given the ids and now() reserved for them."""
+    now = reserved["now"]
+    return [
+        (p.queue, p.priority, p.run_at or now, job_id, p.job_class, p.args)
+        for p, job_id in zip(params, reserved["ids"], strict=True)
+    ]
+
+
+def set_copied(jobs: list[Any], rows: list[tuple[str, int, datetime, int, str, str]]) -> None:
+    """Copy the reserved ids and effective run_at onto jobs written by COPY."""
+    for job, row in zip(jobs, rows, strict=True):
+        job.queue, job.priority, job.run_at, job.id = row[0], row[1], row[2], row[3]
 
 
 def set_inserted(job: BaseJob, params: InsertParams, row: dict[str, Any]) -> None:

@@ -18,6 +18,9 @@ SMALLINT_MIN = -32768
 SMALLINT_MAX = 32767
 DEFAULT_PRIORITY = 100
 
+# Compact JSON as Ruby and Go write it; NaN and Infinity are not JSON.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
 
 @dataclass(frozen=True)
 class InsertParams:
@@ -80,7 +83,7 @@ def encode_args(args: object) -> str:
         _reject_nul("args", text)
         return text
     try:
-        text = json.dumps(args, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        text = _ENCODER.encode(args)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidJobError(f"args are not JSON-serialisable: {exc}") from exc
     _reject_nul("args", text)

@@ -25,11 +25,12 @@ from ._client_base import (
     AnyJob,
     ClientBase,
     claimed_fields,
+    copy_rows,
     job_params,
     lock_attempts_error,
-    many_params,
     pool_conninfo,
     recheck_key,
+    set_copied,
     set_inserted,
     stats_rows,
     unlocked,
@@ -178,22 +179,19 @@ class AsyncClient(ClientBase[AsyncJob]):
     async def enqueue_many(
         self, jobs: Iterable[AnyJob], *, conn: psycopg.AsyncConnection[Any] | None = None
     ) -> list[AnyJob]:
-        """Insert many jobs in one statement (one round trip); all or none are written."""
+        """Insert many jobs with COPY (two round trips); all or none are written."""
         batch = list(jobs)
         if not batch:
             return batch
-        all_params, arrays = many_params(batch)
+        params = [job_params(job) for job in batch]
         if conn is not None:
             _check_async_conn(conn)
             async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(sql.INSERT_JOBS, arrays)
-                rows = await cur.fetchall()
+                rows = await _copy_jobs(cur, params)
         else:
             async with self._connection() as cur:
-                await cur.execute(sql.INSERT_JOBS, arrays)
-                rows = await cur.fetchall()
-        for job, params, row in zip(batch, all_params, rows, strict=True):
-            set_inserted(job, params, row)
+                rows = await _copy_jobs(cur, params)
+        set_copied(batch, rows)
         return batch
 
     # -- claim -----------------------------------------------------------------
@@ -356,6 +354,17 @@ class LockJobCall:
     ) -> None:
         if self._job is not None:
             await self._job.done()
+
+
+async def _copy_jobs(cur: psycopg.AsyncCursor[DictRow], params: list[Any]) -> list[Any]:
+    await cur.execute(sql.RESERVE_JOB_IDS, {"count": len(params)})
+    reserved = await cur.fetchone()
+    assert reserved is not None
+    rows = copy_rows(params, reserved)
+    async with cur.copy(sql.COPY_JOBS) as copy:
+        for row in rows:
+            await copy.write_row(row)
+    return rows
 
 
 def _connector(source: object) -> Connector:

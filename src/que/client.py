@@ -18,11 +18,12 @@ from ._client_base import (
     AnyJob,
     ClientBase,
     claimed_fields,
+    copy_rows,
     job_params,
     lock_attempts_error,
-    many_params,
     pool_conninfo,
     recheck_key,
+    set_copied,
     set_inserted,
     stats_rows,
     unlocked,
@@ -125,20 +126,23 @@ class Client(ClientBase[Job]):
     def enqueue_many(
         self, jobs: Iterable[AnyJob], *, conn: psycopg.Connection[Any] | None = None
     ) -> list[AnyJob]:
-        """Insert many jobs in one statement (one round trip); all or none are written."""
+        """Insert many jobs with COPY (two round trips); all or none are written.
+
+        Every job is validated before anything is sent. With ``conn`` the rows
+        join the caller's transaction, as with ``enqueue``.
+        """
         batch = list(jobs)
         if not batch:
             return batch
-        all_params, arrays = many_params(batch)
+        params = [job_params(job) for job in batch]
         if conn is not None:
             _check_sync_conn(conn)
             with conn.cursor(row_factory=dict_row) as cur:
-                rows = cur.execute(sql.INSERT_JOBS, arrays).fetchall()
+                rows = _copy_jobs(cur, params)
         else:
             with self._connection() as own:
-                rows = own.execute(sql.INSERT_JOBS, arrays).fetchall()
-        for job, params, row in zip(batch, all_params, rows, strict=True):
-            set_inserted(job, params, row)
+                rows = _copy_jobs(own, params)
+        set_copied(batch, rows)
         return batch
 
     # -- claim -----------------------------------------------------------------
@@ -298,6 +302,16 @@ class _Borrowed:
     ) -> None:
         assert self._conn is not None
         self._client._checkin(self._conn)
+
+
+def _copy_jobs(cur: psycopg.Cursor[DictRow], params: list[Any]) -> list[Any]:
+    reserved = cur.execute(sql.RESERVE_JOB_IDS, {"count": len(params)}).fetchone()
+    assert reserved is not None
+    rows = copy_rows(params, reserved)
+    with cur.copy(sql.COPY_JOBS) as copy:
+        for row in rows:
+            copy.write_row(row)
+    return rows
 
 
 def _connector(source: object) -> Connector:

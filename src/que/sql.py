@@ -40,6 +40,19 @@ ORDER BY j.n
 RETURNING job_id, run_at
 """
 
+# Bulk enqueue by COPY, the fastest way into a table. COPY cannot return the
+# ids, so they are drawn from the table's own sequence first, together with
+# now() for jobs without a run_at (the default an INSERT would have used).
+RESERVE_JOB_IDS: Final = """
+SELECT now() AS now,
+       ARRAY(
+           SELECT nextval(pg_get_serial_sequence('que_jobs', 'job_id'))
+           FROM generate_series(1, %(count)s)
+       ) AS ids
+"""
+
+COPY_JOBS: Final = "COPY que_jobs (queue, priority, run_at, job_id, job_class, args) FROM STDIN"
+
 # -- claim -----------------------------------------------------------------
 
 # Walk the due jobs of one queue in key order, one row per step, trying an
