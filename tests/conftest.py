@@ -9,9 +9,11 @@ fixtures assert that no advisory lock and no borrowed connection is left.
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,7 +24,8 @@ from psycopg.conninfo import make_conninfo
 import que
 from que import embedded
 
-from .helpers import assert_clean
+from .helpers import assert_clean, assert_clean_either
+from .sides import SIDES, AnyClient, Side
 
 ADVISORY_LOCKS = """
 SELECT count(*) FROM pg_locks
@@ -63,7 +66,51 @@ def template_db(server_url: str) -> Iterator[str]:
         )
 
 
-def _fresh_database(server_url: str, template: str) -> Iterator[str]:
+class _Dropper:
+    """Drops used test databases on a thread of its own, so the next test need not wait.
+
+    A DROP DATABASE mostly waits for the disk; overlapping it with the next
+    test keeps the suite fast on a small machine.
+    """
+
+    def __init__(self, server_url: str) -> None:
+        self._server_url = server_url
+        self._names: queue.Queue[str | None] = queue.Queue()
+        self._failures: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="drop-test-databases")
+        self._thread.start()
+
+    def drop(self, name: str) -> None:
+        self._names.put(name)
+
+    def _run(self) -> None:
+        while (name := self._names.get()) is not None:
+            try:
+                with _admin(self._server_url) as admin:
+                    admin.execute(
+                        pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                            pgsql.Identifier(name)
+                        )
+                    )
+            except psycopg.Error as exc:
+                self._failures.append(f"{name}: {exc}")
+
+    def close(self) -> None:
+        self._names.put(None)
+        self._thread.join()
+        assert self._failures == [], f"test databases not dropped: {self._failures}"
+
+
+@pytest.fixture(scope="session")
+def _dropper(server_url: str) -> Iterator[_Dropper]:
+    dropper = _Dropper(server_url)
+    try:
+        yield dropper
+    finally:
+        dropper.close()
+
+
+def _fresh_database(server_url: str, template: str, dropper: _Dropper) -> Iterator[str]:
     name = f"que_t_{uuid.uuid4().hex[:12]}"
     with _admin(server_url) as admin:
         admin.execute(
@@ -77,22 +124,19 @@ def _fresh_database(server_url: str, template: str) -> Iterator[str]:
             left = admin.execute(ADVISORY_LOCKS, [name]).fetchone()
             assert left == (0,), f"advisory locks left in {name}: {left}"
     finally:
-        with _admin(server_url) as admin:
-            admin.execute(
-                pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name))
-            )
+        dropper.drop(name)
 
 
 @pytest.fixture
-def db_url(server_url: str, template_db: str) -> Iterator[str]:
+def db_url(server_url: str, template_db: str, _dropper: _Dropper) -> Iterator[str]:
     """Conninfo of a fresh database with que_jobs at the current schema version."""
-    yield from _fresh_database(server_url, template_db)
+    yield from _fresh_database(server_url, template_db, _dropper)
 
 
 @pytest.fixture
-def empty_db_url(server_url: str) -> Iterator[str]:
+def empty_db_url(server_url: str, _dropper: _Dropper) -> Iterator[str]:
     """Conninfo of a fresh database without que_jobs (schema version 0)."""
-    yield from _fresh_database(server_url, "template0")
+    yield from _fresh_database(server_url, "template0", _dropper)
 
 
 @pytest.fixture
@@ -108,3 +152,26 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A plain autocommit connection to the test's database, for checks."""
     with psycopg.connect(db_url, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture(params=SIDES)
+def side(request: pytest.FixtureRequest) -> Side:
+    """The side of the library a behaviour test runs against: sync or async."""
+    return Side(request.param)
+
+
+@pytest.fixture
+async def qc(side: Side, db_url: str) -> AsyncIterator[AnyClient]:
+    """The side's client (Client, or an opened AsyncClient) on the test's database,
+    checked for leaks before it closes."""
+    async with side.client(db_url, max_connections=12) as c:
+        yield c
+        await assert_clean_either(c, db_url)
+
+
+@pytest.fixture
+async def aclient(db_url: str) -> AsyncIterator[que.AsyncClient]:
+    """An opened AsyncClient on the test's database, checked for leaks before it closes."""
+    async with que.AsyncClient(db_url, max_connections=12) as c:
+        yield c
+        await assert_clean_either(c, db_url)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import psycopg
 
 import que
@@ -17,9 +20,33 @@ def advisory_lock_count(url: str) -> int:
     return int(row[0])
 
 
+def borrowed_connections(client: que.Client | que.AsyncClient) -> tuple[int, dict[str, int]]:
+    """How many of the client's pooled connections are out of the pool, and the pool's stats."""
+    stats = client._pool.get_stats()
+    return stats.get("pool_size", 0) - stats.get("pool_available", 0), stats
+
+
 def assert_clean(client: que.Client, url: str) -> None:
     """No advisory lock left in the database and every pooled connection returned."""
     assert advisory_lock_count(url) == 0, "an advisory lock was left behind"
-    stats = client._pool.get_stats()
-    borrowed = stats.get("pool_size", 0) - stats.get("pool_available", 0)
+    borrowed, stats = borrowed_connections(client)
     assert borrowed == 0, f"{borrowed} pooled connection(s) not returned: {stats}"
+
+
+async def assert_clean_either(
+    client: que.Client | que.AsyncClient, url: str, timeout: float = 10.0
+) -> None:
+    """assert_clean for a client of either side.
+
+    A connection that was closed (its session killed, or dropped to free a
+    lock) counts as out of the pool until the pool's background task has
+    connected its replacement, so the pool is polled until that is done.
+    """
+    assert advisory_lock_count(url) == 0, "an advisory lock was left behind"
+    deadline = time.monotonic() + timeout
+    while True:
+        borrowed, stats = borrowed_connections(client)
+        if borrowed == 0:
+            return
+        assert time.monotonic() < deadline, f"{borrowed} pooled connection(s) not returned: {stats}"
+        await asyncio.sleep(0.01)

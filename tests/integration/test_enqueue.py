@@ -1,3 +1,5 @@
+"""Enqueueing: defaults, every field, the caller's transaction, bad input; on both sides."""
+
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -5,6 +7,8 @@ import psycopg
 import pytest
 
 import que
+
+from ..sides import AnyClient, Side, r, using
 
 ROW = "SELECT queue, priority, job_class, args::text, error_count, last_error FROM que_jobs"
 
@@ -15,9 +19,11 @@ def count(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def test_enqueue_sets_id_and_defaults(client: que.Client, conn: psycopg.Connection[Any]) -> None:
+async def test_enqueue_sets_id_and_defaults(qc: AnyClient, conn: psycopg.Connection[Any]) -> None:
     before = datetime.now(timezone.utc)
-    job = client.enqueue(que.Job(type="Billing::Refund", args=[1, "two", {"k": "v"}]))
+    given = que.Job(type="Billing::Refund", args=[1, "two", {"k": "v"}])
+    job = await r(qc.enqueue(given))
+    assert job is given
     assert isinstance(job.id, int)
     assert job.run_at is not None and job.run_at >= before - timedelta(seconds=1)
     assert conn.execute(ROW).fetchall() == [
@@ -25,10 +31,10 @@ def test_enqueue_sets_id_and_defaults(client: que.Client, conn: psycopg.Connecti
     ]
 
 
-def test_enqueue_keeps_every_field(client: que.Client, conn: psycopg.Connection[Any]) -> None:
+async def test_enqueue_keeps_every_field(qc: AnyClient, conn: psycopg.Connection[Any]) -> None:
     run_at = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
-    job = client.enqueue(
-        que.Job(type="T", args={"a": None}, queue="mail", priority=0, run_at=run_at)
+    job = await r(
+        qc.enqueue(que.Job(type="T", args={"a": None}, queue="mail", priority=0, run_at=run_at))
     )
     row = conn.execute(
         "SELECT job_id, queue, priority, run_at, job_class, args FROM que_jobs"
@@ -36,63 +42,63 @@ def test_enqueue_keeps_every_field(client: que.Client, conn: psycopg.Connection[
     assert row == (job.id, "mail", 0, run_at, "T", {"a": None})
 
 
-def test_bytes_args_are_stored_verbatim(client: que.Client, conn: psycopg.Connection[Any]) -> None:
-    client.enqueue(que.Job(type="T", args=b'[1,  {"b": 2}]'))
+async def test_bytes_args_are_stored_verbatim(qc: AnyClient, conn: psycopg.Connection[Any]) -> None:
+    await r(qc.enqueue(que.Job(type="T", args=b'[1,  {"b": 2}]')))
     assert conn.execute("SELECT args::text FROM que_jobs").fetchone() == ('[1,  {"b": 2}]',)
 
 
-def test_unicode_and_sql_text_are_stored_literally(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_unicode_and_sql_text_are_stored_literally(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
     hostile = "'; DROP TABLE que_jobs; --"
-    client.enqueue(que.Job(type=hostile, queue="ü\u2603", args=[hostile, "\u0000"]))
-    job = client.lock_job("ü\u2603")
+    await r(qc.enqueue(que.Job(type=hostile, queue="ü\u2603", args=[hostile, "\u0000"])))
+    job = await r(qc.lock_job("ü\u2603"))
     assert job is not None
-    with job:
+    async with using(job):
         assert (job.type, job.args) == (hostile, [hostile, "\u0000"])
-        job.delete()
+        await r(job.delete())
     assert count(conn) == 0
 
 
-def test_enqueue_in_committed_transaction(
-    client: que.Client, db_url: str, conn: psycopg.Connection[Any]
+async def test_enqueue_in_committed_transaction(
+    side: Side, qc: AnyClient, db_url: str, conn: psycopg.Connection[Any]
 ) -> None:
-    with psycopg.connect(db_url) as caller:
-        job = client.enqueue(que.Job(type="T"), conn=caller)
+    async with side.connection(db_url) as caller:
+        job = await r(qc.enqueue(que.Job(type="T"), conn=caller))
         assert count(conn) == 0  # not visible before the caller commits
-        caller.commit()
+        await r(caller.commit())
     assert conn.execute("SELECT job_id FROM que_jobs").fetchone() == (job.id,)
 
 
-def test_enqueue_in_rolled_back_transaction_leaves_no_row(
-    client: que.Client, db_url: str, conn: psycopg.Connection[Any]
+async def test_enqueue_in_rolled_back_transaction_leaves_no_row(
+    side: Side, qc: AnyClient, db_url: str, conn: psycopg.Connection[Any]
 ) -> None:
-    with psycopg.connect(db_url) as caller:
-        caller.execute("CREATE TABLE orders (id int)")
-        client.enqueue_in_tx(que.Job(type="T"), caller)
-        client.enqueue_many([que.Job(type="U"), que.Job(type="V")], conn=caller)
-        caller.rollback()
+    async with side.connection(db_url) as caller:
+        await r(caller.execute("CREATE TABLE orders (id int)"))
+        await r(qc.enqueue_in_tx(que.Job(type="T"), caller))
+        await r(qc.enqueue_many([que.Job(type="U"), que.Job(type="V")], conn=caller))
+        await r(caller.rollback())
     assert count(conn) == 0
 
 
-def test_enqueue_many_in_one_statement_keeps_order(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_enqueue_many_in_one_statement_keeps_order(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
     jobs = [que.Job(type=f"T{i}", args=[i], priority=i % 3) for i in range(500)]
-    done = client.enqueue_many(jobs)
+    done = await r(qc.enqueue_many(jobs))
     assert done is not jobs and [j.type for j in done] == [f"T{i}" for i in range(500)]
     ids = [j.id for j in done]
     assert ids == sorted(ids) and len(set(ids)) == 500
     rows = conn.execute("SELECT job_id, job_class, args FROM que_jobs ORDER BY job_id").fetchall()
     assert rows == [(j.id, j.type, j.args) for j in done]
-    assert client.enqueue_many([]) == []
+    assert await r(qc.enqueue_many([])) == []
 
 
-def test_enqueue_many_validates_all_before_writing(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_enqueue_many_validates_all_before_writing(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
     with pytest.raises(que.MissingTypeError):
-        client.enqueue_many([que.Job(type="ok"), que.Job(type="")])
+        await r(qc.enqueue_many([que.Job(type="ok"), que.Job(type="")]))
     assert count(conn) == 0
 
 
@@ -108,8 +114,9 @@ def test_enqueue_many_validates_all_before_writing(
         (que.Job(type="T", run_at=datetime(2030, 1, 1)), que.InvalidJobError, "naive"),
     ],
 )
-def test_bad_input_raises_and_writes_nothing(
-    client: que.Client,
+async def test_bad_input_raises_and_writes_nothing(
+    side: Side,
+    qc: AnyClient,
     db_url: str,
     conn: psycopg.Connection[Any],
     job: que.Job,
@@ -117,25 +124,29 @@ def test_bad_input_raises_and_writes_nothing(
     message: str,
 ) -> None:
     with pytest.raises(error, match=message):
-        client.enqueue(job)
-    with psycopg.connect(db_url) as caller:
+        await r(qc.enqueue(job))
+    async with side.connection(db_url) as caller:
         with pytest.raises(error, match=message):
-            client.enqueue(job, conn=caller)
+            await r(qc.enqueue(job, conn=caller))
         # the caller's transaction was not touched, let alone broken
         assert caller.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert count(conn) == 0
 
 
-def test_enqueue_rejects_other_connection_kinds(client: que.Client) -> None:
-    with pytest.raises(TypeError, match=r"psycopg\.Connection"):
-        client.enqueue(que.Job(type="T"), conn=object())  # type: ignore[arg-type]
+async def test_enqueue_rejects_other_connection_kinds(qc: AnyClient) -> None:
+    with pytest.raises(TypeError, match=r"psycopg\.(Async)?Connection"):
+        await r(qc.enqueue(que.Job(type="T"), conn=object()))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"enqueue takes a que\.Job"):
-        client.enqueue({"type": "T"})  # type: ignore[arg-type]
+        await r(qc.enqueue({"type": "T"}))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"enqueue takes a que\.Job"):
+        await r(qc.enqueue_many([que.Job(type="T"), "U"]))  # type: ignore[list-item]
 
 
-def test_unreachable_database_is_a_clear_error() -> None:
+async def test_unreachable_database_is_a_clear_error(side: Side) -> None:
+    url = "postgresql://u:hunter2@127.0.0.1:1/none"
     with pytest.raises(que.DatabaseUnavailableError, match=r"127\.0\.0\.1:1/none") as info:
-        que.Client("postgresql://u:hunter2@127.0.0.1:1/none", connect_timeout=2)
+        async with side.client(url, connect_timeout=2):
+            pass
     assert "hunter2" not in str(info.value)
 
 

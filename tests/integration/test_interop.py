@@ -8,6 +8,8 @@ import psycopg
 
 import que
 
+from ..sides import AnyClient, Side, r, using
+
 # The insert both Ruby que 0.x and que-go send: typed parameters, defaults by coalesce.
 FOREIGN_INSERT = """
 INSERT INTO que_jobs (queue, priority, run_at, job_class, args)
@@ -31,35 +33,37 @@ def foreign_insert(
     return int(row[0])
 
 
-def test_ruby_and_go_rows_are_worked(client: que.Client, conn: psycopg.Connection[Any]) -> None:
+async def test_ruby_and_go_rows_are_worked(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any]
+) -> None:
     seen: list[tuple[str, int, Any]] = []
     ruby = foreign_insert(conn, None, 0, "Billing::Refund", '[1,"two",{"k":"v"}]')
     go = foreign_insert(conn, "", 100, "Billing::Refund", None)
 
-    def refund(job: que.Job) -> None:
+    async def refund(job: Any) -> None:
         seen.append((job.queue, job.priority, job.args))
 
-    worker = que.Worker(client, {"Billing::Refund": refund})
-    while worker.work_one():
+    worker = side.worker(qc, {"Billing::Refund": side.handler(refund)})
+    while await side.call(worker.work_one):
         pass
     assert seen == [("", 0, [1, "two", {"k": "v"}]), ("", 100, [])]
     assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (0,)
     assert ruby < go
 
 
-def test_rows_written_here_match_the_foreign_format(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_rows_written_here_match_the_foreign_format(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
     foreign_insert(conn, "", 0, "Billing::Refund", '[1,"two",{"k":"v"}]')
     foreign_insert(conn, None, None, "Plain", None)
-    client.enqueue(que.Job(type="Billing::Refund", args=[1, "two", {"k": "v"}], priority=0))
-    client.enqueue(que.Job(type="Plain"))
+    await r(qc.enqueue(que.Job(type="Billing::Refund", args=[1, "two", {"k": "v"}], priority=0)))
+    await r(qc.enqueue(que.Job(type="Plain")))
     rows = conn.execute(COLUMNS + " ORDER BY job_id").fetchall()
     assert rows[0] == rows[2] == ("", 0, "Billing::Refund", '[1,"two",{"k":"v"}]', 0, None)
     assert rows[1] == rows[3] == ("", 100, "Plain", "[]", 0, None)
 
 
-def test_ruby_error_update_is_read_back(client: que.Client, conn: psycopg.Connection[Any]) -> None:
+async def test_ruby_error_update_is_read_back(qc: AnyClient, conn: psycopg.Connection[Any]) -> None:
     """Ruby que 0.x records a failure by setting error_count, run_at and last_error."""
     job_id = foreign_insert(conn, "", 100, "Flaky", "[]")
     conn.execute(
@@ -67,10 +71,10 @@ def test_ruby_error_update_is_read_back(client: que.Client, conn: psycopg.Connec
         "run_at = %s WHERE job_id = %s",
         [datetime(2000, 1, 1, tzinfo=timezone.utc), job_id],
     )
-    job = client.lock_job()
+    job = await r(qc.lock_job())
     assert job is not None
-    with job:
+    async with using(job):
         assert (job.error_count, job.last_error) == (2, "RuntimeError: x\n/app/flaky.rb:3")
-        job.error("ValueError: again")
+        await r(job.error("ValueError: again"))
     row = conn.execute("SELECT error_count, last_error FROM que_jobs").fetchone()
     assert row == (3, "ValueError: again")

@@ -1,3 +1,5 @@
+"""Finishing a claimed job: error and backoff, the job's transaction, misuse; on both sides."""
+
 from datetime import datetime, timezone
 from typing import Any
 
@@ -6,23 +8,19 @@ import pytest
 
 import que
 
+from ..sides import AnyClient, Side, claimed, r
+
 FIELDS = "SELECT error_count, last_error, run_at FROM que_jobs WHERE job_id = %s"
 
 
-def claim(client: que.Client) -> que.Job:
-    job = client.lock_job()
-    assert job is not None
-    return job
-
-
-def test_error_records_count_message_and_backoff(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_error_records_count_message_and_backoff(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
-    job_id = client.enqueue(que.Job(type="T")).id
+    job_id = (await r(qc.enqueue(que.Job(type="T")))).id
     for attempt, backoff in ((1, 4), (2, 19), (3, 84)):
         conn.execute("UPDATE que_jobs SET run_at = now() - interval '1 hour'")
-        with claim(client) as job:
-            job.error(f"boom {attempt}")
+        async with claimed(qc) as job:
+            await r(job.error(f"boom {attempt}"))
             now = datetime.now(timezone.utc)
         row = conn.execute(FIELDS, [job_id]).fetchone()
         assert row is not None
@@ -31,13 +29,16 @@ def test_error_records_count_message_and_backoff(
         assert (job.error_count, job.last_error, job.run_at) == row
 
 
-def test_retry_interval_override_per_type(db_url: str, conn: psycopg.Connection[Any]) -> None:
-    with que.Client(db_url, retry_intervals={"Fast": 0.5, "Slow": lambda n: 3600 * n}) as client:
-        client.enqueue(que.Job(type="Fast"))
-        client.enqueue(que.Job(type="Slow"))
+async def test_retry_interval_override_per_type(
+    side: Side, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    intervals = {"Fast": 0.5, "Slow": lambda n: 3600 * n}
+    async with side.client(db_url, retry_intervals=intervals) as client:
+        await r(client.enqueue(que.Job(type="Fast")))
+        await r(client.enqueue(que.Job(type="Slow")))
         for _ in range(2):
-            with claim(client) as job:
-                job.error("x")
+            async with claimed(client) as job:
+                await r(job.error("x"))
         delays = dict(
             conn.execute(
                 "SELECT job_class, extract(epoch FROM run_at - now())::float FROM que_jobs"
@@ -47,113 +48,144 @@ def test_retry_interval_override_per_type(db_url: str, conn: psycopg.Connection[
     assert 3598 < delays["Slow"] <= 3600
 
 
-def test_error_with_explicit_retry_in(client: que.Client, conn: psycopg.Connection[Any]) -> None:
-    client.enqueue(que.Job(type="T"))
-    with claim(client) as job:
-        job.error("later", retry_in=120)
+async def test_error_with_explicit_retry_in(qc: AnyClient, conn: psycopg.Connection[Any]) -> None:
+    await r(qc.enqueue(que.Job(type="T")))
+    async with claimed(qc) as job:
+        await r(job.error("later", retry_in=120))
     row = conn.execute("SELECT extract(epoch FROM run_at - now())::float FROM que_jobs").fetchone()
     assert row is not None and 118 < row[0] <= 120
 
 
-def test_error_message_with_nul_is_stored(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_error_message_with_nul_is_stored(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
-    client.enqueue(que.Job(type="T"))
-    with claim(client) as job:
-        job.error("bad\x00byte")
+    await r(qc.enqueue(que.Job(type="T")))
+    async with claimed(qc) as job:
+        await r(job.error("bad\x00byte"))
     assert conn.execute("SELECT last_error FROM que_jobs").fetchone() == ("bad\\0byte",)
 
 
-def test_tx_commits_the_jobs_writes_with_its_delete(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_tx_commits_the_jobs_writes_with_its_delete(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
     conn.execute("CREATE TABLE effects (job_id bigint)")
-    client.enqueue(que.Job(type="T"))
-    with claim(client) as job:
-        tx = job.tx
-        tx.execute("INSERT INTO effects VALUES (%s)", [job.id])
+    await r(qc.enqueue(que.Job(type="T")))
+    async with claimed(qc) as job:
+        tx = await r(job.transaction())
+        assert tx is job.conn
+        await r(tx.execute("INSERT INTO effects VALUES (%s)", [job.id]))
         assert conn.execute("SELECT count(*) FROM effects").fetchone() == (0,)  # not yet
-        job.delete()
+        await r(job.delete())
         assert tx.autocommit is True  # back to autocommit for the unlock
     assert conn.execute("SELECT job_id FROM effects").fetchall() == [(job.id,)]
     assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (0,)
 
 
-def test_error_rolls_back_the_jobs_writes(
+def test_sync_tx_property_is_the_transaction(
     client: que.Client, conn: psycopg.Connection[Any]
 ) -> None:
+    """The sync Job spells it both ways: the ``tx`` property and ``transaction()``."""
     conn.execute("CREATE TABLE effects (job_id bigint)")
     client.enqueue(que.Job(type="T"))
-    with claim(client) as job:
-        job.tx.execute("INSERT INTO effects VALUES (%s)", [job.id])
-        job.error("failed")
+    job = client.lock_job()
+    assert job is not None
+    with job:
+        tx = job.tx
+        assert tx.autocommit is False
+        assert job.transaction() is tx is job.tx
+        tx.execute("INSERT INTO effects VALUES (%s)", [job.id])
+        job.delete()
+    assert conn.execute("SELECT job_id FROM effects").fetchall() == [(job.id,)]
+
+
+async def test_error_rolls_back_the_jobs_writes(
+    qc: AnyClient, conn: psycopg.Connection[Any]
+) -> None:
+    conn.execute("CREATE TABLE effects (job_id bigint)")
+    await r(qc.enqueue(que.Job(type="T")))
+    async with claimed(qc) as job:
+        tx = await r(job.transaction())
+        await r(tx.execute("INSERT INTO effects VALUES (%s)", [job.id]))
+        await r(job.error("failed"))
+        assert tx.autocommit is True
     assert conn.execute("SELECT count(*) FROM effects").fetchone() == (0,)
     assert conn.execute("SELECT error_count FROM que_jobs").fetchone() == (1,)
 
 
-def test_done_without_delete_rolls_back_and_keeps_the_job(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_done_without_delete_rolls_back_and_keeps_the_job(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
     conn.execute("CREATE TABLE effects (job_id bigint)")
-    client.enqueue(que.Job(type="T"))
-    with claim(client) as job:
-        job.tx.execute("INSERT INTO effects VALUES (%s)", [job.id])
+    await r(qc.enqueue(que.Job(type="T")))
+    async with claimed(qc) as job:
+        tx = await r(job.transaction())
+        await r(tx.execute("INSERT INTO effects VALUES (%s)", [job.id]))
     assert conn.execute("SELECT count(*) FROM effects").fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (1,)
-    again = claim(client)
-    assert again.id == job.id
-    again.done()
+    async with claimed(qc) as again:
+        assert again.id == job.id
+        # the connection came back to the pool in autocommit, no transaction open
+        assert again.conn.autocommit is True
+        assert again.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
-def test_a_broken_job_transaction_is_cleaned_up(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_a_broken_job_transaction_is_cleaned_up(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
-    client.enqueue(que.Job(type="T"))
-    with claim(client) as job:
+    await r(qc.enqueue(que.Job(type="T")))
+    async with claimed(qc) as job:
+        tx = await r(job.transaction())
         with pytest.raises(psycopg.errors.UndefinedTable):
-            job.tx.execute("SELECT * FROM missing_table")
-        job.error("missing table")
+            await r(tx.execute("SELECT * FROM missing_table"))
+        await r(job.error("missing table"))
     assert conn.execute("SELECT error_count FROM que_jobs").fetchone() == (1,)
 
 
-def test_no_transaction_is_opened_unless_asked(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_no_transaction_is_opened_unless_asked(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
-    client.enqueue(que.Job(type="T"))
-    with claim(client) as job:
+    await r(qc.enqueue(que.Job(type="T")))
+    async with claimed(qc) as job:
         assert job.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         idle_in_tx = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND state LIKE 'idle in transaction%'"
         ).fetchone()
         assert idle_in_tx == (0,)
-        job.delete()
+        await r(job.delete())
 
 
-def test_done_job_refuses_further_use(client: que.Client) -> None:
-    client.enqueue(que.Job(type="T"))
-    job = claim(client)
-    job.delete()
-    job.done()
+async def test_done_job_refuses_further_use(side: Side, qc: AnyClient) -> None:
+    await r(qc.enqueue(que.Job(type="T")))
+    job = await r(qc.lock_job())
+    assert job is not None
+    await r(job.delete())
+    assert job.deleted is True
+    await r(job.done())
     with pytest.raises(que.QueError, match="holds no connection"):
-        job.delete()
+        await r(job.delete())
     with pytest.raises(que.QueError, match="holds no connection"):
-        _ = job.tx
+        await r(job.error("too late"))
+    with pytest.raises(que.QueError, match="holds no connection"):
+        await r(job.transaction())
+    if not side.is_async:
+        with pytest.raises(que.QueError, match="holds no connection"):
+            _ = job.tx
 
 
-def test_error_after_the_row_vanished_is_reported(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_error_after_the_row_vanished_is_reported(
+    qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
-    client.enqueue(que.Job(type="T"))
-    with claim(client) as job:
+    await r(qc.enqueue(que.Job(type="T")))
+    async with claimed(qc) as job:
         conn.execute("DELETE FROM que_jobs")
         with pytest.raises(que.QueError, match="no longer in que_jobs"):
-            job.error("too late")
+            await r(job.error("too late"))
 
 
-def test_far_future_run_at_round_trips(client: que.Client) -> None:
+async def test_far_future_run_at_round_trips(qc: AnyClient) -> None:
     far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
-    job = client.enqueue(que.Job(type="T", run_at=far))
+    job = await r(qc.enqueue(que.Job(type="T", run_at=far)))
     assert job.run_at == far
-    assert client.lock_job() is None
-    assert client.stats()[0].oldest_run_at == far
+    assert await r(qc.lock_job()) is None
+    assert (await r(qc.stats()))[0].oldest_run_at == far

@@ -1,8 +1,15 @@
+"""Workers and worker pools: run, fail, retry, shut down, survive; on both sides.
+
+Work functions are written once as ``async def`` and adapted to the sync
+worker by ``side.handler``; tests marked so use plain sync functions on both
+sides (the async worker runs those in a thread).
+"""
+
+import asyncio
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -10,15 +17,10 @@ import pytest
 
 import que
 
-from ..helpers import advisory_lock_count
+from ..helpers import advisory_lock_count, assert_clean_either
+from ..sides import AnyClient, Side, r, wait_event, wait_until
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+KINDS = ("sync-def", "async-def")
 
 
 def remaining(conn: psycopg.Connection[Any]) -> int:
@@ -27,75 +29,125 @@ def remaining(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def test_successful_job_is_deleted(client: que.Client, conn: psycopg.Connection[Any]) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_successful_job_is_deleted(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], kind: str
+) -> None:
     seen: list[Any] = []
-    client.enqueue(que.Job(type="Ok", args=[1, 2]))
-    worker = que.Worker(client, {"Ok": lambda job: seen.append(job.args)}, interval=0.05)
-    assert worker.work_one() is True
+
+    async def record(job: Any) -> None:
+        seen.append(job.args)
+
+    func = side.handler(record) if kind == "async-def" else (lambda job: seen.append(job.args))
+    await r(qc.enqueue(que.Job(type="Ok", args=[1, 2])))
+    worker = side.worker(qc, {"Ok": func}, interval=0.05)
+    assert await side.call(worker.work_one) is True
     assert seen == [[1, 2]]
     assert remaining(conn) == 0
-    assert worker.work_one() is False
+    assert await side.call(worker.work_one) is False
 
 
-def test_failing_job_keeps_its_row_with_the_traceback(
-    client: que.Client, conn: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("kind", KINDS)
+async def test_failing_job_keeps_its_row_with_the_traceback(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
 ) -> None:
-    def charge(job: que.Job) -> None:
+    async def charge(job: Any) -> None:
         raise RuntimeError(f"card declined for {job.args[0]}")
 
-    client.enqueue(que.Job(type="Charge", args=["acct-9"]))
-    worker = que.Worker(client, {"Charge": charge}, interval=0.05)
-    with caplog.at_level(logging.WARNING, logger="que.worker"):
-        assert worker.work_one() is True
+    def charge_sync(job: Any) -> None:
+        raise RuntimeError(f"card declined for {job.args[0]}")
+
+    func = side.handler(charge) if kind == "async-def" else charge_sync
+    await r(qc.enqueue(que.Job(type="Charge", args=["acct-9"])))
+    worker = side.worker(qc, {"Charge": func}, interval=0.05)
+    with caplog.at_level(logging.WARNING, logger=side.worker_logger):
+        assert await side.call(worker.work_one) is True
     row = conn.execute("SELECT error_count, last_error FROM que_jobs").fetchone()
     assert row is not None and row[0] == 1
     assert "RuntimeError: card declined for acct-9" in row[1]
-    assert "Traceback (most recent call last)" in row[1] and "in charge" in row[1]
+    assert "Traceback (most recent call last)" in row[1]
+    assert ("in charge" if kind == "async-def" else "in charge_sync") in row[1]
     assert "Charge" in caplog.text and "failed" in caplog.text
 
 
-def test_unknown_type_is_an_error_like_any_other(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_unknown_type_is_an_error_like_any_other(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
-    client.enqueue(que.Job(type="Nobody::Knows"))
-    worker = que.Worker(client, {"Other": print}, interval=0.05)
-    assert worker.work_one() is True
+    await r(qc.enqueue(que.Job(type="Nobody::Knows")))
+    worker = side.worker(qc, {"Other": print}, interval=0.05)
+    assert await side.call(worker.work_one) is True
     row = conn.execute("SELECT error_count, last_error FROM que_jobs").fetchone()
     assert row == (1, "unknown job type: 'Nobody::Knows' is not in this worker's work map")
 
 
-def test_job_that_deletes_itself_in_its_transaction(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_job_that_deletes_itself_in_its_transaction(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
     conn.execute("CREATE TABLE effects (n int)")
 
-    def effect(job: que.Job) -> None:
-        job.tx.execute("INSERT INTO effects VALUES (%s)", [job.args[0]])
-        job.delete()
+    async def effect(job: Any) -> None:
+        tx = await r(job.transaction())
+        await r(tx.execute("INSERT INTO effects VALUES (%s)", [job.args[0]]))
+        await r(job.delete())
 
-    client.enqueue(que.Job(type="E", args=[5]))
-    assert que.Worker(client, {"E": effect}).work_one()
+    await r(qc.enqueue(que.Job(type="E", args=[5])))
+    assert await side.call(side.worker(qc, {"E": side.handler(effect)}).work_one)
     assert conn.execute("SELECT n FROM effects").fetchall() == [(5,)]
     assert remaining(conn) == 0
 
 
-def test_handler_returning_normally_commits_its_open_transaction(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_handler_returning_normally_commits_its_open_transaction(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
     conn.execute("CREATE TABLE effects (n int)")
-    client.enqueue(que.Job(type="E", args=[6]))
-    worker = que.Worker(client, {"E": lambda job: job.tx.execute("INSERT INTO effects VALUES (6)")})
-    assert worker.work_one()
+
+    async def effect(job: Any) -> None:
+        tx = await r(job.transaction())
+        await r(tx.execute("INSERT INTO effects VALUES (6)"))
+
+    await r(qc.enqueue(que.Job(type="E", args=[6])))
+    worker = side.worker(qc, {"E": side.handler(effect)})
+    assert await side.call(worker.work_one)
     assert conn.execute("SELECT n FROM effects").fetchall() == [(6,)]
     assert remaining(conn) == 0
+
+
+async def test_handler_failing_in_its_transaction_rolls_it_back(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any]
+) -> None:
+    conn.execute("CREATE TABLE effects (n int)")
+
+    async def half_done(job: Any) -> None:
+        tx = await r(job.transaction())
+        await r(tx.execute("INSERT INTO effects VALUES (7)"))
+        raise ValueError("half done")
+
+    await r(qc.enqueue(que.Job(type="E")))
+    worker = side.worker(qc, {"E": side.handler(half_done)})
+    assert await side.call(worker.work_one)
+    assert conn.execute("SELECT count(*) FROM effects").fetchone() == (0,)
+    row = conn.execute("SELECT error_count, last_error FROM que_jobs").fetchone()
+    assert row is not None and row[0] == 1 and "ValueError: half done" in row[1]
 
 
 def test_async_function_is_refused_at_once(client: que.Client) -> None:
     async def handler(job: que.Job) -> None:
         return None
 
+    class AsyncCallable:
+        async def __call__(self, job: que.Job) -> None:
+            return None
+
     with pytest.raises(TypeError, match="async function"):
         que.Worker(client, {"A": handler})
+    with pytest.raises(TypeError, match="async function"):
+        que.WorkerPool(client, {"A": handler}, 2)
+    with pytest.raises(TypeError, match="async function"):
+        que.Worker(client, {"A": AsyncCallable()})
 
 
 def test_a_returned_coroutine_fails_the_job_without_warning(
@@ -115,112 +167,183 @@ def test_a_returned_coroutine_fails_the_job_without_warning(
     assert row is not None and row[0] == 1 and "returned an awaitable" in row[1]
 
 
-def test_keyboard_interrupt_releases_the_job_and_propagates(
-    client: que.Client, conn: psycopg.Connection[Any], db_url: str
+@pytest.mark.parametrize("kind", KINDS)
+async def test_keyboard_interrupt_releases_the_job_and_propagates(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], db_url: str, kind: str
 ) -> None:
-    def interrupted(job: que.Job) -> None:
+    async def interrupted(job: Any) -> None:
         raise KeyboardInterrupt
 
-    client.enqueue(que.Job(type="K"))
-    worker = que.Worker(client, {"K": interrupted})
+    def interrupted_sync(job: Any) -> None:
+        raise KeyboardInterrupt
+
+    func = side.handler(interrupted) if kind == "async-def" else interrupted_sync
+    await r(qc.enqueue(que.Job(type="K")))
+    worker = side.worker(qc, {"K": func})
     with pytest.raises(KeyboardInterrupt):
-        worker.work_one()
+        await side.call(worker.work_one)
     assert advisory_lock_count(db_url) == 0
     assert conn.execute("SELECT error_count FROM que_jobs").fetchone() == (0,)
 
 
-def test_environment_sets_queue_and_interval(
-    client: que.Client, monkeypatch: pytest.MonkeyPatch
+async def test_environment_sets_queue_and_interval(
+    side: Side, qc: AnyClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QUE_QUEUE", "mail")
     monkeypatch.setenv("QUE_WAKE_INTERVAL", "0.125")
-    worker = que.Worker(client, {})
+    worker = side.worker(qc, {})
     assert (worker.queue, worker.interval) == ("mail", 0.125)
-    pool = que.WorkerPool(client, {}, 2)
+    pool = side.worker_pool(qc, {}, 2)
     assert [(w.queue, w.interval) for w in pool.workers] == [("mail", 0.125)] * 2
-    explicit = que.Worker(client, {}, queue="", interval=1)
+    explicit = side.worker(qc, {}, queue="", interval=1)
     assert (explicit.queue, explicit.interval) == ("", 1.0)
 
 
-def test_shutdown_of_a_worker_that_never_started_returns_at_once(client: que.Client) -> None:
-    worker = que.Worker(client, {}, interval=60)
+async def test_shutdown_of_a_worker_that_never_started_returns_at_once(
+    side: Side, qc: AnyClient
+) -> None:
+    worker = side.worker(qc, {}, interval=60)
     started = time.monotonic()
-    assert worker.shutdown() is True
+    assert await side.call(worker.shutdown) is True
     assert time.monotonic() - started < 1
-    pool = que.WorkerPool(client, {}, 3, interval=60)
-    assert pool.shutdown() is True
+    pool = side.worker_pool(qc, {}, 3, interval=60)
+    assert await side.call(pool.shutdown) is True
 
 
-def test_shutdown_lets_the_running_job_finish(
-    client: que.Client, conn: psycopg.Connection[Any]
+async def test_a_worker_works_in_one_loop_at_a_time(side: Side, qc: AnyClient) -> None:
+    worker = side.worker(qc, {}, interval=0.05)
+    loop = side.start(worker.work)
+    try:
+        await wait_until(lambda: not _idle(worker), what="the worker started")
+        with pytest.raises(que.QueError, match="already working"):
+            await side.call(worker.work)
+    finally:
+        assert await side.call(worker.shutdown, 30) is True
+        await asyncio.wait_for(loop, 30)
+
+
+def _idle(worker: Any) -> bool:
+    if isinstance(worker, que.AsyncWorker):
+        return worker._idle.is_set()
+    return not worker._running
+
+
+async def test_shutdown_lets_the_running_job_finish(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:
     running = threading.Event()
     release = threading.Event()
 
-    def slow(job: que.Job) -> None:
+    async def slow(job: Any) -> None:
         running.set()
-        release.wait(30)
+        await wait_event(release)
 
-    client.enqueue_many([que.Job(type="Slow"), que.Job(type="Slow")])
-    worker = que.Worker(client, {"Slow": slow}, interval=0.05)
-    thread = threading.Thread(target=worker.work)
-    thread.start()
-    assert running.wait(30)
-    assert worker.shutdown(timeout=0.2) is False  # still working
-    release.set()
-    assert worker.shutdown(timeout=30) is True
-    thread.join(30)
+    await r(qc.enqueue_many([que.Job(type="Slow"), que.Job(type="Slow")]))
+    worker = side.worker(qc, {"Slow": side.handler(slow)}, interval=0.05)
+    loop = side.start(worker.work)
+    try:
+        assert await wait_event(running)
+        assert await side.call(worker.shutdown, 0.2) is False  # still working
+        assert worker.stopping
+        release.set()
+        assert await side.call(worker.shutdown, 30) is True
+        await asyncio.wait_for(loop, 30)
+    finally:
+        release.set()
     assert remaining(conn) == 1  # the running one finished; the next was never claimed
 
 
-def test_database_errors_in_the_loop_are_logged_and_survived(
-    client: que.Client, conn: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
+async def test_pool_shutdown_lets_running_jobs_finish(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], db_url: str
+) -> None:
+    started: list[int] = []
+    release = threading.Event()
+
+    async def slow(job: Any) -> None:
+        started.append(job.id)
+        await wait_event(release)
+
+    await r(qc.enqueue_many([que.Job(type="Slow") for _ in range(5)]))
+    pool = side.worker_pool(qc, {"Slow": side.handler(slow)}, 3, interval=0.05)
+    pool.start()
+    try:
+        await wait_until(lambda: len(started) == 3, what="three jobs running")
+        assert advisory_lock_count(db_url) == 3
+        with pytest.raises(que.QueError, match="already started"):
+            pool.start()
+        assert await side.call(pool.shutdown, 0.2) is False  # three jobs still running
+        release.set()
+        assert await side.call(pool.shutdown, 30) is True
+    finally:
+        release.set()
+    assert len(started) == 3  # no worker claimed again once asked to stop
+    assert remaining(conn) == 2
+
+
+async def test_database_errors_in_the_loop_are_logged_and_survived(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     runs: list[int] = []
 
-    def killed_mid_job(job: que.Job) -> None:
+    async def killed_mid_job(job: Any) -> None:
         runs.append(job.conn.info.backend_pid)
         if len(runs) == 1:  # the first run loses its session before it can finish
             conn.execute("SELECT pg_terminate_backend(%s)", [runs[0]])
 
-    client.enqueue(que.Job(type="T"))
-    worker = que.Worker(client, {"T": killed_mid_job}, interval=0.05)
-    thread = threading.Thread(target=worker.work)
-    with caplog.at_level(logging.ERROR, logger="que.worker"):
-        thread.start()
+    await r(qc.enqueue(que.Job(type="T")))
+    worker = side.worker(qc, {"T": side.handler(killed_mid_job)}, interval=0.05)
+    with caplog.at_level(logging.ERROR, logger=side.worker_logger):
+        loop = side.start(worker.work)
         try:
-            wait_for(lambda: remaining(conn) == 0)
+            await wait_until(lambda: remaining(conn) == 0, what="the job was worked")
         finally:
-            assert worker.shutdown(timeout=30)
-            thread.join(30)
+            assert await side.call(worker.shutdown, 30)
+            await asyncio.wait_for(loop, 30)
     assert len(runs) == 2 and runs[0] != runs[1]  # worked again on a fresh connection
     assert "terminating connection" in caplog.text and "retrying in" in caplog.text
 
 
-def test_pool_count_must_fit_the_connections(client: que.Client) -> None:
+async def test_pool_count_must_fit_the_connections(side: Side, qc: AnyClient) -> None:
     with pytest.raises(ValueError, match="exceeds the client's 12 connections"):
-        que.WorkerPool(client, {}, 13)
+        side.worker_pool(qc, {}, 13)
     with pytest.raises(ValueError, match="positive int"):
-        que.WorkerPool(client, {}, 0)
+        side.worker_pool(qc, {}, 0)
 
 
-def test_pool_of_8_works_2000_jobs_exactly_once(
-    client: que.Client, conn: psycopg.Connection[Any], db_url: str
-) -> None:
+async def exactly_once(side: Side, db_url: str, workers: int, jobs: int) -> None:
+    """``workers`` workers of one pool work ``jobs`` jobs: each exactly once, no lock left."""
     executions: Counter[int] = Counter()
     lock = threading.Lock()
 
-    def count(job: que.Job) -> None:
+    def count_sync(job: que.Job) -> None:
         with lock:
             executions[job.args[0]] += 1
 
-    client.enqueue_many([que.Job(type="Count", args=[i]) for i in range(2000)])
-    pool = que.WorkerPool(client, {"Count": count}, 8, interval=0.05)
-    pool.start()
-    try:
-        wait_for(lambda: remaining(conn) == 0, timeout=120)
-    finally:
-        assert pool.shutdown(timeout=30) is True
-    assert len(executions) == 2000
+    async def count_async(job: que.AsyncJob) -> None:
+        executions[job.args[0]] += 1  # one event loop: no lock needed
+
+    func = count_async if side.is_async else count_sync
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        async with side.client(db_url, max_connections=workers) as client:
+            await r(client.enqueue_many([que.Job(type="Count", args=[i]) for i in range(jobs)]))
+            pool = side.worker_pool(client, {"Count": func}, workers, interval=0.05)
+            pool.start()
+            try:
+                # the cheap condition first: it needs no query that would hold up the loop
+                await wait_until(lambda: executions.total() >= jobs, timeout=120, what="all run")
+                await wait_until(lambda: remaining(conn) == 0, what="all deleted")
+            finally:
+                assert await side.call(pool.shutdown, 30) is True
+            await assert_clean_either(client, db_url)
+    assert len(executions) == jobs
     assert set(executions.values()) == {1}
     assert advisory_lock_count(db_url) == 0
+
+
+async def test_pool_of_8_works_2000_jobs_exactly_once(side: Side, db_url: str) -> None:
+    await exactly_once(side, db_url, workers=8, jobs=2000)
+
+
+@pytest.mark.slow
+async def test_pool_of_50_works_5000_jobs_exactly_once(side: Side, db_url: str) -> None:
+    await exactly_once(side, db_url, workers=50, jobs=5000)

@@ -1,0 +1,182 @@
+"""One behaviour suite for both sides of que: Client/Worker and AsyncClient/AsyncWorker.
+
+A test takes the ``side`` fixture (parametrised "sync" and "async") and the
+``qc`` fixture (a Client, or an opened AsyncClient, on the test's database)
+and writes each call once; ``r()`` awaits what the async side returns and
+passes the sync side's values through::
+
+    job = await r(qc.lock_job())
+    await r(job.delete())
+
+Code that must run the way the side runs it (a worker's blocking loop, a
+claimer racing others) goes through ``side.call``: the sync side runs it in a
+thread of its own, the async side awaits it on the test's event loop.
+Work functions are written once as ``async def`` and given to workers through
+``side.handler``, which runs them with ``asyncio.run`` inside the sync
+worker's thread. Tests that need a plain sync work function use one directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import psycopg
+
+import que
+
+T = TypeVar("T")
+
+SIDES = ("sync", "async")
+
+AnyClient = que.Client | que.AsyncClient
+AnyJob = que.Job | que.AsyncJob
+AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+
+
+async def r(value: Awaitable[T] | T) -> T:
+    """``await`` an awaitable (the async side); return anything else as it is."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def one(conn: AnyConnection, query: Any, params: Any = None) -> Any:
+    """The first row of ``query`` run on a connection of either side."""
+    cur = await r(conn.execute(query, params))
+    return await r(cur.fetchone())
+
+
+@asynccontextmanager
+async def using(job: AnyJob) -> AsyncIterator[Any]:
+    """Enter the job's own context manager (``with job`` / ``async with job``)."""
+    if isinstance(job, que.AsyncJob):
+        async with job:
+            yield job
+    else:
+        with job:
+            yield job
+
+
+@asynccontextmanager
+async def claimed(client: AnyClient, queue: str = "") -> AsyncIterator[Any]:
+    """Claim the next job of ``queue`` (there must be one) and release it at the end."""
+    job = await r(client.lock_job(queue))
+    assert job is not None, f"no job to claim in queue {queue!r}"
+    async with using(job):
+        yield job
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0, what: str = ""
+) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await r(condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {what or condition}")
+        await asyncio.sleep(0.01)
+
+
+async def wait_event(event: threading.Event, timeout: float = 30.0) -> bool:
+    """Wait for a threading.Event without blocking the running event loop."""
+    return await asyncio.to_thread(event.wait, timeout)
+
+
+class Side:
+    """How the tests drive one side of the library."""
+
+    def __init__(self, name: str) -> None:
+        assert name in SIDES
+        self.name = name
+        self.is_async = name == "async"
+
+    def __repr__(self) -> str:
+        return f"Side({self.name!r})"
+
+    @property
+    def worker_logger(self) -> str:
+        return "que.async_worker" if self.is_async else "que.worker"
+
+    @property
+    def job_class(self) -> type[AnyJob]:
+        return que.AsyncJob if self.is_async else que.Job
+
+    @asynccontextmanager
+    async def client(self, source: Any, **options: Any) -> AsyncIterator[Any]:
+        """A client of this side, open for the ``async with`` block."""
+        if self.is_async:
+            async with que.AsyncClient(source, **options) as client:
+                yield client
+        else:
+            with que.Client(source, **options) as client:
+                yield client
+
+    @asynccontextmanager
+    async def connection(self, url: str) -> AsyncIterator[Any]:
+        """A caller's own connection of this side (not autocommit), closed at the end."""
+        if self.is_async:
+            async with await psycopg.AsyncConnection.connect(url) as aconn:
+                yield aconn
+        else:
+            with psycopg.connect(url) as conn:
+                yield conn
+
+    def worker(self, client: AnyClient, work_map: dict[str, Any], **options: Any) -> Any:
+        if self.is_async:
+            assert isinstance(client, que.AsyncClient)
+            return que.AsyncWorker(client, work_map, **options)
+        assert isinstance(client, que.Client)
+        return que.Worker(client, work_map, **options)
+
+    def worker_pool(
+        self, client: AnyClient, work_map: dict[str, Any], count: int = 1, **options: Any
+    ) -> Any:
+        if self.is_async:
+            assert isinstance(client, que.AsyncClient)
+            return que.AsyncWorkerPool(client, work_map, count, **options)
+        assert isinstance(client, que.Client)
+        return que.WorkerPool(client, work_map, count, **options)
+
+    async def call(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run ``func(*args)`` as this side runs code and return its result.
+
+        Async side: call it on the running loop and await the result if it is
+        awaitable. Sync side: call it in a thread of its own (so a blocking
+        call never stalls the loop), running a returned coroutine there with
+        ``asyncio.run``.
+        """
+        if self.is_async:
+            return await r(func(*args))
+
+        def blocking() -> Any:
+            result = func(*args)
+            return asyncio.run(result) if inspect.iscoroutine(result) else result
+
+        return await asyncio.to_thread(blocking)
+
+    def start(self, func: Callable[[], Any]) -> asyncio.Task[Any]:
+        """Run ``func()`` (a worker's ``work`` loop) in the background: a task or a thread."""
+        return asyncio.create_task(self.call(func))
+
+    def handler(self, func: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Any]:
+        """A work function of this side made from an ``async def`` written once.
+
+        The async worker awaits ``func`` itself; the sync worker calls a plain
+        function that runs it to completion with ``asyncio.run`` in the
+        worker's own thread.
+        """
+        if self.is_async:
+            return func
+
+        @functools.wraps(func)
+        def run(job: que.Job) -> Any:
+            return asyncio.run(func(job))
+
+        return run
