@@ -112,7 +112,9 @@ class AsyncWorker:
         log_outcome(logger, job, started, "done")
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
+        # asyncio.TimeoutError: what wait_for raises on Python 3.10, where it
+        # is not yet the builtin TimeoutError (it is an alias from 3.11 on).
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def shutdown(self, timeout: float | None = None) -> bool:
@@ -124,7 +126,7 @@ class AsyncWorker:
         self._stop.set()
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             return False
         return True
 
@@ -157,8 +159,15 @@ class AsyncWorkerPool:
         """Start every worker as a task on the running event loop."""
         if self._tasks:
             raise QueError("this AsyncWorkerPool was already started")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # Checked before any worker coroutine exists, so none is left never awaited.
+            raise QueError(
+                "AsyncWorkerPool.start() needs a running event loop: call it from async code"
+            ) from None
         for number, worker in enumerate(self.workers):
-            task = asyncio.create_task(worker.work(), name=f"que-async-worker-{number}")
+            task = loop.create_task(worker.work(), name=f"que-async-worker-{number}")
             task.add_done_callback(_log_crash)
             self._tasks.append(task)
 
