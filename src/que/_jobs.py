@@ -57,17 +57,6 @@ def insert_params(
     )
 
 
-def bulk_params(params: list[InsertParams]) -> dict[str, list[Any]]:
-    """Parallel arrays for the one-statement bulk insert."""
-    return {
-        "queues": [p.queue for p in params],
-        "priorities": [p.priority for p in params],
-        "run_ats": [p.run_at for p in params],
-        "job_classes": [p.job_class for p in params],
-        "args": [p.args for p in params],
-    }
-
-
 def encode_args(args: object) -> str:
     """JSON text for the args column.
 

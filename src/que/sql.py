@@ -24,22 +24,6 @@ VALUES (
 RETURNING job_id, run_at
 """
 
-# One round trip for many jobs: parallel arrays unnested in order, so the
-# returned ids follow the input order (WITH ORDINALITY pins it).
-INSERT_JOBS: Final = """
-INSERT INTO que_jobs (queue, priority, run_at, job_class, args)
-SELECT j.queue, j.priority, coalesce(j.run_at, now()), j.job_class, j.args::json
-FROM unnest(
-    %(queues)s::text[],
-    %(priorities)s::smallint[],
-    %(run_ats)s::timestamptz[],
-    %(job_classes)s::text[],
-    %(args)s::text[]
-) WITH ORDINALITY AS j(queue, priority, run_at, job_class, args, n)
-ORDER BY j.n
-RETURNING job_id, run_at
-"""
-
 # Bulk enqueue by COPY, the fastest way into a table. COPY cannot return the
 # ids, so they are drawn from the table's own sequence first, together with
 # now() for jobs without a run_at (the default an INSERT would have used).

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from que import InvalidJobError, MissingTypeError
-from que._jobs import bulk_params, encode_args, insert_params
+from que._jobs import encode_args, insert_params
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -92,12 +92,10 @@ def test_aware_run_at_in_any_zone_is_kept() -> None:
     assert insert_params("T", [], "", None, local).run_at == NOW
 
 
-def test_bulk_params_are_parallel_arrays() -> None:
-    rows = [insert_params("A", [1], "q", 5, NOW), insert_params("B", {}, "", None, None)]
-    assert bulk_params(rows) == {
-        "queues": ["q", ""],
-        "priorities": [5, 100],
-        "run_ats": [NOW, None],
-        "job_classes": ["A", "B"],
-        "args": ["[1]", "{}"],
-    }
+def test_copy_rows_take_reserved_ids_and_now() -> None:
+    from que._client_base import copy_rows
+
+    params = [insert_params("A", [1], "q", 5, NOW), insert_params("B", {}, "", None, None)]
+    later = NOW.replace(year=2027)
+    rows = copy_rows(params, {"now": later, "ids": [10, 11]})
+    assert rows == [("q", 5, NOW, 10, "A", "[1]"), ("", 100, later, 11, "B", "{}")]
