@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
+import psycopg_pool
 
 import que
 
@@ -127,6 +128,17 @@ class Side:
         else:
             with psycopg.connect(url) as conn:
                 yield conn
+
+    @asynccontextmanager
+    async def pool(self, url: str, **options: Any) -> AsyncIterator[Any]:
+        """A psycopg_pool pool of this side with psycopg's defaults (tuple rows, no
+        autocommit), as a caller would make one."""
+        if self.is_async:
+            async with psycopg_pool.AsyncConnectionPool(url, **options) as apool:
+                yield apool
+        else:
+            with psycopg_pool.ConnectionPool(url, **options) as pool:
+                yield pool
 
     def worker(self, client: AnyClient, work_map: dict[str, Any], **options: Any) -> Any:
         if self.is_async:

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, dict_row
 
 from . import sql
 from ._jobs import DEFAULT_PRIORITY, row_key
@@ -141,7 +141,9 @@ class Job(BaseJob):
             conn.rollback()
             self._end_tx()
         params = self._error_params(message, retry_in)
-        row = conn.execute(sql.SET_JOB_ERROR, params, prepare=True).fetchone()
+        # A dict_row cursor: the connection may come from a caller's pool with tuple rows.
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(sql.SET_JOB_ERROR, params, prepare=True).fetchone()
         self._apply_error(row, message)
 
     def done(self) -> None:
@@ -216,8 +218,11 @@ class AsyncJob(BaseJob):
             await conn.rollback()
             await self._end_tx()
         params = self._error_params(message, retry_in)
-        cur = await conn.execute(sql.SET_JOB_ERROR, params, prepare=True)
-        self._apply_error(await cur.fetchone(), message)
+        # A dict_row cursor: the connection may come from a caller's pool with tuple rows.
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql.SET_JOB_ERROR, params, prepare=True)
+            row = await cur.fetchone()
+        self._apply_error(row, message)
 
     async def done(self) -> None:
         """Release the advisory lock and return the connection. Safe to call twice."""

@@ -189,3 +189,44 @@ async def test_far_future_run_at_round_trips(qc: AnyClient) -> None:
     assert job.run_at == far
     assert await r(qc.lock_job()) is None
     assert (await r(qc.stats()))[0].oldest_run_at == far
+
+
+async def test_every_operation_on_a_callers_plain_pool(
+    side: Side, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    """A pool the caller made with psycopg's defaults (tuple rows, transactions) works
+    for every operation, and gets its connections back as they were."""
+    conn.execute("CREATE TABLE effects (n int)")
+    async with side.pool(db_url, min_size=1, max_size=3) as pool:
+        async with side.client(pool) as client:
+            await r(client.enqueue(que.Job(type="Fail", args=[1], priority=1)))
+            await r(client.enqueue_many([que.Job(type="Write", args=[2], priority=2)]))
+            async with claimed(client) as job:
+                assert job.type == "Fail"
+                await r(job.error("failed once", retry_in=0))
+                assert job.error_count == 1 and job.last_error == "failed once"
+            assert [(s.type, s.count_errored) for s in await r(client.stats())] == [
+                ("Fail", 1),
+                ("Write", 0),
+            ]
+            conn.execute("UPDATE que_jobs SET run_at = now() - interval '1 second'")
+            async with claimed(client) as again:
+                assert (again.type, again.error_count) == ("Fail", 1)
+                await r(again.delete())
+
+            async def write(job: Any) -> None:
+                tx = await r(job.transaction())
+                await r(tx.execute("INSERT INTO effects VALUES (%s)", job.args))
+
+            worker = side.worker(client, {"Write": side.handler(write)})
+            assert await side.call(worker.work_one) is True
+        # the pool is the caller's: still open, its connections back as they were
+        if side.is_async:
+            async with pool.connection() as aconn:
+                autocommit = aconn.autocommit
+        else:
+            with pool.connection() as sconn:
+                autocommit = sconn.autocommit
+        assert autocommit is False
+    assert conn.execute("SELECT n FROM effects").fetchall() == [(2,)]
+    assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (0,)
