@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 
@@ -50,3 +54,14 @@ async def assert_clean_either(
             return
         assert time.monotonic() < deadline, f"{borrowed} pooled connection(s) not returned: {stats}"
         await asyncio.sleep(0.01)
+
+
+@contextmanager
+def no_unawaited_coroutine() -> Iterator[None]:
+    """Fail if the block leaves a coroutine that is never awaited (checked after a gc)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+        gc.collect()
+    unawaited = [w for w in caught if "never awaited" in str(w.message)]
+    assert unawaited == [], [str(w.message) for w in unawaited]

@@ -2,11 +2,7 @@
 sync work functions in threads, and clear errors when the two sides are mixed."""
 
 import asyncio
-import gc
 import threading
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -15,7 +11,7 @@ import pytest
 
 import que
 
-from ..helpers import advisory_lock_count, assert_clean_either
+from ..helpers import advisory_lock_count, assert_clean_either, no_unawaited_coroutine
 from ..sides import wait_until
 
 
@@ -23,17 +19,6 @@ def remaining(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute("SELECT count(*) FROM que_jobs").fetchone()
     assert row is not None
     return int(row[0])
-
-
-@contextmanager
-def no_unawaited_coroutine() -> Iterator[None]:
-    """Fail if the block leaves a coroutine that is never awaited (checked after a gc)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-        gc.collect()
-    unawaited = [w for w in caught if "never awaited" in str(w.message)]
-    assert unawaited == [], [str(w.message) for w in unawaited]
 
 
 # -- opening and closing -----------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 
 import que
 
-from ..helpers import advisory_lock_count, assert_clean_either
+from ..helpers import advisory_lock_count, assert_clean_either, no_unawaited_coroutine
 from ..sides import AnyClient, Side, r, wait_event, wait_until
 
 KINDS = ("sync-def", "async-def")
@@ -162,7 +162,8 @@ def test_a_returned_coroutine_fails_the_job_without_warning(
         return handler(job)
 
     worker = que.Worker(client, {"A": returns_a_coroutine})
-    assert worker.work_one()
+    with no_unawaited_coroutine():
+        assert worker.work_one()
     row = conn.execute("SELECT error_count, last_error FROM que_jobs").fetchone()
     assert row is not None and row[0] == 1 and "returned an awaitable" in row[1]
 
@@ -347,3 +348,43 @@ async def test_pool_of_8_works_2000_jobs_exactly_once(side: Side, db_url: str) -
 @pytest.mark.slow
 async def test_pool_of_50_works_5000_jobs_exactly_once(side: Side, db_url: str) -> None:
     await exactly_once(side, db_url, workers=50, jobs=5000)
+
+
+async def test_sync_and_async_pools_on_one_queue_work_each_job_once(db_url: str) -> None:
+    """A WorkerPool and an AsyncWorkerPool drain one queue together, as processes of
+    either kind (or Ruby and Go workers) would."""
+    executions: Counter[int] = Counter()
+    by_side: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def count_sync(job: que.Job) -> None:
+        with lock:
+            executions[job.args[0]] += 1
+            by_side["sync"] += 1
+
+    async def count_async(job: que.AsyncJob) -> None:
+        with lock:
+            executions[job.args[0]] += 1
+            by_side["async"] += 1
+
+    with (
+        psycopg.connect(db_url, autocommit=True) as conn,
+        que.Client(db_url, max_connections=4) as sync_client,
+    ):
+        async with que.AsyncClient(db_url, max_connections=4) as async_client:
+            sync_client.enqueue_many([que.Job(type="Count", args=[i]) for i in range(1000)])
+            sync_pool = que.WorkerPool(sync_client, {"Count": count_sync}, 4, interval=0.05)
+            async_pool = que.AsyncWorkerPool(async_client, {"Count": count_async}, 4, interval=0.05)
+            sync_pool.start()
+            async_pool.start()
+            try:
+                await wait_until(lambda: executions.total() >= 1000, what="all run")
+                await wait_until(lambda: remaining(conn) == 0, what="all deleted")
+            finally:
+                assert await asyncio.to_thread(sync_pool.shutdown, 30) is True
+                assert await async_pool.shutdown(30) is True
+            await assert_clean_either(async_client, db_url)
+        await assert_clean_either(sync_client, db_url)
+    assert len(executions) == 1000
+    assert set(executions.values()) == {1}
+    assert by_side["sync"] > 0 and by_side["async"] > 0
