@@ -7,6 +7,7 @@ first SIGTERM or SIGINT to them, waits, and replaces a process that dies.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
@@ -15,10 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from ._cli_support import (
     EXIT_ERROR,
@@ -28,11 +29,18 @@ from ._cli_support import (
     child_environment,
     one_line,
 )
-from ._work import check_work_map
+from ._work import check_work_map, is_async_callable
+from .async_client import AsyncClient
+from .async_engine import AsyncBatchWorker
+from .async_worker import AsyncWorkerPool
 from .client import Client
+from .engine import BatchWorker
 from .worker import WorkerPool
 
 logger = logging.getLogger("que.cli")
+
+T = TypeVar("T")
+WorkMap = dict[str, Callable[..., Any]]
 
 # Set by a supervisor in the environment of the worker processes it starts.
 PARENT_ENV = "QUE_WORKER_PARENT"
@@ -57,6 +65,7 @@ class WorkerSettings:
     interval: float
     shutdown_timeout: float
     log_level: int
+    engine: str = "batch"
 
 
 # -- the work map -------------------------------------------------------------------
@@ -102,7 +111,7 @@ def load_work_map(app: str) -> dict[str, Callable[..., Any]]:
             "(a dict of job type to function, or a function returning one)"
         )
     try:
-        work_map = check_work_map(found, worker="que worker", allow_async=False)
+        work_map = check_work_map(found, worker="que worker", allow_async=True)
     except TypeError as exc:
         raise UsageError(f"{app} is not a valid work map: {one_line(exc)}") from exc
     if not work_map:
@@ -199,11 +208,11 @@ def _run_threads(
     signals = Signals(on_repeat=_ignore_repeat if parent else _exit_now)
     signals.install()
     try:
-        client = Client(database.connector, max_connections=settings.concurrency + 2)
+        runner = make_runner(settings, database, work_map)
         try:
-            _work_until_stopped(settings, database, work_map, client, signals, parent)
+            _work_until_stopped(settings, database, work_map, runner, signals, parent)
         finally:
-            client.close()
+            runner.close()
     finally:
         signals.restore()
     logger.info("que worker stopped")
@@ -214,20 +223,19 @@ def _work_until_stopped(
     settings: WorkerSettings,
     database: Database,
     work_map: dict[str, Callable[..., Any]],
-    client: Client,
+    pool: Runner,
     signals: Signals,
     parent: int | None,
 ) -> None:
-    pool = WorkerPool(
-        client, work_map, settings.concurrency, queue=settings.queue, interval=settings.interval
-    )
     number = os.environ.get(NUMBER_ENV)
     logger.info(
-        "que worker%s started: queue %r, concurrency %d, wake interval %gs, "
+        "que worker%s started: queue %r, concurrency %d, %s engine%s, wake interval %gs, "
         "database %s, job types: %s",
         f" process {number}" if number else "",
         settings.queue,
         settings.concurrency,
+        settings.engine,
+        " (asyncio)" if pool.is_async else "",
         settings.interval,
         database.describe(),
         ", ".join(sorted(work_map)),
@@ -253,6 +261,124 @@ def _work_until_stopped(
         )
         _flush_logs()
         os._exit(EXIT_ERROR)  # the threads still running jobs cannot be joined
+
+
+# -- what runs the jobs -------------------------------------------------------------
+
+
+class Runner:
+    """A worker of either engine on either side, behind start/shutdown/close."""
+
+    is_async = False
+
+    def __init__(self, client: Client, worker: BatchWorker | WorkerPool) -> None:
+        self._client = client
+        self._worker = worker
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def shutdown(self, timeout: float) -> bool:
+        return self._worker.shutdown(timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class AsyncRunner(Runner):
+    """Runs an async work map: an event loop in a thread of its own holds the
+    AsyncClient and the async worker, while the main thread waits for signals."""
+
+    is_async = True
+
+    def __init__(self, settings: WorkerSettings, database: Database, work_map: WorkMap) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="que-asyncio", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._aclient, self._aworker = self._call(self._open(settings, database, work_map))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    async def _open(
+        self, settings: WorkerSettings, database: Database, work_map: WorkMap
+    ) -> tuple[AsyncClient, AsyncBatchWorker | AsyncWorkerPool]:
+        client = await AsyncClient.connect(
+            database.connector, max_connections=settings.concurrency + 3
+        )
+        worker: AsyncBatchWorker | AsyncWorkerPool
+        if settings.engine == "classic":
+            worker = AsyncWorkerPool(
+                client,
+                work_map,
+                settings.concurrency,
+                queue=settings.queue,
+                interval=settings.interval,
+            )
+        else:
+            worker = AsyncBatchWorker(
+                client,
+                work_map,
+                concurrency=settings.concurrency,
+                queue=settings.queue,
+                interval=settings.interval,
+            )
+        return client, worker
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _start(self) -> None:
+        self._aworker.start()
+
+    def start(self) -> None:
+        self._call(self._start())
+
+    def shutdown(self, timeout: float) -> bool:
+        return self._call(self._aworker.shutdown(timeout))
+
+    def close(self) -> None:
+        try:
+            self._call(self._aclient.close())
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+def make_runner(settings: WorkerSettings, database: Database, work_map: WorkMap) -> Runner:
+    """The engine the settings ask for; the asyncio one when any work function is async."""
+    if any(is_async_callable(func) for func in work_map.values()):
+        return AsyncRunner(settings, database, work_map)
+    client = Client(database.connector, max_connections=settings.concurrency + 3)
+    try:
+        worker: BatchWorker | WorkerPool
+        if settings.engine == "classic":
+            worker = WorkerPool(
+                client,
+                work_map,
+                settings.concurrency,
+                queue=settings.queue,
+                interval=settings.interval,
+            )
+        else:
+            worker = BatchWorker(
+                client,
+                work_map,
+                concurrency=settings.concurrency,
+                queue=settings.queue,
+                interval=settings.interval,
+            )
+    except BaseException:
+        client.close()
+        raise
+    return Runner(client, worker)
 
 
 def _ignore_repeat(signum: int) -> None:
@@ -321,6 +447,8 @@ class Supervisor:
             repr(s.shutdown_timeout),
             "--log-level",
             logging.getLevelName(s.log_level),
+            "--engine",
+            s.engine,
         ]
 
     def _spawn(self, number: int) -> _Child:

@@ -18,9 +18,9 @@ from typing import TextIO
 
 from ._cli_support import Database, format_table, stats_table
 from .client import Client
+from .engine import BatchWorker
 from .job import Job, JobStats
 from .schema import CURRENT_VERSION, current_version, migrate
-from .worker import WorkerPool
 
 DEMO_QUEUE = "que-demo"
 
@@ -184,7 +184,7 @@ def run_demo(
         if found != CURRENT_VERSION:
             migrate(conn)
             print(f"migrated que_jobs from schema version {found} to {CURRENT_VERSION}", file=out)
-    with Client(database.connector, max_connections=concurrency + 2) as client:
+    with Client(database.connector, max_connections=concurrency + 3) as client:
         leftover = sum(s.count for s in _queue_stats(client))
         if leftover:
             print(
@@ -206,7 +206,7 @@ def run_demo(
         print(stats_table(_queue_stats(client), datetime.now(timezone.utc).astimezone()), file=out)
         total = leftover + jobs
         due = total - sum(j.type == REPORT for j in batch)
-        print(f"\nworking them with a WorkerPool of {concurrency} threads...", file=out)
+        print(f"\nworking them with a BatchWorker of {concurrency} threads...", file=out)
         tally, elapsed = _work(client, total, due, concurrency, out, live, verbose)
         _report(client, tally, elapsed, concurrency, out)
     return 0
@@ -216,8 +216,8 @@ def _work(
     client: Client, total: int, due: int, concurrency: int, out: TextIO, live: bool, verbose: bool
 ) -> tuple[Tally, float]:
     tally = Tally(first_wave=due)
-    pool = WorkerPool(
-        client, work_map(tally), concurrency, queue=DEMO_QUEUE, interval=WAKE_INTERVAL
+    pool = BatchWorker(
+        client, work_map(tally), concurrency=concurrency, queue=DEMO_QUEUE, interval=WAKE_INTERVAL
     )
     progress = Progress(out, total, live)
     with _quiet_worker_log(verbose):

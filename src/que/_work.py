@@ -111,11 +111,16 @@ def check_pool_count(count: object, max_connections: int) -> int:
     return count
 
 
-def log_outcome(logger: logging.Logger, job: BaseJob, started: float, outcome: str) -> None:
+# Every engine writes its one line per job to this logger, so one setting
+# shows or hides them all.
+JOB_LOGGER = logging.getLogger("que.worker")
+
+
+def log_outcome(job: BaseJob, started: float, outcome: str) -> None:
     """The one log line per job: type, id, queue, duration and outcome."""
     elapsed = time.monotonic() - started
     level = logging.INFO if outcome == "done" else logging.WARNING
-    logger.log(
+    JOB_LOGGER.log(
         level,
         "job %s id=%s queue=%r %.3fs %s",
         job.type,

@@ -348,7 +348,7 @@ class AsyncBatchWorker:
         func = self.work_map.get(job.type)
         try:
             if func is None:
-                log_outcome(logger, job, started, "unknown type")
+                log_outcome(job, started, "unknown type")
                 return Outcome.FAIL, unknown_type_message(job.type)
             try:
                 if is_async_callable(func):
@@ -360,14 +360,14 @@ class AsyncBatchWorker:
                 if job._in_tx and not job.deleted:
                     await job.delete()
             except Exception as exc:
-                log_outcome(logger, job, started, f"failed: {type(exc).__name__}: {exc}")
+                log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
                 if job._error_written:
                     return Outcome.UNLOCK, ""
                 return Outcome.FAIL, failure_message(exc)
             except (KeyboardInterrupt, SystemExit) as exc:
-                log_outcome(logger, job, started, f"interrupted: {type(exc).__name__}")
+                log_outcome(job, started, f"interrupted: {type(exc).__name__}")
                 return Outcome.UNLOCK, ""
-            log_outcome(logger, job, started, "done")
+            log_outcome(job, started, "done")
             if job.deleted or job._error_written:
                 return Outcome.UNLOCK, ""
             return Outcome.DELETE, ""

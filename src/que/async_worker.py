@@ -94,7 +94,7 @@ class AsyncWorker:
         func = self.work_map.get(job.type)
         if func is None:
             await job.error(unknown_type_message(job.type))
-            log_outcome(logger, job, started, "unknown type")
+            log_outcome(job, started, "unknown type")
             return
         try:
             if is_async_callable(func):
@@ -105,11 +105,11 @@ class AsyncWorker:
                 await result
         except Exception as exc:
             await job.error(failure_message(exc))
-            log_outcome(logger, job, started, f"failed: {type(exc).__name__}: {exc}")
+            log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
             return
         if not job.deleted:
             await job.delete()
-        log_outcome(logger, job, started, "done")
+        log_outcome(job, started, "done")
 
     async def _sleep(self, seconds: float) -> None:
         # asyncio.TimeoutError: what wait_for raises on Python 3.10, where it

@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM/SIGINT, how long running jobs may take to finish before "
         "the worker exits anyway (default 30)",
     )
+    p.add_argument(
+        "--engine",
+        choices=("batch", "classic"),
+        default="batch",
+        help="batch: one locker session claims and finishes jobs in batches "
+        "(the fast path; wakes on NOTIFY after `que migrate --notify`); classic: "
+        "one connection and one claim per job, as Ruby que 0.x and Go do (default batch)",
+    )
 
     p = command("enqueue", "add a job to que_jobs and print its id")
     p.add_argument("type", metavar="TYPE", help="the job type (Ruby: the job class name)")
@@ -337,6 +345,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         interval=interval,
         shutdown_timeout=args.shutdown_timeout,
         log_level=logging.getLogger("que").getEffectiveLevel(),
+        engine=args.engine,
     )
     work_map = load_work_map(args.app)  # before the database: a bad APP fails fast
     return run_worker(settings, _database(args), work_map)

@@ -83,7 +83,7 @@ def check_engine_options(
     """Validate the engine's sizes; the buffer to use."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive int, not {concurrency!r}")
-    extra = concurrency if buffer is None else buffer
+    extra = concurrency // 2 if buffer is None else buffer
     if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
         raise ValueError(f"buffer must be a non-negative int, not {buffer!r}")
     needed = 2 + (1 if listen else 0)
@@ -99,9 +99,10 @@ def check_engine_options(
 class BatchWorker:
     """Works one queue with ``concurrency`` threads fed by one locker session.
 
-    ``buffer`` is how many jobs beyond the free threads the locker may hold
-    claimed, so a thread that finishes finds its next job waiting; keep it
-    small, since a claimed job is invisible to every other worker.
+    ``buffer`` (default ``concurrency // 2``) is how many jobs beyond the free
+    threads the locker may hold claimed, so a thread that finishes finds its
+    next job waiting; keep it small, since a claimed job waits behind the
+    running ones and no other worker can take it.
     """
 
     def __init__(
@@ -400,7 +401,7 @@ class BatchWorker:
         func = self.work_map.get(job.type)
         try:
             if func is None:
-                log_outcome(logger, job, started, "unknown type")
+                log_outcome(job, started, "unknown type")
                 return Outcome.FAIL, unknown_type_message(job.type)
             try:
                 result = func(job)
@@ -410,16 +411,16 @@ class BatchWorker:
                 if job._in_tx and not job.deleted:
                     job.delete()  # commits the job's own writes with its delete
             except Exception as exc:
-                log_outcome(logger, job, started, f"failed: {type(exc).__name__}: {exc}")
+                log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
                 if job._error_written:
                     return Outcome.UNLOCK, ""
                 return Outcome.FAIL, failure_message(exc)
             except BaseException as exc:
                 # KeyboardInterrupt or SystemExit from a work function: give the
                 # job back untouched (it runs again) and keep this thread alive.
-                log_outcome(logger, job, started, f"interrupted: {type(exc).__name__}")
+                log_outcome(job, started, f"interrupted: {type(exc).__name__}")
                 return Outcome.UNLOCK, ""
-            log_outcome(logger, job, started, "done")
+            log_outcome(job, started, "done")
             if job.deleted or job._error_written:
                 return Outcome.UNLOCK, ""
             return Outcome.DELETE, ""

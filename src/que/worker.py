@@ -99,7 +99,7 @@ class Worker:
         func = self.work_map.get(job.type)
         if func is None:
             job.error(unknown_type_message(job.type))
-            log_outcome(logger, job, started, "unknown type")
+            log_outcome(job, started, "unknown type")
             return
         try:
             result = func(job)
@@ -108,11 +108,11 @@ class Worker:
                 raise TypeError(awaitable_message(job.type))
         except Exception as exc:
             job.error(failure_message(exc))
-            log_outcome(logger, job, started, f"failed: {type(exc).__name__}: {exc}")
+            log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
             return
         if not job.deleted:
             job.delete()
-        log_outcome(logger, job, started, "done")
+        log_outcome(job, started, "done")
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.

@@ -53,3 +53,11 @@ def make_work_map() -> dict[str, Any]:
 
 not_a_work_map = 42
 not_callable_values = {"Gate": "not a function"}
+
+
+async def quick_async(job: Any) -> None:
+    """An async work function: the worker runs the asyncio engine for this map."""
+    _mark(job, "done")
+
+
+async_work_map = {"Quick": quick_async, "Fail": fail}

@@ -8,6 +8,7 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
 from psycopg.conninfo import make_conninfo
 
 from tests.helpers import advisory_lock_count
@@ -36,8 +37,15 @@ def enqueue(cli: Cli, url: str, job_type: str, *args: object, queue: str = "") -
     return int(out.strip())
 
 
+@pytest.mark.parametrize(
+    ("engine", "held"),
+    [
+        ("classic", 2),  # two held by the two threads, two waiting
+        ("batch", 3),  # two running and, by default, half as many claimed ahead
+    ],
+)
 def test_migrate_enqueue_work_drain_and_sigterm(
-    cli: Cli, empty_db_url: str, gate_dir: Path
+    cli: Cli, empty_db_url: str, gate_dir: Path, engine: str, held: int
 ) -> None:
     url = empty_db_url
     assert "from schema version 0 to 3" in cli.ok("migrate", "--database-url", url)
@@ -46,9 +54,12 @@ def test_migrate_enqueue_work_drain_and_sigterm(
     assert len(set(ids)) == 4
     assert totals(cli, url) == (4, 0)
 
-    worker = cli.background("worker", APP, "--concurrency", "2", *FAST, "--database-url", url)
+    worker = cli.background(
+        "worker", APP, "--concurrency", "2", "--engine", engine, *FAST, "--database-url", url
+    )
     wait_for(lambda: len(markers(gate_dir, "started")) == 2, "two jobs started")
-    assert totals(cli, url) == (4, 2)  # two held by the two threads, two waiting
+    wait_for(lambda: totals(cli, url) == (4, held), f"{held} jobs claimed")
+    assert len(markers(gate_dir, "started")) == 2
 
     (gate_dir / "open").touch()
     seen = [4]
@@ -64,7 +75,7 @@ def test_migrate_enqueue_work_drain_and_sigterm(
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
     log = worker.stderr()
-    assert "queue '', concurrency 2" in log
+    assert f"queue '', concurrency 2, {engine} engine" in log
     assert "database " in log and "que_t_" in log  # the database is named in the startup line
     for job_id in ids:
         assert f"job Gate id={job_id} " in log and "done" in log
@@ -252,3 +263,29 @@ def test_worker_processes_stop_when_the_supervisor_is_killed(cli: Cli, db_url: s
     assert parent.stderr().count("is gone: no new jobs are claimed") == 2
     assert parent.stderr().count("que worker stopped") == 2
     wait_for(lambda: advisory_lock_count(db_url) == 0, "no lock left")
+
+
+@pytest.mark.parametrize("engine", ["batch", "classic"])
+def test_an_async_work_map_runs_on_the_asyncio_engine(
+    cli: Cli, db_url: str, gate_dir: Path, engine: str
+) -> None:
+    ids = add_jobs(db_url, "Quick", gate_dir, 5)
+    worker = cli.background(
+        "worker",
+        "tests.acceptance.apps:async_work_map",
+        "--concurrency",
+        "3",
+        "--engine",
+        engine,
+        *FAST,
+        "--database-url",
+        db_url,
+    )
+    wait_for(lambda: job_count(db_url) == 0, "the async jobs to be worked")
+    assert sorted(markers(gate_dir, "done")) == sorted(ids)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    log = worker.stderr()
+    assert f"{engine} engine (asyncio)" in log
+    assert "Traceback" not in log
+    assert advisory_lock_count(db_url) == 0
