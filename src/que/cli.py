@@ -42,7 +42,14 @@ from ._work import queue_name, wake_interval
 from .client import Client
 from .errors import InvalidJobError, QueError
 from .job import Job
-from .schema import CURRENT_VERSION, current_version, migrate, schema_sql
+from .schema import (
+    CURRENT_VERSION,
+    current_version,
+    install_notify,
+    migrate,
+    schema_sql,
+    uninstall_notify,
+)
 
 EXIT_INTERRUPTED = 130
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -97,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"current one migrates down (default {CURRENT_VERSION})",
     )
     p.add_argument("--yes", action="store_true", help="confirm a migration down (drops data)")
+    notify = p.add_mutually_exclusive_group()
+    notify.add_argument(
+        "--notify",
+        action="store_true",
+        help="also add the AFTER INSERT trigger that wakes idle workers at once "
+        "(keeps the table compatible with Ruby and Go)",
+    )
+    notify.add_argument("--no-notify", action="store_true", help="remove that trigger again")
 
     p = command("schema", "print the SQL of a migration instead of running it", database=False)
     p.add_argument(
@@ -286,10 +301,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
                 f"migrating down from version {found} to {target} {loss}; add --yes to confirm"
             )
         before = migrate(conn, target)
+        if args.notify or args.no_notify:
+            if target != CURRENT_VERSION:
+                raise UsageError(f"--notify and --no-notify need version {CURRENT_VERSION}")
+            (install_notify if args.notify else uninstall_notify)(conn)
     if before == target:
         print(f"que_jobs is already at schema version {target}")
     else:
         print(f"migrated que_jobs from schema version {before} to {target}")
+    if args.notify:
+        print("the wake-up trigger que_jobs_notify is installed")
+    elif args.no_notify:
+        print("the wake-up trigger que_jobs_notify is removed")
     return 0
 
 

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from que.schema import notify_installed
+
 from .conftest import Cli, job_count
 
 
@@ -70,6 +72,23 @@ def test_migrate_up_down_and_version(cli: Cli, empty_db_url: str) -> None:
     assert version(cli, url) == 3
     assert "version 3 to 0" in cli.ok("migrate", "--version", "0", "--yes", "--database-url", url)
     assert version(cli, url) == 0
+
+
+def test_migrate_notify_adds_and_removes_the_wake_up_trigger(cli: Cli, db_url: str) -> None:
+    def installed() -> bool:
+        with psycopg.connect(db_url) as conn:
+            return notify_installed(conn)
+
+    assert not installed()
+    assert "trigger que_jobs_notify is installed" in cli.ok(
+        "migrate", "--notify", "--database-url", db_url
+    )
+    assert installed()
+    assert version(cli, db_url) == 3
+    assert "is removed" in cli.ok("migrate", "--no-notify", "--database-url", db_url)
+    assert not installed()
+    both = cli("migrate", "--notify", "--no-notify", "--database-url", db_url)
+    assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
 def test_version_explains_a_table_that_needs_migrating(cli: Cli, empty_db_url: str) -> None:
