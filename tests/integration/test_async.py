@@ -79,8 +79,20 @@ async def test_client_from_a_connector(db_url: str) -> None:
 
 
 async def test_wrong_schema_version_is_refused_on_open(empty_db_url: str) -> None:
-    with pytest.raises(que.SchemaVersionError):
+    with pytest.raises(que.SchemaVersionError, match="does not exist"):
         await que.AsyncClient.connect(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        que.migrate(conn, 2)
+        with pytest.raises(que.SchemaVersionError, match="schema version 2"):
+            await que.AsyncClient.connect(empty_db_url)
+        que.migrate(conn)
+        conn.execute("COMMENT ON TABLE que_jobs IS '4'")
+        with pytest.raises(que.SchemaVersionError, match="version 4"):
+            await que.AsyncClient.connect(empty_db_url)
+        async with psycopg_pool.AsyncConnectionPool(empty_db_url, min_size=1) as pool:
+            with pytest.raises(que.SchemaVersionError, match="version 4"):
+                async with que.AsyncClient(pool):
+                    pass
     async with que.AsyncClient(empty_db_url, check_schema=False) as client:
         assert client.target != ""
 
