@@ -71,6 +71,14 @@ class BaseJob:
         self.last_error = message
         self._error_written = True
 
+    def _log_lost_row(self) -> None:
+        logger.warning(
+            "job %s id=%s was already finished by another worker (this one lost its lock); "
+            "its transaction is rolled back",
+            self.type,
+            self.id,
+        )
+
     def _set_claimed(self, backoff: Backoff) -> None:
         self._backoff = backoff
 
@@ -119,11 +127,20 @@ class Job(BaseJob):
         return conn
 
     def delete(self) -> None:
-        """Delete the job's row; commits the job's transaction if it opened one."""
+        """Delete the job's row; commits the job's transaction if it opened one.
+
+        If the row was already gone (another worker finished the job after
+        this one lost its lock), the job's transaction is rolled back instead,
+        so its effects are recorded once.
+        """
         conn = self.conn
-        conn.execute(sql.DELETE_JOB, self._key(), prepare=True)
+        cur = conn.execute(sql.DELETE_JOB, self._key(), prepare=True)
         if self._in_tx:
-            conn.commit()
+            if cur.rowcount == 0:
+                self._log_lost_row()
+                conn.rollback()
+            else:
+                conn.commit()
             self._end_tx()
         self._deleted = True
 
@@ -203,11 +220,16 @@ class AsyncJob(BaseJob):
         return conn
 
     async def delete(self) -> None:
-        """Delete the job's row; commits the job's transaction if it opened one."""
+        """Delete the job's row; commits the job's transaction if it opened one,
+        or rolls it back if the row was already gone (see Job.delete)."""
         conn = self.conn
-        await conn.execute(sql.DELETE_JOB, self._key(), prepare=True)
+        cur = await conn.execute(sql.DELETE_JOB, self._key(), prepare=True)
         if self._in_tx:
-            await conn.commit()
+            if cur.rowcount == 0:
+                self._log_lost_row()
+                await conn.rollback()
+            else:
+                await conn.commit()
             await self._end_tx()
         self._deleted = True
 

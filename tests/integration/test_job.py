@@ -230,3 +230,20 @@ async def test_every_operation_on_a_callers_plain_pool(
         assert autocommit is False
     assert conn.execute("SELECT n FROM effects").fetchall() == [(2,)]
     assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (0,)
+
+
+async def test_job_transaction_rolls_back_when_another_worker_finished_the_job(
+    qc: AnyClient, conn: psycopg.Connection[Any]
+) -> None:
+    """A worker that lost its lock (say, its session was cut) may still run the job
+    while another worker finishes it: its delete then finds no row, and its own
+    writes must not commit, so every job's effect is recorded once."""
+    conn.execute("CREATE TABLE effects (job_id bigint)")
+    await r(qc.enqueue(que.Job(type="T")))
+    async with claimed(qc) as job:
+        tx = await r(job.transaction())
+        await r(tx.execute("INSERT INTO effects VALUES (%s)", [job.id]))
+        conn.execute("DELETE FROM que_jobs")  # the other worker's delete
+        await r(job.delete())
+        assert job.deleted
+    assert conn.execute("SELECT count(*) FROM effects").fetchone() == (0,)
