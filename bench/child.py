@@ -189,15 +189,31 @@ def work(system: System, url: str, channel: Channel) -> None:
     system.work(url, ctx)
     finished.set()
     reporter.join()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     channel.send(
         "done",
-        peak_rss_kb=usage.ru_maxrss,
+        peak_rss_kb=peak_rss_kb(),
         cpu_seconds=_cpu_seconds() - (cpu_at_go[0] if cpu_at_go else 0.0),
         seqs=recorder.seqs.tolist(),
         latency_seqs=recorder.latency_seqs.tolist(),
         latencies=recorder.latencies.tolist(),
     )
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set size, in KiB.
+
+    ``VmHWM`` belongs to the process's own address space. ``ru_maxrss`` is
+    not used: Linux carries it over from the parent through fork and exec,
+    so a child would report at least the harness's own size.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _cpu_seconds() -> float:

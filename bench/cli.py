@@ -6,6 +6,7 @@ import argparse
 import ast
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -27,6 +28,9 @@ QUICK = {"reps": 1, "jobs": 5_000, "single_jobs": 500, "latency_seconds": 3.0}
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # A plain exit on SIGTERM, so that worker processes are stopped and the
+    # benchmark databases dropped on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.que_commit:
         commit = use_revision(args.que_commit)
         print(f"benchmarking que as of commit {commit}", file=sys.stderr)
