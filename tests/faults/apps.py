@@ -1,0 +1,28 @@
+"""Work maps for the fault tests. Every job records its effect through job.tx, in
+the same transaction as its delete, so a test can count effects per job."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from que import Job
+
+RESULTS_TABLE = """
+CREATE TABLE results (
+    job_id bigint NOT NULL,
+    pid integer NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
+
+def record(job: Job) -> None:
+    """Record the effect, then take args[0] seconds (default none)."""
+    job.tx.execute("INSERT INTO results (job_id, pid) VALUES (%s, %s)", [job.id, os.getpid()])
+    seconds = float(job.args[0]) if job.args else 0.0
+    if seconds:
+        time.sleep(seconds)
+
+
+work_map = {"Record": record}
