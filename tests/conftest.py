@@ -155,9 +155,10 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 
 
 @pytest.fixture(params=SIDES)
-def side(request: pytest.FixtureRequest) -> Side:
+def side(request: pytest.FixtureRequest) -> Iterator[Side]:
     """The side of the library a behaviour test runs against: sync or async."""
-    return Side(request.param)
+    with Side(request.param).active() as active:
+        yield active
 
 
 @pytest.fixture

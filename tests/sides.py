@@ -23,8 +23,8 @@ import functools
 import inspect
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -41,9 +41,24 @@ AnyJob = que.Job | que.AsyncJob
 AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
 
 
+_active: Side | None = None  # the side under test; set by the side fixture
+
+
 async def r(value: Awaitable[T] | T) -> T:
-    """``await`` an awaitable (the async side); return anything else as it is."""
-    if inspect.isawaitable(value):
+    """``await`` an awaitable (the async side); return anything else as it is.
+
+    While a side is active it is also an assertion: the async side's calls
+    must return awaitables and the sync side's must not, so a method of the
+    wrong kind cannot pass unnoticed.
+    """
+    awaitable = inspect.isawaitable(value)
+    side = _active
+    if side is not None and awaitable != side.is_async:
+        if inspect.iscoroutine(value):
+            value.close()  # refused: do not leave it never awaited
+        kind = "an awaitable" if awaitable else "a plain value"
+        raise AssertionError(f"a call on the {side.name} side returned {kind}: {value!r}")
+    if awaitable:
         return await value
     return value
 
@@ -79,10 +94,14 @@ async def wait_until(
 ) -> None:
     """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while not await r(condition()):
+    while not await _result(condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {what or condition}")
         await asyncio.sleep(0.01)
+
+
+async def _result(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
 
 
 async def wait_event(event: threading.Event, timeout: float = 30.0) -> bool:
@@ -100,6 +119,16 @@ class Side:
 
     def __repr__(self) -> str:
         return f"Side({self.name!r})"
+
+    @contextmanager
+    def active(self) -> Iterator[Side]:
+        """Make ``r()`` check that calls return what this side should return."""
+        global _active  # noqa: PLW0603 - read by r() in the test's threads too
+        previous, _active = _active, self
+        try:
+            yield self
+        finally:
+            _active = previous
 
     @property
     def worker_logger(self) -> str:
@@ -165,7 +194,7 @@ class Side:
         ``asyncio.run``.
         """
         if self.is_async:
-            return await r(func(*args))
+            return await _result(func(*args))
 
         def blocking() -> Any:
             result = func(*args)

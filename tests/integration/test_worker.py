@@ -324,7 +324,7 @@ async def exactly_once(side: Side, db_url: str, workers: int, jobs: int) -> None
         executions[job.args[0]] += 1  # one event loop: no lock needed
 
     func = count_async if side.is_async else count_sync
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with side.active(), psycopg.connect(db_url, autocommit=True) as conn:
         async with side.client(db_url, max_connections=workers) as client:
             await r(client.enqueue_many([que.Job(type="Count", args=[i]) for i in range(jobs)]))
             pool = side.worker_pool(client, {"Count": func}, workers, interval=0.05)
