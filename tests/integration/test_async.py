@@ -374,8 +374,8 @@ async def test_async_work_functions_are_refused_by_the_sync_worker(client: que.C
             que.WorkerPool(client, {"A": handler}, 2)
 
 
-def test_async_pool_start_outside_an_event_loop_is_a_clear_error(db_url: str) -> None:
-    client = que.AsyncClient(db_url)
+def test_async_pool_start_outside_an_event_loop_is_a_clear_error() -> None:
+    client = que.AsyncClient("postgresql://127.0.0.1:1/never-contacted")
     pool = que.AsyncWorkerPool(client, {}, 2)
     with no_unawaited_coroutine(), pytest.raises(que.QueError, match="needs a running event loop"):
         pool.start()
