@@ -19,6 +19,7 @@ from .engine import BatchWorker
 from .errors import (
     DatabaseUnavailableError,
     InvalidJobError,
+    JobTimeoutError,
     LockAttemptsError,
     MissingTypeError,
     QueError,
@@ -53,6 +54,7 @@ __all__ = [
     "InvalidJobError",
     "Job",
     "JobStats",
+    "JobTimeoutError",
     "LockAttemptsError",
     "MissingTypeError",
     "QueError",

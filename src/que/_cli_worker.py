@@ -17,10 +17,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TypeVar
 
+from . import sql
 from ._cli_support import (
     EXIT_ERROR,
     CliError,
@@ -29,12 +30,14 @@ from ._cli_support import (
     child_environment,
     one_line,
 )
+from ._timeouts import OverdueCallback, Timeouts
 from ._work import check_work_map, is_async_callable
 from .async_client import AsyncClient
 from .async_engine import AsyncBatchWorker
 from .async_worker import AsyncWorkerPool
 from .client import Client
 from .engine import BatchWorker
+from .job import BaseJob
 from .worker import WorkerPool
 
 logger = logging.getLogger("que.cli")
@@ -66,6 +69,9 @@ class WorkerSettings:
     shutdown_timeout: float
     log_level: int
     engine: str = "batch"
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    # What each --job-timeout said, to pass on to worker processes.
+    timeout_args: tuple[str, ...] = ()
 
 
 # -- the work map -------------------------------------------------------------------
@@ -208,7 +214,11 @@ def _run_threads(
     signals = Signals(on_repeat=_ignore_repeat if parent else _exit_now)
     signals.install()
     try:
-        runner = make_runner(settings, database, work_map)
+        # A worker process of a supervisor ends itself when a job hangs past its
+        # timeout, so that the supervisor replaces it and the job is worked
+        # again; a lone worker can only report it.
+        on_overdue = end_process_on_overdue(database) if parent is not None else None
+        runner = make_runner(settings, database, work_map, on_overdue)
         try:
             _work_until_stopped(settings, database, work_map, runner, signals, parent)
         finally:
@@ -291,7 +301,14 @@ class AsyncRunner(Runner):
 
     is_async = True
 
-    def __init__(self, settings: WorkerSettings, database: Database, work_map: WorkMap) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        database: Database,
+        work_map: WorkMap,
+        on_overdue: OverdueCallback | None,
+    ) -> None:
+        self._on_overdue = on_overdue
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="que-asyncio", daemon=True
@@ -325,6 +342,9 @@ class AsyncRunner(Runner):
                 concurrency=settings.concurrency,
                 queue=settings.queue,
                 interval=settings.interval,
+                timeout=settings.timeouts.default,
+                timeouts=settings.timeouts.per_type,
+                on_overdue=self._on_overdue,
             )
         return client, worker
 
@@ -352,10 +372,17 @@ class AsyncRunner(Runner):
         self._loop.close()
 
 
-def make_runner(settings: WorkerSettings, database: Database, work_map: WorkMap) -> Runner:
+def make_runner(
+    settings: WorkerSettings,
+    database: Database,
+    work_map: WorkMap,
+    on_overdue: OverdueCallback | None = None,
+) -> Runner:
     """The engine the settings ask for; the asyncio one when any work function is async."""
+    if settings.timeouts.enabled and settings.engine == "classic":
+        raise UsageError("--job-timeout needs the batch engine (drop --engine classic)")
     if any(is_async_callable(func) for func in work_map.values()):
-        return AsyncRunner(settings, database, work_map)
+        return AsyncRunner(settings, database, work_map, on_overdue)
     client = Client(database.connector, max_connections=settings.concurrency + 3)
     try:
         worker: BatchWorker | WorkerPool
@@ -374,11 +401,45 @@ def make_runner(settings: WorkerSettings, database: Database, work_map: WorkMap)
                 concurrency=settings.concurrency,
                 queue=settings.queue,
                 interval=settings.interval,
+                timeout=settings.timeouts.default,
+                timeouts=settings.timeouts.per_type,
+                on_overdue=on_overdue,
             )
     except BaseException:
         client.close()
         raise
     return Runner(client, worker)
+
+
+# The exit code of a worker process that ended itself over a hung job.
+EXIT_JOB_TIMEOUT = 75
+
+
+def end_process_on_overdue(database: Database) -> OverdueCallback:
+    """An on_overdue callback that records the hung job's failure (so it is retried
+    after the backoff, not at once) and ends this process."""
+
+    def end(job: BaseJob, ran: float, limit: float) -> None:
+        message = (
+            f"JobTimeoutError: job {job.type} id={job.id} ran {ran:.1f}s, past its timeout "
+            f"of {limit:g}s; its worker process was ended"
+        )
+        try:
+            with database.connector.connect() as conn:
+                conn.execute(sql.SET_JOB_ERROR, job._error_params(message, None))
+        except Exception as exc:  # the process ends either way; the lock dies with it
+            logger.error("could not record the timeout of job %s: %s", job.id, one_line(exc))
+        logger.error(
+            "job %s id=%s ran past its timeout of %gs: ending this worker process so that "
+            "its jobs are worked again",
+            job.type,
+            job.id,
+            limit,
+        )
+        _flush_logs()
+        os._exit(EXIT_JOB_TIMEOUT)
+
+    return end
 
 
 def _ignore_repeat(signum: int) -> None:
@@ -449,6 +510,7 @@ class Supervisor:
             logging.getLevelName(s.log_level),
             "--engine",
             s.engine,
+            *[arg for value in s.timeout_args for arg in ("--job-timeout", value)],
         ]
 
     def _spawn(self, number: int) -> _Child:
@@ -468,7 +530,7 @@ class Supervisor:
                 if code is None:
                     continue
                 lived = time.monotonic() - child.started
-                if code > 0 and lived < STARTUP_GRACE:
+                if code > 0 and lived < STARTUP_GRACE and code != EXIT_JOB_TIMEOUT:
                     logger.error(
                         "worker process %d (pid %d) exited with code %d %.1fs after it "
                         "started; stopping the others",

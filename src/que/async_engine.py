@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +23,7 @@ from psycopg.rows import DictRow, dict_row
 from . import sql
 from ._client_base import claimed_fields
 from ._engine_base import Completion, EngineBook, Outcome, key_params, vanished_ids, wait_seconds
+from ._timeouts import OverdueCallback, Timeouts, Watchdog, run_with_timeout
 from ._work import (
     check_work_map,
     failure_message,
@@ -75,7 +76,13 @@ class AsyncEngineJob(AsyncJob):
 
 
 class AsyncBatchWorker:
-    """Works one queue with ``concurrency`` tasks fed by one locker session."""
+    """Works one queue with ``concurrency`` tasks fed by one locker session.
+
+    An async work function past its timeout (``timeout`` for all types,
+    ``timeouts`` per type) is cancelled and fails with JobTimeoutError, so the
+    job is retried after the backoff; a sync one, run in a thread, is reported
+    as BatchWorker reports it.
+    """
 
     def __init__(
         self,
@@ -87,6 +94,9 @@ class AsyncBatchWorker:
         interval: float | None = None,
         buffer: int | None = None,
         listen: bool = True,
+        timeout: float | None = None,
+        timeouts: Mapping[str, float] | None = None,
+        on_overdue: OverdueCallback | None = None,
     ) -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(
@@ -105,6 +115,8 @@ class AsyncBatchWorker:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._locker: asyncio.Task[None] | None = None
+        self._timeouts = Timeouts(timeout, dict(timeouts or {}))
+        self._watchdog = Watchdog(self._timeouts, on_overdue)
         self._pending_since: float | None = None
         self._low_water = max(1, extra // 2)
         self._batch_goal = max(1, (concurrency + extra) // 2)
@@ -116,6 +128,7 @@ class AsyncBatchWorker:
         """Start the locker, listener and worker tasks on the running loop."""
         if self._locker is not None:
             raise QueError("this AsyncBatchWorker was already started")
+        self._watchdog.start()
         self._locker = asyncio.create_task(self._locker_loop(), name="que-batch-locker")
         if self.listen:
             self._tasks.append(
@@ -144,6 +157,11 @@ class AsyncBatchWorker:
         await asyncio.wait(self._tasks, timeout=timeout)
         return True
 
+    @property
+    def overdue_total(self) -> int:
+        """Sync work functions (in threads) that ran past their timeout since start."""
+        return self._watchdog.overdue_total
+
     # -- the locker --------------------------------------------------------------
 
     async def _locker_loop(self) -> None:
@@ -166,6 +184,7 @@ class AsyncBatchWorker:
                         conn = None
                     await self._wait(delay)
         finally:
+            self._watchdog.stop()
             if conn is not None:
                 if self._book.in_flight:
                     await self._drop(conn)
@@ -351,12 +370,17 @@ class AsyncBatchWorker:
                 log_outcome(job, started, "unknown type")
                 return Outcome.FAIL, unknown_type_message(job.type)
             try:
+                limit = self._timeouts.seconds(job.type)
                 if is_async_callable(func):
-                    result = await func(job)
+                    result = await run_with_timeout(func(job), job, limit)
                 else:
-                    result = await asyncio.to_thread(func, job)
+                    self._watchdog.started(job)
+                    try:
+                        result = await asyncio.to_thread(func, job)
+                    finally:
+                        self._watchdog.finished(job)
                 if hasattr(result, "__await__"):
-                    await result
+                    await run_with_timeout(result, job, limit)
                 if job._in_tx and not job.deleted:
                     await job.delete()
             except Exception as exc:

@@ -38,6 +38,7 @@ from ._cli_support import (
     stats_table,
 )
 from ._jobs import insert_params
+from ._timeouts import Timeouts
 from ._work import queue_name, wake_interval
 from .client import Client
 from .errors import InvalidJobError, QueError
@@ -178,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long running jobs may take to finish before "
         "the worker exits anyway (default 30)",
+    )
+    p.add_argument(
+        "--job-timeout",
+        action="append",
+        default=[],
+        metavar="[TYPE=]SECONDS",
+        help="how long a job may run: SECONDS for every type, TYPE=SECONDS for one "
+        "(repeatable). An async job past it is cancelled and retried after the "
+        "backoff; a job in a thread is reported, and with --processes its process "
+        "is ended and replaced so the job is worked again",
     )
     p.add_argument(
         "--engine",
@@ -369,9 +380,33 @@ def cmd_worker(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
         log_level=logging.getLogger("que").getEffectiveLevel(),
         engine=args.engine,
+        timeouts=parse_timeouts(args.job_timeout),
+        timeout_args=tuple(args.job_timeout),
     )
     work_map = load_work_map(args.app)  # before the database: a bad APP fails fast
     return run_worker(settings, _database(args), work_map)
+
+
+def parse_timeouts(values: Sequence[str]) -> Timeouts:
+    """``--job-timeout`` values: ``SECONDS`` for every type, ``TYPE=SECONDS`` for one."""
+    default: float | None = None
+    per_type: dict[str, float] = {}
+    for value in values:
+        job_type, sep, seconds = value.rpartition("=")
+        try:
+            number = float(seconds)
+        except ValueError:
+            raise UsageError(
+                f"--job-timeout takes SECONDS or TYPE=SECONDS, not {value!r}"
+            ) from None
+        if sep:
+            per_type[job_type] = number
+        else:
+            default = number
+    try:
+        return Timeouts(default, per_type)
+    except ValueError as exc:
+        raise UsageError(f"--job-timeout: {one_line(exc)}") from exc
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import logging
 import queue as queue_module
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -34,6 +34,7 @@ from ._engine_base import (
     vanished_ids,
     wait_seconds,
 )
+from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
     awaitable_message,
     check_work_map,
@@ -103,6 +104,11 @@ class BatchWorker:
     threads the locker may hold claimed, so a thread that finishes finds its
     next job waiting; keep it small, since a claimed job waits behind the
     running ones and no other worker can take it.
+
+    ``timeout`` (all types) and ``timeouts`` (per type) are seconds a job may
+    run. A thread cannot be stopped, so a job past its timeout is reported:
+    a warning on ``que.worker``, ``overdue_total``, and ``on_overdue(job,
+    seconds_run, limit)`` if given.
     """
 
     def __init__(
@@ -115,6 +121,9 @@ class BatchWorker:
         interval: float | None = None,
         buffer: int | None = None,
         listen: bool = True,
+        timeout: float | None = None,
+        timeouts: Mapping[str, float] | None = None,
+        on_overdue: OverdueCallback | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"BatchWorker needs a que.Client, not {type(client).__name__}")
@@ -134,6 +143,7 @@ class BatchWorker:
         self._locker_done.set()
         self._running = 0
         self._running_lock = threading.Lock()
+        self._watchdog = Watchdog(Timeouts(timeout, dict(timeouts or {})), on_overdue)
         self._pending_since: float | None = None
         self._low_water = max(1, extra // 2)
         self._batch_goal = max(1, (concurrency + extra) // 2)
@@ -145,6 +155,7 @@ class BatchWorker:
         if self._threads:
             raise QueError("this BatchWorker was already started")
         self._locker_done.clear()
+        self._watchdog.start()
         targets: list[tuple[str, Callable[[], None]]] = [("locker", self._locker_loop)]
         if self.listen:
             targets.append(("listener", self._listener_loop))
@@ -188,6 +199,11 @@ class BatchWorker:
         """Jobs whose work functions are running now."""
         return self._running
 
+    @property
+    def overdue_total(self) -> int:
+        """Jobs that ran past their timeout since start (reported, not stopped)."""
+        return self._watchdog.overdue_total
+
     # -- the locker --------------------------------------------------------------
 
     def _locker_loop(self) -> None:
@@ -214,6 +230,7 @@ class BatchWorker:
         finally:
             if conn is not None:
                 self._close_locker(conn)
+            self._watchdog.stop()
             self._locker_done.set()
 
     def _step(self, conn: psycopg.Connection[Any]) -> bool:
@@ -388,9 +405,11 @@ class BatchWorker:
                 continue
             with self._running_lock:
                 self._running += 1
+            self._watchdog.started(job)
             try:
                 outcome, message = self._perform(job)
             finally:
+                self._watchdog.finished(job)
                 with self._running_lock:
                     self._running -= 1
             self._book.report(Completion(job, job._generation, outcome, message))

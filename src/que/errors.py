@@ -35,3 +35,7 @@ class DatabaseUnavailableError(QueError):
 
 class UnknownJobTypeError(QueError):
     """A worker claimed a job whose type is not in its work map."""
+
+
+class JobTimeoutError(QueError, TimeoutError):
+    """A job ran past its timeout and was cancelled (asyncio work functions)."""

@@ -61,6 +61,16 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
             2,
             ["invalid int value: 'many'"],
         ),
+        (
+            ["worker", "tests.acceptance.apps:work_map", "--job-timeout", "soon"],
+            2,
+            ["--job-timeout takes SECONDS or TYPE=SECONDS, not 'soon'"],
+        ),
+        (
+            ["worker", "tests.acceptance.apps:work_map", "--job-timeout", "Gate=-1"],
+            2,
+            ["timeout for 'Gate' must be a positive number of seconds"],
+        ),
         (["schema", "--version", "7"], 2, ["--version must be 0 to 3"]),
         (["migrate", "--version", "9"], 2, ["--version must be 0 to 3"]),
         (

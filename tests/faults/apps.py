@@ -25,4 +25,11 @@ def record(job: Job) -> None:
         time.sleep(seconds)
 
 
-work_map = {"Record": record}
+def hang_once(job: Job) -> None:
+    """Hangs on its first attempt (as if stuck on a dead socket); records its effect after."""
+    if job.error_count == 0:
+        time.sleep(120)
+    record(job)
+
+
+work_map = {"Record": record, "HangOnce": hang_once}

@@ -155,3 +155,30 @@ async def test_async_engine_shutdown_hands_back_unstarted_jobs(
 async def test_async_engine_refuses_a_sync_client(db_url: str) -> None:
     with que.Client(db_url) as client, pytest.raises(TypeError, match="AsyncClient"):
         AsyncBatchWorker(client, {})  # type: ignore[arg-type]
+
+
+async def test_async_job_past_its_timeout_is_cancelled_and_retried(
+    aclient: que.AsyncClient, conn: psycopg.Connection[Any], db_url: str
+) -> None:
+    cancelled = asyncio.Event()
+
+    async def hang(job: que.AsyncJob) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    await aclient.enqueue(que.Job(type="Hang"))
+    engine = AsyncBatchWorker(aclient, {"Hang": hang}, concurrency=1, interval=0.05, timeout=0.2)
+    engine.start()
+    await eventually(lambda: conn.execute("SELECT error_count FROM que_jobs").fetchone() == (1,))
+    assert await engine.shutdown(timeout=30)
+    assert cancelled.is_set()
+    row = conn.execute(
+        "SELECT last_error, extract(epoch FROM run_at - now())::float FROM que_jobs"
+    ).fetchone()
+    assert row is not None
+    assert "JobTimeoutError: job Hang id=" in row[0] and "timeout of 0.2s" in row[0]
+    assert 2 < row[1] <= 4  # retried after the backoff
+    assert advisory_lock_count(db_url) == 0

@@ -1,5 +1,6 @@
 """The batched engine: batch claims, batched finishing, LISTEN/NOTIFY wake-ups."""
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -322,3 +323,31 @@ def _listening(conn: psycopg.Connection[Any]) -> bool:
         [sql.LISTEN],
     ).fetchone()
     return row is not None and row[0] > 0
+
+
+def test_job_past_its_timeout_is_reported(
+    client: que.Client,
+    conn: psycopg.Connection[Any],
+    engine_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+    overdue: list[tuple[int | None, float]] = []
+
+    def hang(job: que.Job) -> None:
+        release.wait(30)
+
+    client.enqueue(que.Job(type="Hang"))
+    engine = engine_factory(
+        {"Hang": hang},
+        concurrency=1,
+        timeouts={"Hang": 0.2},
+        on_overdue=lambda job, ran, limit: overdue.append((job.id, limit)),
+    )
+    with caplog.at_level(logging.WARNING, logger="que.worker"):
+        engine.start()
+        wait_for(lambda: engine.overdue_total == 1)
+    assert "past its timeout of 0.2s" in caplog.text
+    assert len(overdue) == 1 and overdue[0][1] == 0.2
+    release.set()  # a thread cannot be stopped: the job finishes normally
+    wait_for(lambda: remaining(conn) == 0)

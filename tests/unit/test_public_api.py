@@ -18,6 +18,7 @@ def test_public_names_are_pinned() -> None:
             "InvalidJobError",
             "Job",
             "JobStats",
+            "JobTimeoutError",
             "LockAttemptsError",
             "MissingTypeError",
             "QueError",
