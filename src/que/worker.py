@@ -154,7 +154,9 @@ class WorkerPool:
         if self._threads:
             raise QueError("this WorkerPool was already started")
         for number, worker in enumerate(self.workers):
-            thread = threading.Thread(target=worker.work, name=f"que-worker-{number}", daemon=True)
+            thread = threading.Thread(
+                target=_keep_working, args=(worker,), name=f"que-worker-{number}", daemon=True
+            )
             self._threads.append(thread)
             thread.start()
 
@@ -170,6 +172,23 @@ class WorkerPool:
         if stuck:
             logger.warning("shutdown timed out; still working: %s", ", ".join(stuck))
         return not stuck
+
+
+def _keep_working(worker: Worker) -> None:
+    """A pool thread's loop. KeyboardInterrupt and SystemExit can only reach a
+    thread from a work function: the job has been given back untouched (it
+    runs again), and the thread carries on instead of dying silently."""
+    while True:
+        try:
+            worker.work()
+            return
+        except (KeyboardInterrupt, SystemExit) as exc:
+            logger.error(
+                "a work function raised %s; its job was given back and the worker goes on",
+                type(exc).__name__,
+            )
+            if worker.stopping:
+                return
 
 
 def _discard_awaitable(result: object) -> None:

@@ -390,3 +390,24 @@ async def test_sync_and_async_pools_on_one_queue_work_each_job_once(db_url: str)
     assert len(executions) == 1000
     assert set(executions.values()) == {1}
     assert by_side["sync"] > 0 and by_side["async"] > 0
+
+
+async def test_pool_thread_survives_a_work_function_raising_system_exit(
+    db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    calls: list[int] = []
+
+    def exits_once(job: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise SystemExit(3)
+
+    with que.Client(db_url) as client:
+        client.enqueue(que.Job(type="X"))
+        pool = que.WorkerPool(client, {"X": exits_once}, 1, interval=0.05)
+        pool.start()
+        try:
+            await wait_until(lambda: remaining(conn) == 0)
+        finally:
+            assert pool.shutdown(timeout=30)
+    assert len(calls) == 2  # given back once, then worked by the same, living thread
