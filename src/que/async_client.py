@@ -307,6 +307,8 @@ class AsyncClient(ClientBase[AsyncJob]):
     # -- connections -----------------------------------------------------------
 
     def _check_open(self) -> None:
+        if self._closed:
+            raise QueError("this AsyncClient is closed")
         if not self._opened:
             raise QueError(
                 "this AsyncClient is not open: use `async with AsyncClient(...)` "

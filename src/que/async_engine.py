@@ -128,6 +128,7 @@ class AsyncBatchWorker:
         """Start the locker, listener and worker tasks on the running loop."""
         if self._locker is not None:
             raise QueError("this AsyncBatchWorker was already started")
+        self.client._check_open()
         self._watchdog.start()
         self._locker = asyncio.create_task(self._locker_loop(), name="que-batch-locker")
         if self.listen:
@@ -279,7 +280,7 @@ class AsyncBatchWorker:
 
     async def _wait(self, seconds: float) -> None:
         if seconds > 0:
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):  # TimeoutError from 3.11
                 await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
@@ -335,7 +336,7 @@ class AsyncBatchWorker:
                 log_loop_error(logger, self.queue, exc, failures, delay)
                 if conn is not None:
                     await self._drop(conn)
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(asyncio.TimeoutError):  # TimeoutError from 3.11
                     await asyncio.wait_for(self._stop.wait(), delay)
 
     # -- the workers ---------------------------------------------------------------

@@ -60,6 +60,7 @@ class AsyncWorker:
 
     async def work(self) -> None:
         """Claim and run jobs until ``shutdown()``; database errors are logged and retried."""
+        self.client._check_open()
         if not self._idle.is_set():
             raise QueError("this AsyncWorker is already working; create one per task")
         self._idle.clear()

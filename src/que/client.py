@@ -31,7 +31,7 @@ from ._client_base import (
 from ._jobs import check_queue
 from .backoff import RetryInterval
 from .connect import Connector, describe, get_connector_from_conninfo, redact
-from .errors import DatabaseUnavailableError
+from .errors import DatabaseUnavailableError, QueError
 from .job import Job, JobStats
 from .schema import check_version
 
@@ -156,6 +156,7 @@ class Client(ClientBase[Job]):
         workers deleted meanwhile.
         """
         check_queue(queue)
+        self._check_open()
         conn = self._pool.getconn()
         try:
             conn.autocommit = True
@@ -253,7 +254,12 @@ class Client(ClientBase[Job]):
     # -- connections -----------------------------------------------------------
 
     def _connection(self) -> _Borrowed:
+        self._check_open()
         return _Borrowed(self)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QueError("this Client is closed")
 
     def _checkin(self, conn: psycopg.Connection[Any]) -> None:
         if not conn.closed and conn.autocommit != self._restore_autocommit:

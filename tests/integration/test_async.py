@@ -12,7 +12,7 @@ import pytest
 import que
 
 from ..helpers import advisory_lock_count, assert_clean_either, no_unawaited_coroutine
-from ..sides import wait_until
+from ..sides import Side, r, wait_until
 
 
 def remaining(conn: psycopg.Connection[Any]) -> int:
@@ -380,3 +380,22 @@ def test_async_pool_start_outside_an_event_loop_is_a_clear_error() -> None:
     with no_unawaited_coroutine(), pytest.raises(que.QueError, match="needs a running event loop"):
         pool.start()
     assert pool._tasks == []
+
+
+async def test_workers_refuse_a_client_that_is_not_open(db_url: str) -> None:
+    client = que.AsyncClient(db_url)
+    worker = que.AsyncWorker(client, {})
+    with pytest.raises(que.QueError, match="not open"):
+        await worker.work()
+    engine = que.AsyncBatchWorker(client, {})
+    with pytest.raises(que.QueError, match="not open"):
+        engine.start()
+
+
+async def test_closed_clients_say_so(side: Side, db_url: str) -> None:
+    async with side.client(db_url) as client:
+        pass
+    with pytest.raises(que.QueError, match="is closed"):
+        await r(client.lock_job())
+    with pytest.raises(que.QueError, match="is closed"):
+        await r(client.enqueue(que.Job(type="T")))
