@@ -328,23 +328,10 @@ class AsyncRunner(Runner):
         )
         worker: AsyncBatchWorker | AsyncWorkerPool
         if settings.engine == "classic":
-            worker = AsyncWorkerPool(
-                client,
-                work_map,
-                settings.concurrency,
-                queue=settings.queue,
-                interval=settings.interval,
-            )
+            worker = AsyncWorkerPool(client, work_map, settings.concurrency, **_where(settings))
         else:
             worker = AsyncBatchWorker(
-                client,
-                work_map,
-                concurrency=settings.concurrency,
-                queue=settings.queue,
-                interval=settings.interval,
-                timeout=settings.timeouts.default,
-                timeouts=settings.timeouts.per_type,
-                on_overdue=self._on_overdue,
+                client, work_map, **_batch_options(settings, self._on_overdue)
             )
         return client, worker
 
@@ -372,6 +359,20 @@ class AsyncRunner(Runner):
         self._loop.close()
 
 
+def _where(settings: WorkerSettings) -> dict[str, Any]:
+    return {"queue": settings.queue, "interval": settings.interval}
+
+
+def _batch_options(settings: WorkerSettings, on_overdue: OverdueCallback | None) -> dict[str, Any]:
+    return {
+        **_where(settings),
+        "concurrency": settings.concurrency,
+        "timeout": settings.timeouts.default,
+        "timeouts": settings.timeouts.per_type,
+        "on_overdue": on_overdue,
+    }
+
+
 def make_runner(
     settings: WorkerSettings,
     database: Database,
@@ -387,24 +388,9 @@ def make_runner(
     try:
         worker: BatchWorker | WorkerPool
         if settings.engine == "classic":
-            worker = WorkerPool(
-                client,
-                work_map,
-                settings.concurrency,
-                queue=settings.queue,
-                interval=settings.interval,
-            )
+            worker = WorkerPool(client, work_map, settings.concurrency, **_where(settings))
         else:
-            worker = BatchWorker(
-                client,
-                work_map,
-                concurrency=settings.concurrency,
-                queue=settings.queue,
-                interval=settings.interval,
-                timeout=settings.timeouts.default,
-                timeouts=settings.timeouts.per_type,
-                on_overdue=on_overdue,
-            )
+            worker = BatchWorker(client, work_map, **_batch_options(settings, on_overdue))
     except BaseException:
         client.close()
         raise
