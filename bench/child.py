@@ -32,6 +32,8 @@ from bench.systems import make_system
 from bench.systems.base import AsyncProducer, Producer, System, WorkerContext
 
 PROGRESS_INTERVAL = 0.01
+#: Connections the paced (latency) producer deals its jobs to.
+PACED_LANES = 4
 
 
 class Channel:
@@ -85,72 +87,108 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def enqueue(system: System, url: str, plan: Plan) -> dict[str, Any]:
-    producer = system.producer(url)
-    if inspect.iscoroutinefunction(producer.open):
+    """Enqueue the plan's jobs and say how long it took.
+
+    ``bulk`` and ``single`` run on one connection, one call after another.
+    ``paced`` is open-loop: job k is due at ``k / rate`` seconds, and the jobs
+    are dealt round-robin to PACED_LANES connections, so one slow enqueue
+    call delays only its own lane and the offered load stays steady.
+    """
+    lanes = PACED_LANES if plan.mode == "paced" else 1
+    producers = [system.producer(url) for _ in range(lanes)]
+    if inspect.iscoroutinefunction(producers[0].open):
         outcome: dict[str, Any] = {}
 
         async def run() -> None:
-            outcome.update(await _enqueue_async(cast(AsyncProducer, producer), plan))
+            outcome.update(await _enqueue_async(cast(list[AsyncProducer], producers), plan))
 
         system.run_async(run())
         return outcome
-    return _enqueue_sync(cast(Producer, producer), plan)
+    return _enqueue_sync(cast(list[Producer], producers), plan)
 
 
-def _enqueue_sync(producer: Producer, plan: Plan) -> dict[str, Any]:
-    producer.open()
+def _enqueue_sync(producers: list[Producer], plan: Plan) -> dict[str, Any]:
+    for producer in producers:
+        producer.open()
     seqs = plan.seqs
-    lag = 0.0
-    calls: list[float] = []
+    calls = [0.0] * len(seqs)
+    lags = [0.0] * len(producers)
     started = time.perf_counter()
-    if plan.mode == "bulk":
-        for i in range(0, len(seqs), plan.batch):
-            producer.enqueue_batch(seqs[i : i + plan.batch])
-    elif plan.mode == "single":
-        for seq in seqs:
-            producer.enqueue_one(seq, 0.0)
-    else:
-        for k, seq in enumerate(seqs):
+
+    def lane(n: int) -> None:
+        producer = producers[n]
+        for k in range(n, len(seqs), len(producers)):
             delay = started + k / plan.rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             else:
-                lag = max(lag, -delay)
+                lags[n] = max(lags[n], -delay)
             before = time.perf_counter()
-            producer.enqueue_one(seq, time.time())
-            calls.append(time.perf_counter() - before)
-    seconds = time.perf_counter() - started
-    producer.close()
-    return {"seconds": seconds, "count": plan.count, "max_lag": lag, "calls": calls}
+            producer.enqueue_one(seqs[k], time.time())
+            calls[k] = time.perf_counter() - before
 
-
-async def _enqueue_async(producer: AsyncProducer, plan: Plan) -> dict[str, Any]:
-    import asyncio
-
-    await producer.open()
-    seqs = plan.seqs
-    lag = 0.0
-    calls: list[float] = []
-    started = time.perf_counter()
     if plan.mode == "bulk":
         for i in range(0, len(seqs), plan.batch):
-            await producer.enqueue_batch(seqs[i : i + plan.batch])
+            producers[0].enqueue_batch(seqs[i : i + plan.batch])
     elif plan.mode == "single":
         for seq in seqs:
-            await producer.enqueue_one(seq, 0.0)
+            producers[0].enqueue_one(seq, 0.0)
     else:
-        for k, seq in enumerate(seqs):
+        threads = [threading.Thread(target=lane, args=(n,)) for n in range(len(producers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    seconds = time.perf_counter() - started
+    for producer in producers:
+        producer.close()
+    return _outcome(plan, seconds, lags, calls)
+
+
+async def _enqueue_async(producers: list[AsyncProducer], plan: Plan) -> dict[str, Any]:
+    import asyncio
+
+    for producer in producers:
+        await producer.open()
+    seqs = plan.seqs
+    calls = [0.0] * len(seqs)
+    lags = [0.0] * len(producers)
+    started = time.perf_counter()
+
+    async def lane(n: int) -> None:
+        producer = producers[n]
+        for k in range(n, len(seqs), len(producers)):
             delay = started + k / plan.rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             else:
-                lag = max(lag, -delay)
+                lags[n] = max(lags[n], -delay)
             before = time.perf_counter()
-            await producer.enqueue_one(seq, time.time())
-            calls.append(time.perf_counter() - before)
+            await producer.enqueue_one(seqs[k], time.time())
+            calls[k] = time.perf_counter() - before
+
+    if plan.mode == "bulk":
+        for i in range(0, len(seqs), plan.batch):
+            await producers[0].enqueue_batch(seqs[i : i + plan.batch])
+    elif plan.mode == "single":
+        for seq in seqs:
+            await producers[0].enqueue_one(seq, 0.0)
+    else:
+        await asyncio.gather(*(lane(n) for n in range(len(producers))))
     seconds = time.perf_counter() - started
-    await producer.close()
-    return {"seconds": seconds, "count": plan.count, "max_lag": lag, "calls": calls}
+    for producer in producers:
+        await producer.close()
+    return _outcome(plan, seconds, lags, calls)
+
+
+def _outcome(plan: Plan, seconds: float, lags: list[float], calls: list[float]) -> dict[str, Any]:
+    paced = plan.mode == "paced"
+    return {
+        "seconds": seconds,
+        "count": plan.count,
+        "max_lag": max(lags),
+        "calls": calls if paced else [],
+    }
 
 
 # -- work ------------------------------------------------------------------------

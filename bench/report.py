@@ -96,8 +96,9 @@ def markdown(lines: Sequence[dict[str, Any]], unavailable: Iterable[str] = ()) -
     ]
     if any(summary.saturated(system) for system in summary.systems):
         out.append(
-            "† could not keep up with the offered load: its latency is a growing backlog, "
-            "not a wake-up delay."
+            "† in at least one repetition the workers could not keep up with the offered "
+            "load (a backlog was left when the producer stopped): that latency is queueing, "
+            "not wake-up."
         )
     out.append("")
     out += ["## Ratios (medians of this run)", "", *_ratio_table(summary), ""]

@@ -147,7 +147,8 @@ class Run:
                 )
             for child in group.children:
                 if child.proc.poll() is not None:
-                    child.expect("done", 1)  # raises with the child's error
+                    child.expect("done", 1)  # raises with the child's error, if it sent one
+                    raise ChildError(f"a worker exited before it was told to stop: {child.log}")
             time.sleep(0.002)
 
     def drain(self, count: int) -> tuple[float, float, list[dict[str, Any]]]:
@@ -259,6 +260,14 @@ def latency(run: Run) -> list[Measurement]:
     achieved = count / produced["seconds"]
     if not from_call:
         return [Measurement("latency", {}, check, reason="no latency was recorded")]
+    # The premise is a steady offered load: a producer starved of CPU (the
+    # machine overloaded) measured something else.
+    reason = None
+    if achieved < 0.95 * params.rate:
+        reason = (
+            f"the producer offered only {achieved:.0f} of {params.rate:g} jobs/s "
+            "(machine overloaded, or enqueue calls slower than its lanes allow)"
+        )
     return [
         Measurement(
             "latency",
@@ -275,15 +284,16 @@ def latency(run: Run) -> list[Measurement]:
             check,
             {
                 "offered_rate": params.rate,
-                # The system could not take the offered load: the producer fell
-                # behind, or the workers were still busy long after it stopped.
-                "saturated": achieved < 0.95 * params.rate or backlog > 1.0,
+                # The workers could not take the offered load: they were still
+                # busy long after the producer stopped.
+                "saturated": backlog > 1.0,
                 "backlog_seconds": backlog,
                 "seconds": params.latency_seconds,
                 "jobs": count,
                 "warmup_jobs_excluded": warmup,
                 "producer_max_lag_ms": produced["max_lag"] * 1000,
             },
+            reason,
         )
     ]
 

@@ -42,7 +42,7 @@ class PgQueuerSystem(System):
 
     def install(self, url: str) -> None:
         async def install() -> None:
-            import asyncpg
+            import asyncpg  # type: ignore[import-untyped]
             from pgqueuer import AsyncpgDriver, Queries
 
             conn = await asyncpg.connect(dsn=url)

@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.systems.base import System, WorkerContext
+
+if TYPE_CHECKING:
+    import procrastinate
 
 TASK_NAME = "bench"
 
@@ -76,7 +79,7 @@ class ProcrastinateSystem(System):
                 await worker
 
 
-def _app(url: str, *, pool_size: int) -> Any:
+def _app(url: str, *, pool_size: int) -> procrastinate.App:
     import procrastinate
 
     connector = procrastinate.PsycopgConnector(conninfo=url, min_size=1, max_size=pool_size)
