@@ -9,6 +9,7 @@ keeps those batches and builds their statement parameters; it does no IO.
 from __future__ import annotations
 
 import enum
+import math
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -87,14 +88,13 @@ class EngineBook:
     def has_writes(self) -> bool:
         return bool(self.to_delete or self.to_fail or self.to_unlock)
 
-    def delete_params(self) -> dict[str, list[Any]]:
-        return _keys([c.job for c in self.to_delete])
+    def delete_params(self, queue: str) -> dict[str, Any]:
+        return key_params([_key(c.job) for c in self.to_delete], queue)
 
-    def fail_params(self) -> dict[str, list[Any]]:
-        params = _keys([c.job for c in self.to_fail])
-        params["delays"] = [
-            self.backoff.delay(c.job.type, c.job.error_count + 1) for c in self.to_fail
-        ]
+    def fail_params(self, queue: str) -> dict[str, Any]:
+        params = key_params([_key(c.job) for c in self.to_fail], queue)
+        delays = [self.backoff.delay(c.job.type, c.job.error_count + 1) for c in self.to_fail]
+        params["delays"] = "{" + ",".join(map(repr, delays)) + "}"
         params["messages"] = [c.message.replace("\x00", "\\0") for c in self.to_fail]
         return params
 
@@ -132,14 +132,67 @@ class EngineBook:
         return not self.in_flight and not self.has_writes() and not self._inbox
 
 
+@dataclass
+class BufferSizer:
+    """How many jobs the locker claims ahead of its free workers.
+
+    Enough that the workers do not run dry while the locker spends one cycle
+    writing outcomes and claiming (about ``concurrency * cycle / job`` jobs),
+    and no more, so that slow jobs never hoard others: with jobs much longer
+    than a cycle it comes down to one or none. A fixed ``buffer`` overrides it.
+
+    >>> sizer = BufferSizer(concurrency=8, fixed=None)
+    >>> sizer.buffer()  # nothing measured yet
+    4
+    >>> sizer.observe_cycle(0.005); sizer.observe_job(0.001); sizer.buffer()
+    40
+    >>> sizer.observe_job(2.0); sizer.observe_job(2.0); sizer.buffer() <= 1
+    True
+    """
+
+    concurrency: int
+    fixed: int | None
+    ceiling: int = 256
+    job_seconds: float | None = None
+    cycle_seconds: float | None = None
+
+    def observe_job(self, seconds: float) -> None:
+        self.job_seconds = _smooth(self.job_seconds, seconds)
+
+    def observe_cycle(self, seconds: float) -> None:
+        self.cycle_seconds = _smooth(self.cycle_seconds, seconds)
+
+    def buffer(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.job_seconds is None or self.cycle_seconds is None:
+            return self.concurrency // 2
+        need = self.concurrency * self.cycle_seconds / max(self.job_seconds, 1e-6)
+        return max(0, min(self.ceiling, math.ceil(need)))
+
+
+def _smooth(old: float | None, new: float) -> float:
+    return new if old is None else 0.7 * old + 0.3 * new
+
+
 def key_params(rows: list[dict[str, Any]], queue: str) -> dict[str, Any]:
-    """Parameters of the batch re-check for rows the walk locked."""
+    """The full keys of rows of one queue as array literals, for the batched
+    re-check, delete and error update."""
     return {
         "queue": queue,
-        "priorities": [r["priority"] for r in rows],
-        "run_ats": [r["run_at"] for r in rows],
-        "ids": [r["job_id"] for r in rows],
+        "priorities": "{" + ",".join(str(r["priority"]) for r in rows) + "}",
+        "run_ats": "{" + ",".join(f'"{r["run_at"].isoformat()}"' for r in rows) + "}",
+        "ids": id_array([r["job_id"] for r in rows]),
     }
+
+
+def id_array(ids: list[int]) -> str:
+    """A PostgreSQL array literal of ids, cast with ::text::bigint[] in SQL.
+
+    >>> id_array([3, 1, 2]), id_array([])
+    ('{3,1,2}', '{}')
+    """
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def vanished_ids(locked: list[dict[str, Any]], found: list[dict[str, Any]]) -> list[int]:
@@ -161,10 +214,5 @@ def wait_seconds(interval: float, next_run_at: datetime | None, now: datetime) -
     return max(0.0, min(interval, (next_run_at - now).total_seconds()))
 
 
-def _keys(jobs: list[BaseJob]) -> dict[str, list[Any]]:
-    return {
-        "queues": [j.queue for j in jobs],
-        "priorities": [j.priority for j in jobs],
-        "run_ats": [j.run_at for j in jobs],
-        "ids": [j.id for j in jobs],
-    }
+def _key(job: BaseJob) -> dict[str, Any]:
+    return {"priority": job.priority, "run_at": job.run_at, "job_id": job.id}

@@ -22,7 +22,16 @@ from psycopg.rows import DictRow, dict_row
 
 from . import sql
 from ._client_base import claimed_fields
-from ._engine_base import Completion, EngineBook, Outcome, key_params, vanished_ids, wait_seconds
+from ._engine_base import (
+    BufferSizer,
+    Completion,
+    EngineBook,
+    Outcome,
+    id_array,
+    key_params,
+    vanished_ids,
+    wait_seconds,
+)
 from ._timeouts import OverdueCallback, Timeouts, Watchdog, run_with_timeout
 from ._work import (
     check_work_map,
@@ -109,7 +118,8 @@ class AsyncBatchWorker:
         self.interval = wake_interval(interval)
         self.concurrency = concurrency
         self.listen = listen
-        self._book = EngineBook(capacity=concurrency + extra, backoff=client.backoff)
+        self._sizer = BufferSizer(concurrency, extra)
+        self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
         self._jobs: asyncio.Queue[AsyncEngineJob | None] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -118,8 +128,6 @@ class AsyncBatchWorker:
         self._timeouts = Timeouts(timeout, dict(timeouts or {}))
         self._watchdog = Watchdog(self._timeouts, on_overdue)
         self._pending_since: float | None = None
-        self._low_water = max(1, extra // 2)
-        self._batch_goal = max(1, (concurrency + extra) // 2)
         self.running = 0
 
     # -- lifetime --------------------------------------------------------------
@@ -207,8 +215,12 @@ class AsyncBatchWorker:
         if linger > 0:
             await self._wait(linger)
             return False
+        book.capacity = self.concurrency + self._sizer.buffer()
         limit = book.claim_limit()
+        began = time.monotonic()
         claimed = await self._write_and_claim(conn, limit)
+        if claimed:
+            self._sizer.observe_cycle(time.monotonic() - began)
         if limit == 0:
             await self._wait(self.interval)
         elif claimed < limit:
@@ -216,35 +228,49 @@ class AsyncBatchWorker:
         return False
 
     def _linger_left(self) -> float:
+        """Seconds to hold the outcomes gathered so far before writing them.
+
+        Writing and claiming after every job would cost two round trips per
+        job. While more outcomes are coming, the locker waits until a good
+        share of its places is free (half), but never longer than
+        MAX_LINGER after the first outcome arrived.
+        """
         if self._pending_since is None:
             return 0.0
-        if self._jobs.qsize() <= self._low_water or self._book.pending() >= self._batch_goal:
+        if self._book.claim_limit() >= max(1, self._book.capacity // 2):
             return 0.0
+        if self.running == 0 and self._jobs.qsize() == 0:
+            return 0.0  # nothing is running: no more outcomes are coming
         return max(0.0, self._pending_since + MAX_LINGER - time.monotonic())
 
     async def _write_and_claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> int:
-        """Outcomes, unlocks and the next claim in two round trips; see BatchWorker."""
+        """Outcomes, unlocks and the next claim in one round trip; see BatchWorker."""
         book = self._book
         self._pending_since = None
         if not book.has_writes() and limit == 0:
             return 0
-        if book.to_delete or book.to_fail:
-            # Deletes and error updates commit together when this pipeline
-            # ends, and only then are the jobs unlocked: unlocking first would
-            # let another worker re-check and run a job whose delete is not
-            # committed yet.
-            async with conn.pipeline():
-                if book.to_delete:
-                    await conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
-                if book.to_fail:
-                    await conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
         claim = conn.cursor(row_factory=dict_row)
+        # One round trip: the writes commit in their own transaction before
+        # the unlocks run (unlocking first would let another worker re-check
+        # and run a job whose delete is not committed yet), then the claim,
+        # which sees those commits.
         async with conn.pipeline():
+            if book.to_delete or book.to_fail:
+                await conn.execute(sql.BEGIN)
+                if book.to_delete:
+                    await conn.execute(
+                        sql.DELETE_JOBS, book.delete_params(self.queue), prepare=True
+                    )
+                if book.to_fail:
+                    await conn.execute(
+                        sql.SET_JOBS_ERROR, book.fail_params(self.queue), prepare=True
+                    )
+                await conn.execute(sql.COMMIT)
             unlock = book.unlock_ids()
             if unlock:
-                await conn.execute(sql.UNLOCK_JOBS, {"ids": unlock}, prepare=True)
+                await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
             if limit > 0:
-                params = {"queue": self.queue, "limit": limit, "held": book.held_ids()}
+                params = {"queue": self.queue, "limit": limit, "held": id_array(book.held_ids())}
                 await claim.execute(sql.LOCK_JOBS, params, prepare=True)
         book.written()
         if limit == 0:
@@ -260,7 +286,7 @@ class AsyncBatchWorker:
             found = await cur.fetchall()
             gone = vanished_ids(locked, found)
             if gone:
-                await cur.execute(sql.UNLOCK_JOBS, {"ids": gone}, prepare=True)
+                await cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         for row in found:
             job = AsyncEngineJob(**claimed_fields(row))
             job._set_claimed(self.client.backoff)
@@ -351,6 +377,7 @@ class AsyncBatchWorker:
                 self._wake.set()
                 continue
             self.running += 1
+            began = time.monotonic()
             try:
                 outcome, message = await self._perform(job)
             except asyncio.CancelledError:
@@ -359,6 +386,7 @@ class AsyncBatchWorker:
                 self._wake.set()
                 raise
             finally:
+                self._sizer.observe_job(time.monotonic() - began)
                 self.running -= 1
             self._book.report(Completion(job, job._generation, outcome, message))
             self._wake.set()

@@ -27,9 +27,11 @@ from psycopg.rows import dict_row
 from . import sql
 from ._client_base import claimed_fields
 from ._engine_base import (
+    BufferSizer,
     Completion,
     EngineBook,
     Outcome,
+    id_array,
     key_params,
     vanished_ids,
     wait_seconds,
@@ -79,14 +81,15 @@ class EngineJob(Job):
 
 
 def check_engine_options(
-    concurrency: object, buffer: object, listen: bool, max_connections: int
-) -> int:
-    """Validate the engine's sizes; the buffer to use."""
+    concurrency: object, buffer: int | None, listen: bool, max_connections: int
+) -> int | None:
+    """Validate the engine's sizes; the fixed buffer, or None to size it on the fly."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive int, not {concurrency!r}")
-    extra = concurrency // 2 if buffer is None else buffer
-    if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
-        raise ValueError(f"buffer must be a non-negative int, not {buffer!r}")
+    if buffer is not None and (
+        isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0
+    ):
+        raise ValueError(f"buffer must be a non-negative int or None, not {buffer!r}")
     needed = 2 + (1 if listen else 0)
     if max_connections < needed:
         raise ValueError(
@@ -94,16 +97,17 @@ def check_engine_options(
             "(locker, listener, one for job transactions); the client has "
             f"{max_connections}"
         )
-    return extra
+    return buffer
 
 
 class BatchWorker:
     """Works one queue with ``concurrency`` threads fed by one locker session.
 
-    ``buffer`` (default ``concurrency // 2``) is how many jobs beyond the free
-    threads the locker may hold claimed, so a thread that finishes finds its
-    next job waiting; keep it small, since a claimed job waits behind the
-    running ones and no other worker can take it.
+    ``buffer`` is how many jobs beyond the free threads the locker may hold
+    claimed, so a thread that finishes finds its next job waiting. By default
+    it follows the jobs: about as many as the threads finish during one
+    locker cycle (many for jobs of a millisecond, none for jobs of seconds),
+    so slow jobs never hoard others, which no other worker could take.
 
     ``timeout`` (all types) and ``timeouts`` (per type) are seconds a job may
     run. A thread cannot be stopped, so a job past its timeout is reported:
@@ -134,7 +138,8 @@ class BatchWorker:
         self.interval = wake_interval(interval)
         self.concurrency = concurrency
         self.listen = listen
-        self._book = EngineBook(capacity=concurrency + extra, backoff=client.backoff)
+        self._sizer = BufferSizer(concurrency, extra)
+        self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
         self._jobs: queue_module.SimpleQueue[EngineJob | None] = queue_module.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -145,8 +150,6 @@ class BatchWorker:
         self._running_lock = threading.Lock()
         self._watchdog = Watchdog(Timeouts(timeout, dict(timeouts or {})), on_overdue)
         self._pending_since: float | None = None
-        self._low_water = max(1, extra // 2)
-        self._batch_goal = max(1, (concurrency + extra) // 2)
 
     # -- lifetime --------------------------------------------------------------
 
@@ -249,8 +252,12 @@ class BatchWorker:
         if linger > 0:
             self._wait(linger)  # let more outcomes arrive, to write them together
             return False
+        book.capacity = self.concurrency + self._sizer.buffer()
         limit = book.claim_limit()
+        began = time.monotonic()
         claimed = self._write_and_claim(conn, limit)
+        if claimed:
+            self._sizer.observe_cycle(time.monotonic() - began)
         if limit == 0:
             self._wait(self.interval)  # every place taken: a completion wakes us
         elif claimed < limit:  # nothing more is due now
@@ -260,44 +267,44 @@ class BatchWorker:
     def _linger_left(self) -> float:
         """Seconds to hold the outcomes gathered so far before writing them.
 
-        Writing and claiming after every single job would cost a round trip
-        per job. While the workers still have jobs queued, the locker waits
-        until a good share of its places is free, but never longer than
+        Writing and claiming after every job would cost two round trips per
+        job. While more outcomes are coming, the locker waits until a good
+        share of its places is free (half), but never longer than
         MAX_LINGER after the first outcome arrived.
         """
         if self._pending_since is None:
             return 0.0
-        if self._jobs.qsize() <= self._low_water:
+        if self._book.claim_limit() >= max(1, self._book.capacity // 2):
             return 0.0
-        if self._book.pending() >= self._batch_goal:
-            return 0.0
+        if self.running == 0 and self._jobs.qsize() == 0:
+            return 0.0  # nothing is running: no more outcomes are coming
         return max(0.0, self._pending_since + MAX_LINGER - time.monotonic())
 
     def _write_and_claim(self, conn: psycopg.Connection[Any], limit: int) -> int:
         """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
-        more: two pipelined round trips, the writes' and then the unlocks' with
-        the claim, which sees the committed writes."""
+        more, in one pipelined round trip; then re-check the claimed rows."""
         book = self._book
         self._pending_since = None
         if not book.has_writes() and limit == 0:
             return 0
-        if book.to_delete or book.to_fail:
-            # Deletes and error updates commit together when this pipeline
-            # ends, and only then are the jobs unlocked: unlocking first would
-            # let another worker re-check and run a job whose delete is not
-            # committed yet.
-            with conn.pipeline():
-                if book.to_delete:
-                    conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
-                if book.to_fail:
-                    conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
         claim = conn.cursor(row_factory=dict_row)
+        # One round trip: the writes commit in their own transaction before
+        # the unlocks run (unlocking first would let another worker re-check
+        # and run a job whose delete is not committed yet), then the claim,
+        # which sees those commits.
         with conn.pipeline():
+            if book.to_delete or book.to_fail:
+                conn.execute(sql.BEGIN)
+                if book.to_delete:
+                    conn.execute(sql.DELETE_JOBS, book.delete_params(self.queue), prepare=True)
+                if book.to_fail:
+                    conn.execute(sql.SET_JOBS_ERROR, book.fail_params(self.queue), prepare=True)
+                conn.execute(sql.COMMIT)
             unlock = book.unlock_ids()
             if unlock:
-                conn.execute(sql.UNLOCK_JOBS, {"ids": unlock}, prepare=True)
+                conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
             if limit > 0:
-                params = {"queue": self.queue, "limit": limit, "held": book.held_ids()}
+                params = {"queue": self.queue, "limit": limit, "held": id_array(book.held_ids())}
                 claim.execute(sql.LOCK_JOBS, params, prepare=True)
         book.written()
         if limit == 0:
@@ -312,7 +319,7 @@ class BatchWorker:
             ).fetchall()
             gone = vanished_ids(locked, found)
             if gone:  # finished by another worker after the walk's snapshot
-                cur.execute(sql.UNLOCK_JOBS, {"ids": gone}, prepare=True)
+                cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         for row in found:
             job = EngineJob(**claimed_fields(row))
             job._set_claimed(self.client.backoff)
@@ -406,9 +413,11 @@ class BatchWorker:
             with self._running_lock:
                 self._running += 1
             self._watchdog.started(job)
+            began = time.monotonic()
             try:
                 outcome, message = self._perform(job)
             finally:
+                self._sizer.observe_job(time.monotonic() - began)
                 self._watchdog.finished(job)
                 with self._running_lock:
                     self._running -= 1

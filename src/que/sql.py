@@ -89,37 +89,51 @@ UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s)"
 
 # The batched engine's claim: the same walk in key order, trying the lock on
 # each due row until %(limit)s are held, as one index scan instead of one
-# recursive step per row. OFFSET 0 fences the subquery, so the volatile lock
-# call is never pushed below its ORDER BY (even when the planner sorts, no
-# row is locked before it is in order), and the outer LIMIT stops pulling
-# rows, and so taking locks, as soon as it has enough. Advisory locks are
-# re-entrant, so the locker's own session would lock its jobs in flight a
-# second time: %(held)s lists them and the walk steps over them.
+# recursive step per row. The subquery's own LIMIT (a window far larger than
+# any claim) keeps the planner on the ordered index scan even when the
+# table's statistics are stale, and fences the subquery, so the volatile
+# lock call is never pushed below its ORDER BY: no row is locked out of
+# order. The outer LIMIT stops pulling rows, and so taking locks, as soon as
+# it has enough. Advisory locks are re-entrant, so the locker's own session
+# would lock its jobs in flight a second time: %(held)s lists them and the
+# walk steps over them.
 LOCK_JOBS: Final = """
 SELECT due.priority, due.run_at, due.job_id
 FROM (
     SELECT j.priority, j.run_at, j.job_id
     FROM que_jobs AS j
     WHERE j.queue = %(queue)s AND j.run_at <= now()
-      AND j.job_id <> ALL (%(held)s::bigint[])
+      AND j.job_id <> ALL (%(held)s::text::bigint[])
     ORDER BY j.priority, j.run_at, j.job_id
-    OFFSET 0
+    LIMIT 1000
 ) AS due
 WHERE pg_try_advisory_lock(due.job_id)
 LIMIT %(limit)s
 """
 
+# The batched statements take their keys as array literals built by the
+# engine (one string each, cast in SQL): psycopg would otherwise adapt
+# Python lists element by element. Each batch belongs to one queue.
+
 # Re-read a batch of locked rows by their full keys in one fresh statement.
+# One primary-key lookup per row (LIMIT 1 keeps the planner from turning the
+# lookups into a scan of the whole queue when its statistics are stale).
 RECHECK_JOBS: Final = """
 SELECT j.queue, j.priority, j.run_at, j.job_id, j.job_class, j.args, j.error_count, j.last_error
-FROM unnest(%(priorities)s::smallint[], %(run_ats)s::timestamptz[], %(ids)s::bigint[])
-     AS k(priority, run_at, job_id)
-JOIN que_jobs AS j
-  ON j.queue = %(queue)s AND j.priority = k.priority
- AND j.run_at = k.run_at AND j.job_id = k.job_id
+FROM unnest(
+    %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
+) AS k(priority, run_at, job_id)
+CROSS JOIN LATERAL (
+    SELECT r.queue, r.priority, r.run_at, r.job_id, r.job_class, r.args,
+           r.error_count, r.last_error
+    FROM que_jobs AS r
+    WHERE r.queue = %(queue)s AND r.priority = k.priority
+      AND r.run_at = k.run_at AND r.job_id = k.job_id
+    LIMIT 1
+) AS j
 """
 
-UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::bigint[]) AS id"
+UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::text::bigint[]) AS id"
 
 # When nothing is due: the earliest scheduled job, to sleep exactly until then.
 NEXT_RUN_AT: Final = """
@@ -148,9 +162,9 @@ RETURNING error_count, run_at
 DELETE_JOBS: Final = """
 DELETE FROM que_jobs AS j
 USING unnest(
-    %(queues)s::text[], %(priorities)s::smallint[], %(run_ats)s::timestamptz[], %(ids)s::bigint[]
-) AS k(queue, priority, run_at, job_id)
-WHERE j.queue = k.queue AND j.priority = k.priority
+    %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
+) AS k(priority, run_at, job_id)
+WHERE j.queue = %(queue)s AND j.priority = k.priority
   AND j.run_at = k.run_at AND j.job_id = k.job_id
 """
 
@@ -160,12 +174,17 @@ SET error_count = j.error_count + 1,
     run_at = now() + make_interval(secs => k.delay),
     last_error = k.last_error
 FROM unnest(
-    %(queues)s::text[], %(priorities)s::smallint[], %(run_ats)s::timestamptz[],
-    %(ids)s::bigint[], %(delays)s::float8[], %(messages)s::text[]
-) AS k(queue, priority, run_at, job_id, delay, last_error)
-WHERE j.queue = k.queue AND j.priority = k.priority
+    %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[],
+    %(delays)s::text::float8[], %(messages)s::text[]
+) AS k(priority, run_at, job_id, delay, last_error)
+WHERE j.queue = %(queue)s AND j.priority = k.priority
   AND j.run_at = k.run_at AND j.job_id = k.job_id
 """
+
+# An explicit transaction inside a pipeline, so that the writes before COMMIT
+# are committed before the statements after it run.
+BEGIN: Final = "BEGIN"
+COMMIT: Final = "COMMIT"
 
 # -- stats -----------------------------------------------------------------
 

@@ -1,0 +1,13 @@
+"""The examples in the pure modules' docstrings are tests too."""
+
+import doctest
+
+import pytest
+
+from que import _engine_base, _timeouts, _work, backoff, connect
+
+
+@pytest.mark.parametrize("module", [_engine_base, _timeouts, _work, backoff, connect])
+def test_docstring_examples(module: object) -> None:
+    failed, _ = doctest.testmod(module, raise_on_error=False)  # type: ignore[arg-type]
+    assert failed == 0
