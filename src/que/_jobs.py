@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InvalidJobError, MissingTypeError
 
@@ -22,8 +21,7 @@ DEFAULT_PRIORITY = 100
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-@dataclass(frozen=True)
-class InsertParams:
+class InsertParams(NamedTuple):
     """The validated column values of one new job, ready to bind."""
 
     queue: str
@@ -75,7 +73,8 @@ def encode_args(args: object) -> str:
         text = _ENCODER.encode(args)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidJobError(f"args are not JSON-serialisable: {exc}") from exc
-    _reject_nul("args", text)
+    if not text.isascii():
+        _reject_nul("args", text)  # lone surrogates cannot be encoded (JSON escapes NUL)
     return text
 
 
@@ -84,10 +83,19 @@ def _reject_constant(name: str) -> object:
 
 
 def _text(field: str, value: object) -> str:
+    if type(value) is str and value in _CHECKED_TEXT:
+        return value  # the same type and queue names come by again and again
     if not isinstance(value, str):
         raise InvalidJobError(f"job {field} must be a str, not {type(value).__name__}")
     _reject_nul(f"job {field}", value)
+    if len(_CHECKED_TEXT) < _CHECKED_TEXT_MAX:
+        _CHECKED_TEXT.add(value)
     return value
+
+
+# Type and queue names already found valid (a bounded set: names repeat).
+_CHECKED_TEXT: set[str] = set()
+_CHECKED_TEXT_MAX = 10_000
 
 
 def _reject_nul(field: str, value: str) -> None:

@@ -57,3 +57,7 @@ def _is_delay(value: object) -> bool:
         and value >= 0
         and value != float("inf")
     )
+
+
+DEFAULT_BACKOFF = Backoff()
+"""The policy of a job not claimed through a client: the default for every type."""

@@ -14,7 +14,7 @@ from psycopg.rows import DictRow, dict_row
 
 from . import sql
 from ._jobs import DEFAULT_PRIORITY, row_key
-from .backoff import Backoff
+from .backoff import DEFAULT_BACKOFF, Backoff
 from .errors import QueError
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class BaseJob:
     error_count: int = 0
     last_error: str | None = None
 
-    _backoff: Backoff = field(default_factory=Backoff, init=False, repr=False)
+    _backoff: Backoff = field(default=DEFAULT_BACKOFF, init=False, repr=False)
     _in_tx: bool = field(default=False, init=False, repr=False)
     _deleted: bool = field(default=False, init=False, repr=False)
     _finished: bool = field(default=False, init=False, repr=False)
