@@ -7,7 +7,6 @@ both validate, encode and decode in exactly the same way.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from ._jobs import InsertParams, insert_params
@@ -69,21 +68,37 @@ def job_params(job: object) -> InsertParams:
     return insert_params(job.type, job.args, job.queue, job.priority, job.run_at)
 
 
-def copy_rows(
-    params: list[InsertParams], reserved: dict[str, Any]
-) -> list[tuple[str, int, datetime, int, str, str]]:
-    """COPY rows for jobs given the ids and now() reserved for them."""
-    now = reserved["now"]
-    return [
-        (p.queue, p.priority, p.run_at or now, job_id, p.job_class, p.args)
-        for p, job_id in zip(params, reserved["ids"], strict=True)
-    ]
+def bulk_params(params: list[InsertParams]) -> dict[str, str]:
+    """INSERT_JOBS parameters: each column as one array literal, args as one JSON array."""
+    return {
+        "queues": text_array([p.queue for p in params]),
+        "priorities": "{" + ",".join(str(p.priority) for p in params) + "}",
+        "run_ats": "{"
+        + ",".join("NULL" if p.run_at is None else f'"{p.run_at.isoformat()}"' for p in params)
+        + "}",
+        "job_classes": text_array([p.job_class for p in params]),
+        "args": "[" + ",".join(p.args for p in params) + "]",
+    }
 
 
-def set_copied(jobs: list[Any], rows: list[tuple[str, int, datetime, int, str, str]]) -> None:
-    """Copy the reserved ids and effective run_at onto jobs written by COPY."""
-    for job, row in zip(jobs, rows, strict=True):
-        job.queue, job.priority, job.run_at, job.id = row[0], row[1], row[2], row[3]
+def text_array(values: list[str]) -> str:
+    r"""A PostgreSQL text[] literal; names repeat, so each is quoted once.
+
+    >>> print(text_array(["a", 'say "hi"', "a", "back\\slash"]))
+    {"a","say \"hi\"","a","back\\slash"}
+    """
+    quoted: dict[str, str] = {}
+    for value in values:
+        if value not in quoted:
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            quoted[value] = f'"{escaped}"'
+    return "{" + ",".join(quoted[v] for v in values) + "}"
+
+
+def set_all_inserted(jobs: list[Any], params: list[InsertParams], rows: list[Any]) -> None:
+    """Copy the ids and run_at the database gave a bulk insert onto its jobs."""
+    for job, p, row in zip(jobs, params, rows, strict=True):
+        set_inserted(job, p, row)
 
 
 def set_inserted(job: BaseJob, params: InsertParams, row: dict[str, Any]) -> None:

@@ -24,13 +24,13 @@ from ._client_base import (
     MAX_LOCK_ATTEMPTS,
     AnyJob,
     ClientBase,
+    bulk_params,
     claimed_fields,
-    copy_rows,
     job_params,
     lock_attempts_error,
     pool_conninfo,
     recheck_key,
-    set_copied,
+    set_all_inserted,
     set_inserted,
     stats_rows,
     unlocked,
@@ -179,7 +179,7 @@ class AsyncClient(ClientBase[AsyncJob]):
     async def enqueue_many(
         self, jobs: Iterable[AnyJob], *, conn: psycopg.AsyncConnection[Any] | None = None
     ) -> list[AnyJob]:
-        """Insert many jobs with COPY (two round trips); all or none are written."""
+        """Insert many jobs in one statement (one round trip); all or none are written."""
         batch = list(jobs)
         if not batch:
             return batch
@@ -187,11 +187,13 @@ class AsyncClient(ClientBase[AsyncJob]):
         if conn is not None:
             _check_async_conn(conn)
             async with conn.cursor(row_factory=dict_row) as cur:
-                rows = await _copy_jobs(cur, params)
+                await cur.execute(sql.INSERT_JOBS, bulk_params(params))
+                rows = await cur.fetchall()
         else:
             async with self._connection() as cur:
-                rows = await _copy_jobs(cur, params)
-        set_copied(batch, rows)
+                await cur.execute(sql.INSERT_JOBS, bulk_params(params))
+                rows = await cur.fetchall()
+        set_all_inserted(batch, params, rows)
         return batch
 
     # -- claim -----------------------------------------------------------------
@@ -356,17 +358,6 @@ class LockJobCall:
     ) -> None:
         if self._job is not None:
             await self._job.done()
-
-
-async def _copy_jobs(cur: psycopg.AsyncCursor[DictRow], params: list[Any]) -> list[Any]:
-    await cur.execute(sql.RESERVE_JOB_IDS, {"count": len(params)})
-    reserved = await cur.fetchone()
-    assert reserved is not None
-    rows = copy_rows(params, reserved)
-    async with cur.copy(sql.COPY_JOBS) as copy:
-        for row in rows:
-            await copy.write_row(row)
-    return rows
 
 
 def _connector(source: object) -> Connector:

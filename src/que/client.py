@@ -17,13 +17,13 @@ from ._client_base import (
     MAX_LOCK_ATTEMPTS,
     AnyJob,
     ClientBase,
+    bulk_params,
     claimed_fields,
-    copy_rows,
     job_params,
     lock_attempts_error,
     pool_conninfo,
     recheck_key,
-    set_copied,
+    set_all_inserted,
     set_inserted,
     stats_rows,
     unlocked,
@@ -126,7 +126,7 @@ class Client(ClientBase[Job]):
     def enqueue_many(
         self, jobs: Iterable[AnyJob], *, conn: psycopg.Connection[Any] | None = None
     ) -> list[AnyJob]:
-        """Insert many jobs with COPY (two round trips); all or none are written.
+        """Insert many jobs in one statement (one round trip); all or none are written.
 
         Every job is validated before anything is sent. With ``conn`` the rows
         join the caller's transaction, as with ``enqueue``.
@@ -138,11 +138,11 @@ class Client(ClientBase[Job]):
         if conn is not None:
             _check_sync_conn(conn)
             with conn.cursor(row_factory=dict_row) as cur:
-                rows = _copy_jobs(cur, params)
+                rows = cur.execute(sql.INSERT_JOBS, bulk_params(params)).fetchall()
         else:
             with self._connection() as own:
-                rows = _copy_jobs(own, params)
-        set_copied(batch, rows)
+                rows = own.execute(sql.INSERT_JOBS, bulk_params(params)).fetchall()
+        set_all_inserted(batch, params, rows)
         return batch
 
     # -- claim -----------------------------------------------------------------
@@ -308,16 +308,6 @@ class _Borrowed:
     ) -> None:
         assert self._conn is not None
         self._client._checkin(self._conn)
-
-
-def _copy_jobs(cur: psycopg.Cursor[DictRow], params: list[Any]) -> list[Any]:
-    reserved = cur.execute(sql.RESERVE_JOB_IDS, {"count": len(params)}).fetchone()
-    assert reserved is not None
-    rows = copy_rows(params, reserved)
-    with cur.copy(sql.COPY_JOBS) as copy:
-        for row in rows:
-            copy.write_row(row)
-    return rows
 
 
 def _connector(source: object) -> Connector:

@@ -24,18 +24,21 @@ VALUES (
 RETURNING job_id, run_at
 """
 
-# Bulk enqueue by COPY, the fastest way into a table. COPY cannot return the
-# ids, so they are drawn from the table's own sequence first, together with
-# now() for jobs without a run_at (the default an INSERT would have used).
-RESERVE_JOB_IDS: Final = """
-SELECT now() AS now,
-       ARRAY(
-           SELECT nextval(pg_get_serial_sequence('que_jobs', 'job_id'))
-           FROM generate_series(1, %(count)s)
-       ) AS ids
+# Many jobs in one statement, one round trip. The columns come as array
+# literals and the args as one JSON array (built by joining the jobs' own
+# JSON texts, so bytes args stay as they were given); WITH ORDINALITY pairs
+# them up and keeps the input order, which RETURNING follows.
+INSERT_JOBS: Final = """
+INSERT INTO que_jobs (queue, priority, run_at, job_class, args)
+SELECT k.queue, k.priority, coalesce(k.run_at, now()), k.job_class, a.args
+FROM unnest(
+    %(queues)s::text::text[], %(priorities)s::text::smallint[],
+    %(run_ats)s::text::timestamptz[], %(job_classes)s::text::text[]
+) WITH ORDINALITY AS k(queue, priority, run_at, job_class, n)
+JOIN json_array_elements(%(args)s::json) WITH ORDINALITY AS a(args, n) ON a.n = k.n
+ORDER BY k.n
+RETURNING job_id, run_at
 """
-
-COPY_JOBS: Final = "COPY que_jobs (queue, priority, run_at, job_id, job_class, args) FROM STDIN"
 
 # -- claim -----------------------------------------------------------------
 

@@ -164,3 +164,21 @@ def test_ten_megabyte_args_round_trip(client: que.Client, conn: psycopg.Connecti
         assert job.args == big
         job.delete()
     assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (0,)
+
+
+@PROPERTY
+@given(names=st.lists(st.tuples(hostile_text, hostile_text, json_values), min_size=1, max_size=6))
+def test_bulk_enqueue_stores_every_field_literally_or_refuses_all(
+    client: que.Client, conn: psycopg.Connection[Any], names: list[tuple[str, str, Any]]
+) -> None:
+    conn.execute("DELETE FROM que_jobs")
+    jobs = [que.Job(type=t, queue=q, args=a) for t, q, a in names]
+    try:
+        client.enqueue_many(jobs)
+    except que.InvalidJobError:
+        assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (0,)
+        return
+    rows = conn.execute("SELECT job_id, job_class, queue, args FROM que_jobs ORDER BY job_id")
+    assert rows.fetchall() == [
+        (j.id, t, q, json.loads(json.dumps(a))) for j, (t, q, a) in zip(jobs, names, strict=True)
+    ]

@@ -92,10 +92,17 @@ def test_aware_run_at_in_any_zone_is_kept() -> None:
     assert insert_params("T", [], "", None, local).run_at == NOW
 
 
-def test_copy_rows_take_reserved_ids_and_now() -> None:
-    from que._client_base import copy_rows
+def test_bulk_params_are_array_literals_and_one_json_array() -> None:
+    from que._client_base import bulk_params
 
-    params = [insert_params("A", [1], "q", 5, NOW), insert_params("B", {}, "", None, None)]
-    later = NOW.replace(year=2027)
-    rows = copy_rows(params, {"now": later, "ids": [10, 11]})
-    assert rows == [("q", 5, NOW, 10, "A", "[1]"), ("", 100, later, 11, "B", "{}")]
+    params = [
+        insert_params("A", [1], 'q"1', 5, NOW),
+        insert_params("B\\x", b'{"k":  2}', "", None, None),
+    ]
+    assert bulk_params(params) == {
+        "queues": '{"q\\"1",""}',
+        "priorities": "{5,100}",
+        "run_ats": '{"2026-01-02T03:04:05+00:00",NULL}',
+        "job_classes": '{"A","B\\\\x"}',
+        "args": '[[1],{"k":  2}]',
+    }
