@@ -68,6 +68,13 @@ class EngineBook:
         with self._inbox_lock:
             self._inbox.append(completion)
 
+    def worth_waking(self, queued: int) -> bool:
+        """Whether a worker that just reported should wake the locker: when the
+        workers are running dry, or half the places wait to be written. Waking
+        it for every job would cost a thread switch per job; the locker also
+        wakes by itself within MAX_LINGER."""
+        return queued == 0 or len(self._inbox) + self.pending() >= self.capacity // 2
+
     def collect(self) -> int:
         """Move reported completions into the write batches; how many arrived."""
         with self._inbox_lock:

@@ -45,7 +45,7 @@ from ._work import (
     wake_interval,
 )
 from .async_client import AsyncClient
-from .engine import MAX_LINGER, check_engine_options
+from .engine import MAX_LINGER, SATURATED_WAIT, check_engine_options
 from .errors import QueError
 from .job import AsyncJob
 
@@ -222,7 +222,7 @@ class AsyncBatchWorker:
         if claimed:
             self._sizer.observe_cycle(time.monotonic() - began)
         if limit == 0:
-            await self._wait(self.interval)
+            await self._wait(min(self.interval, SATURATED_WAIT))
         elif claimed < limit:
             await self._wait(await self._idle_wait(conn))
         return False
@@ -389,7 +389,8 @@ class AsyncBatchWorker:
                 self._sizer.observe_job(time.monotonic() - began)
                 self.running -= 1
             self._book.report(Completion(job, job._generation, outcome, message))
-            self._wake.set()
+            if self._book.worth_waking(self._jobs.qsize()):
+                self._wake.set()
 
     async def _perform(self, job: AsyncEngineJob) -> tuple[Outcome, str]:
         started = time.monotonic()

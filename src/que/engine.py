@@ -58,6 +58,8 @@ WorkFunc = Callable[[Job], Any]
 
 # The longest the locker holds finished jobs' outcomes to write them in one batch.
 MAX_LINGER = 0.05
+# The longest the locker sleeps while every place is taken.
+SATURATED_WAIT = 0.5
 
 
 @dataclass(eq=False)
@@ -259,7 +261,9 @@ class BatchWorker:
         if claimed:
             self._sizer.observe_cycle(time.monotonic() - began)
         if limit == 0:
-            self._wait(self.interval)  # every place taken: a completion wakes us
+            # Every place taken: workers wake us when half are free or they run
+            # dry; the timeout bounds how long a lone outcome waits to be written.
+            self._wait(min(self.interval, SATURATED_WAIT))
         elif claimed < limit:  # nothing more is due now
             self._wait(self._idle_wait(conn))
         return False
@@ -422,7 +426,8 @@ class BatchWorker:
                 with self._running_lock:
                     self._running -= 1
             self._book.report(Completion(job, job._generation, outcome, message))
-            self._wake.set()
+            if self._book.worth_waking(self._jobs.qsize()):
+                self._wake.set()
 
     def _perform(self, job: EngineJob) -> tuple[Outcome, str]:
         started = time.monotonic()
