@@ -11,12 +11,18 @@ from __future__ import annotations
 import enum
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .backoff import Backoff
 from .job import BaseJob
+
+# The longest the locker holds finished jobs' outcomes to write them in one batch.
+MAX_LINGER = 0.05
+# The longest the locker sleeps while every place is taken.
+SATURATED_WAIT = 0.5
 
 
 class Outcome(enum.Enum):
@@ -51,6 +57,7 @@ class EngineBook:
     to_delete: list[Completion] = field(default_factory=list)
     to_fail: list[Completion] = field(default_factory=list)
     to_unlock: list[Completion] = field(default_factory=list)
+    pending_since: float | None = None  # when the first unwritten outcome was collected
     _inbox: list[Completion] = field(default_factory=list)
     _inbox_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,17 +75,45 @@ class EngineBook:
         with self._inbox_lock:
             self._inbox.append(completion)
 
+    def linger_left(self, running: int, queued: int, now: float) -> float:
+        """Seconds to hold the outcomes gathered so far before writing them.
+
+        Writing and claiming after every job would cost a round trip per job.
+        While more outcomes are coming (jobs running or queued), the locker
+        waits until half its places are free, but never longer than
+        MAX_LINGER after the first outcome arrived.
+
+        >>> book = EngineBook(capacity=10, backoff=Backoff(), pending_since=100.0)
+        >>> book.in_flight.update({n: BaseJob(type="T", id=n) for n in range(8)})
+        >>> book.linger_left(running=3, queued=0, now=100.01) > 0
+        True
+        >>> book.linger_left(running=0, queued=0, now=100.01)  # no more are coming
+        0.0
+        >>> book.linger_left(running=3, queued=0, now=101.0)  # waited long enough
+        0.0
+        """
+        if self.pending_since is None:
+            return 0.0
+        if self.claim_limit() >= max(1, self.capacity // 2):
+            return 0.0
+        if running == 0 and queued == 0:
+            return 0.0
+        return max(0.0, self.pending_since + MAX_LINGER - now)
+
     def worth_waking(self, queued: int) -> bool:
         """Whether a worker that just reported should wake the locker: when the
         workers are running dry, or half the places wait to be written. Waking
         it for every job would cost a thread switch per job; the locker also
-        wakes by itself within MAX_LINGER."""
+        wakes by itself (MAX_LINGER while lingering, SATURATED_WAIT when every
+        place is taken)."""
         return queued == 0 or len(self._inbox) + self.pending() >= self.capacity // 2
 
     def collect(self) -> int:
         """Move reported completions into the write batches; how many arrived."""
         with self._inbox_lock:
             arrived, self._inbox = self._inbox, []
+        if arrived and self.pending_since is None:
+            self.pending_since = time.monotonic()
         for done in arrived:
             if done.outcome is Outcome.DELETE:
                 self.to_delete.append(done)
@@ -128,6 +163,7 @@ class EngineBook:
             if done.job.id is not None:
                 self.in_flight.pop(done.job.id, None)
         self.to_delete, self.to_fail, self.to_unlock = [], [], []
+        self.pending_since = None
 
     def new_session(self) -> int:
         """A new locker session; the locks of the old one died with it."""

@@ -23,6 +23,7 @@ from psycopg.rows import DictRow, dict_row
 from . import sql
 from ._client_base import claimed_fields
 from ._engine_base import (
+    SATURATED_WAIT,
     BufferSizer,
     Completion,
     EngineBook,
@@ -45,7 +46,7 @@ from ._work import (
     wake_interval,
 )
 from .async_client import AsyncClient
-from .engine import MAX_LINGER, SATURATED_WAIT, check_engine_options
+from .engine import check_engine_options
 from .errors import QueError
 from .job import AsyncJob
 
@@ -127,7 +128,6 @@ class AsyncBatchWorker:
         self._locker: asyncio.Task[None] | None = None
         self._timeouts = Timeouts(timeout, dict(timeouts or {}))
         self._watchdog = Watchdog(self._timeouts, on_overdue)
-        self._pending_since: float | None = None
         self.running = 0
 
     # -- lifetime --------------------------------------------------------------
@@ -202,8 +202,7 @@ class AsyncBatchWorker:
 
     async def _step(self, conn: psycopg.AsyncConnection[Any]) -> bool:
         book = self._book
-        if book.collect() and self._pending_since is None:
-            self._pending_since = time.monotonic()
+        book.collect()
         if self._stop.is_set():
             await self._write_and_claim(conn, 0)
             self._hand_back_unstarted()
@@ -211,7 +210,7 @@ class AsyncBatchWorker:
                 return True
             await self._wait(self.interval)
             return False
-        linger = self._linger_left()
+        linger = book.linger_left(self.running, self._jobs.qsize(), time.monotonic())
         if linger > 0:
             await self._wait(linger)
             return False
@@ -227,26 +226,9 @@ class AsyncBatchWorker:
             await self._wait(await self._idle_wait(conn))
         return False
 
-    def _linger_left(self) -> float:
-        """Seconds to hold the outcomes gathered so far before writing them.
-
-        Writing and claiming after every job would cost two round trips per
-        job. While more outcomes are coming, the locker waits until a good
-        share of its places is free (half), but never longer than
-        MAX_LINGER after the first outcome arrived.
-        """
-        if self._pending_since is None:
-            return 0.0
-        if self._book.claim_limit() >= max(1, self._book.capacity // 2):
-            return 0.0
-        if self.running == 0 and self._jobs.qsize() == 0:
-            return 0.0  # nothing is running: no more outcomes are coming
-        return max(0.0, self._pending_since + MAX_LINGER - time.monotonic())
-
     async def _write_and_claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> int:
         """Outcomes, unlocks and the next claim in one round trip; see BatchWorker."""
         book = self._book
-        self._pending_since = None
         if not book.has_writes() and limit == 0:
             return 0
         claim = conn.cursor(row_factory=dict_row)

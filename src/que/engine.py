@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 from . import sql
 from ._client_base import claimed_fields
 from ._engine_base import (
+    SATURATED_WAIT,
     BufferSizer,
     Completion,
     EngineBook,
@@ -55,11 +56,6 @@ from .job import Job
 logger = logging.getLogger(__name__)
 
 WorkFunc = Callable[[Job], Any]
-
-# The longest the locker holds finished jobs' outcomes to write them in one batch.
-MAX_LINGER = 0.05
-# The longest the locker sleeps while every place is taken.
-SATURATED_WAIT = 0.5
 
 
 @dataclass(eq=False)
@@ -151,7 +147,6 @@ class BatchWorker:
         self._running = 0
         self._running_lock = threading.Lock()
         self._watchdog = Watchdog(Timeouts(timeout, dict(timeouts or {})), on_overdue)
-        self._pending_since: float | None = None
 
     # -- lifetime --------------------------------------------------------------
 
@@ -241,8 +236,7 @@ class BatchWorker:
     def _step(self, conn: psycopg.Connection[Any]) -> bool:
         """One turn of the locker: write outcomes, claim, or sleep. True when stopped."""
         book = self._book
-        if book.collect() and self._pending_since is None:
-            self._pending_since = time.monotonic()
+        book.collect()
         if self._stop.is_set():
             self._write_and_claim(conn, 0)
             self._hand_back_unstarted()
@@ -250,7 +244,7 @@ class BatchWorker:
                 return True
             self._wait(self.interval)
             return False
-        linger = self._linger_left()
+        linger = book.linger_left(self.running, self._jobs.qsize(), time.monotonic())
         if linger > 0:
             self._wait(linger)  # let more outcomes arrive, to write them together
             return False
@@ -268,27 +262,10 @@ class BatchWorker:
             self._wait(self._idle_wait(conn))
         return False
 
-    def _linger_left(self) -> float:
-        """Seconds to hold the outcomes gathered so far before writing them.
-
-        Writing and claiming after every job would cost two round trips per
-        job. While more outcomes are coming, the locker waits until a good
-        share of its places is free (half), but never longer than
-        MAX_LINGER after the first outcome arrived.
-        """
-        if self._pending_since is None:
-            return 0.0
-        if self._book.claim_limit() >= max(1, self._book.capacity // 2):
-            return 0.0
-        if self.running == 0 and self._jobs.qsize() == 0:
-            return 0.0  # nothing is running: no more outcomes are coming
-        return max(0.0, self._pending_since + MAX_LINGER - time.monotonic())
-
     def _write_and_claim(self, conn: psycopg.Connection[Any], limit: int) -> int:
         """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
         more, in one pipelined round trip; then re-check the claimed rows."""
         book = self._book
-        self._pending_since = None
         if not book.has_writes() and limit == 0:
             return 0
         claim = conn.cursor(row_factory=dict_row)
