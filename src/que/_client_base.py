@@ -11,8 +11,9 @@ from typing import Any, Generic, TypeVar
 
 from ._jobs import InsertParams, insert_params
 from .backoff import Backoff, RetryInterval
+from .connect import Connector, get_connector_from_conninfo
 from .errors import LockAttemptsError
-from .job import BaseJob, JobStats, job_fields, stats_from_row
+from .job import BaseJob, JobStats, stats_from_row
 
 MAX_LOCK_ATTEMPTS = 10
 
@@ -59,6 +60,18 @@ class ClientBase(Generic[J]):
     def _held_jobs(self) -> list[J]:
         with self._jobs_lock:
             return list(self._jobs)
+
+
+def as_connector(source: object, client: str, pool: str) -> Connector:
+    """The Connector for a client's ``source`` that is not a pool."""
+    if isinstance(source, Connector):
+        return source
+    if not isinstance(source, str):
+        raise TypeError(
+            f"{client} takes a connection string, a que.Connector or a {pool}, "
+            f"not {type(source).__name__}"
+        )
+    return get_connector_from_conninfo(source)
 
 
 def job_params(job: object) -> InsertParams:
@@ -111,10 +124,6 @@ def set_inserted(job: BaseJob, params: InsertParams, row: dict[str, Any]) -> Non
 def recheck_key(locked: dict[str, Any], queue: str) -> dict[str, Any]:
     """The full primary key of a row the walk locked, to re-read it."""
     return {**locked, "queue": queue}
-
-
-def claimed_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return job_fields(row)
 
 
 def lock_attempts_error(queue: str) -> LockAttemptsError:

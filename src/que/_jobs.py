@@ -7,7 +7,6 @@ the very same rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -135,13 +134,3 @@ def _run_at(value: object) -> datetime | None:
 def check_queue(queue: object) -> str:
     """A queue name as given to lock_job or a worker, or InvalidJobError."""
     return _text("queue", queue)
-
-
-def row_key(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The full primary key of a job row, as statement parameters."""
-    return {
-        "queue": row["queue"],
-        "priority": row["priority"],
-        "run_at": row["run_at"],
-        "job_id": row["job_id"],
-    }

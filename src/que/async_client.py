@@ -24,8 +24,8 @@ from ._client_base import (
     MAX_LOCK_ATTEMPTS,
     AnyJob,
     ClientBase,
+    as_connector,
     bulk_params,
-    claimed_fields,
     job_params,
     lock_attempts_error,
     pool_conninfo,
@@ -37,9 +37,9 @@ from ._client_base import (
 )
 from ._jobs import check_queue
 from .backoff import RetryInterval
-from .connect import Connector, describe, get_connector_from_conninfo, redact
+from .connect import Connector, describe, redact
 from .errors import DatabaseUnavailableError, QueError
-from .job import AsyncJob, JobStats
+from .job import AsyncJob, JobStats, job_fields
 from .schema import check_version_async
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class AsyncClient(ClientBase[AsyncJob]):
             self._target = describe(pool_conninfo(source))
             self._restore_autocommit = True
             return
-        connector = source if isinstance(source, Connector) else _connector(source)
+        connector = as_connector(source, "AsyncClient", "psycopg_pool.AsyncConnectionPool")
         self._connector = connector
         self._target = connector.describe()
         self._pool = psycopg_pool.AsyncConnectionPool(
@@ -231,7 +231,7 @@ class AsyncClient(ClientBase[AsyncJob]):
                 await cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
                 found = await cur.fetchone()
                 if found is not None:
-                    job = AsyncJob(**claimed_fields(found))
+                    job = AsyncJob(**job_fields(found))
                     job._conn = conn
                     job._release = self._release
                     return self._track(job)
@@ -358,15 +358,6 @@ class LockJobCall:
     ) -> None:
         if self._job is not None:
             await self._job.done()
-
-
-def _connector(source: object) -> Connector:
-    if not isinstance(source, str):
-        raise TypeError(
-            "AsyncClient takes a connection string, a que.Connector or a "
-            f"psycopg_pool.AsyncConnectionPool, not {type(source).__name__}"
-        )
-    return get_connector_from_conninfo(source)
 
 
 def _check_async_conn(conn: object) -> None:

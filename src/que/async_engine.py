@@ -21,7 +21,6 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
 from . import sql
-from ._client_base import claimed_fields
 from ._engine_base import (
     SATURATED_WAIT,
     BufferSizer,
@@ -48,7 +47,7 @@ from ._work import (
 from .async_client import AsyncClient
 from .engine import check_engine_options
 from .errors import QueError
-from .job import AsyncJob
+from .job import AsyncJob, job_fields
 
 logger = logging.getLogger(__name__)
 
@@ -204,8 +203,10 @@ class AsyncBatchWorker:
         book = self._book
         book.collect()
         if self._stop.is_set():
-            await self._write_and_claim(conn, 0)
+            # Jobs not started go back with this turn's writes, not a turn later.
             self._hand_back_unstarted()
+            book.collect()
+            await self._write_and_claim(conn, 0)
             if book.idle():
                 return True
             await self._wait(self.interval)
@@ -270,7 +271,7 @@ class AsyncBatchWorker:
             if gone:
                 await cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         for row in found:
-            job = AsyncEngineJob(**claimed_fields(row))
+            job = AsyncEngineJob(**job_fields(row))
             job._set_claimed(self.client.backoff)
             job._borrow = self._borrow
             job._release = self._give_back
@@ -302,7 +303,6 @@ class AsyncBatchWorker:
                 self._jobs.put_nowait(None)
                 return
             self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
-            self._book.collect()
 
     async def _open_locker(self) -> psycopg.AsyncConnection[Any]:
         conn: psycopg.AsyncConnection[Any] = await self.client._pool.getconn()

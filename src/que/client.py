@@ -17,8 +17,8 @@ from ._client_base import (
     MAX_LOCK_ATTEMPTS,
     AnyJob,
     ClientBase,
+    as_connector,
     bulk_params,
-    claimed_fields,
     job_params,
     lock_attempts_error,
     pool_conninfo,
@@ -30,9 +30,9 @@ from ._client_base import (
 )
 from ._jobs import check_queue
 from .backoff import RetryInterval
-from .connect import Connector, describe, get_connector_from_conninfo, redact
+from .connect import Connector, describe, redact
 from .errors import DatabaseUnavailableError, QueError
-from .job import Job, JobStats
+from .job import Job, JobStats, job_fields
 from .schema import check_version
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Client(ClientBase[Job]):
             self._target = describe(pool_conninfo(source))
             self._restore_autocommit = self._check_given_pool(connect_timeout, check_schema)
             return
-        connector = source if isinstance(source, Connector) else _connector(source)
+        connector = as_connector(source, "Client", "psycopg_pool.ConnectionPool")
         self._target = connector.describe()
         with connector.connect(connect_timeout=connect_timeout) as conn:
             if check_schema:
@@ -180,7 +180,7 @@ class Client(ClientBase[Job]):
                 row = cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
                 found = row.fetchone()
                 if found is not None:
-                    job = Job(**claimed_fields(found))
+                    job = Job(**job_fields(found))
                     job._conn = conn
                     job._release = self._release
                     return self._track(job)
@@ -308,15 +308,6 @@ class _Borrowed:
     ) -> None:
         assert self._conn is not None
         self._client._checkin(self._conn)
-
-
-def _connector(source: object) -> Connector:
-    if not isinstance(source, str):
-        raise TypeError(
-            "a client takes a connection string, a que.Connector or a connection pool, "
-            f"not {type(source).__name__}"
-        )
-    return get_connector_from_conninfo(source)
 
 
 def _check_sync_conn(conn: object) -> None:

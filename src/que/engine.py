@@ -25,7 +25,6 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from . import sql
-from ._client_base import claimed_fields
 from ._engine_base import (
     SATURATED_WAIT,
     BufferSizer,
@@ -51,7 +50,7 @@ from ._work import (
 )
 from .client import Client
 from .errors import QueError
-from .job import Job
+from .job import Job, job_fields
 
 logger = logging.getLogger(__name__)
 
@@ -238,8 +237,10 @@ class BatchWorker:
         book = self._book
         book.collect()
         if self._stop.is_set():
-            self._write_and_claim(conn, 0)
+            # Jobs not started go back with this turn's writes, not a turn later.
             self._hand_back_unstarted()
+            book.collect()
+            self._write_and_claim(conn, 0)
             if book.idle():
                 return True
             self._wait(self.interval)
@@ -302,7 +303,7 @@ class BatchWorker:
             if gone:  # finished by another worker after the walk's snapshot
                 cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         for row in found:
-            job = EngineJob(**claimed_fields(row))
+            job = EngineJob(**job_fields(row))
             job._set_claimed(self.client.backoff)
             job._borrow = self._borrow
             job._release = self._give_back
@@ -331,7 +332,6 @@ class BatchWorker:
                 self._jobs.put(None)
                 return
             self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
-            self._book.collect()
 
     def _open_locker(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] = self.client._pool.getconn()

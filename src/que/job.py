@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from . import sql
-from ._jobs import DEFAULT_PRIORITY, row_key
+from ._jobs import DEFAULT_PRIORITY
 from .backoff import DEFAULT_BACKOFF, Backoff
 from .errors import QueError
 
@@ -296,4 +296,4 @@ def stats_from_row(row: Mapping[str, Any]) -> JobStats:
     )
 
 
-__all__ = ["AsyncJob", "BaseJob", "Job", "JobStats", "job_fields", "row_key", "stats_from_row"]
+__all__ = ["AsyncJob", "BaseJob", "Job", "JobStats", "job_fields", "stats_from_row"]
