@@ -26,7 +26,7 @@ def advisory_lock_count(url: str) -> int:
 
 def borrowed_connections(client: que.Client | que.AsyncClient) -> tuple[int, dict[str, int]]:
     """How many of the client's pooled connections are out of the pool, and the pool's stats."""
-    stats = client._pool.get_stats()
+    stats = client.connections.pool.get_stats()
     return stats.get("pool_size", 0) - stats.get("pool_available", 0), stats
 
 

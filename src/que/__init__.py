@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from .async_client import AsyncClient
+from ._schema_base import CURRENT_VERSION, schema_sql
+from .async_client import AsyncClient, prepare_statements_async
 from .async_engine import AsyncBatchWorker
+from .async_job_handle import AsyncJob
+from .async_schema import (
+    current_version_async,
+    install_notify_async,
+    migrate_async,
+    uninstall_notify_async,
+)
 from .async_worker import AsyncWorker, AsyncWorkerPool
 from .backoff import Backoff, default_backoff
 from .client import Client, prepare_statements
@@ -26,15 +34,9 @@ from .errors import (
     SchemaVersionError,
     UnknownJobTypeError,
 )
-from .job import AsyncJob, Job, JobStats
-from .schema import (
-    CURRENT_VERSION,
-    current_version,
-    install_notify,
-    migrate,
-    schema_sql,
-    uninstall_notify,
-)
+from .job import JobStats
+from .job_handle import Job
+from .schema import current_version, install_notify, migrate, uninstall_notify
 from .worker import Worker, WorkerPool
 
 __version__ = "0.1.0"
@@ -65,14 +67,19 @@ __all__ = [
     "__version__",
     "connector_from_env",
     "current_version",
+    "current_version_async",
     "default_backoff",
     "get_connector",
     "get_connector_from_conn_str",
     "get_connector_from_conninfo",
     "get_connector_from_url",
     "install_notify",
+    "install_notify_async",
     "migrate",
+    "migrate_async",
     "prepare_statements",
+    "prepare_statements_async",
     "schema_sql",
     "uninstall_notify",
+    "uninstall_notify_async",
 ]

@@ -35,9 +35,11 @@ from ._work import check_work_map, is_async_callable
 from .async_client import AsyncClient
 from .async_engine import AsyncBatchWorker
 from .async_worker import AsyncWorkerPool
+from .backoff import DEFAULT_BACKOFF
 from .client import Client
 from .engine import BatchWorker
 from .job import BaseJob
+from .job_handle import error_params
 from .worker import WorkerPool
 
 logger = logging.getLogger("que.cli")
@@ -412,7 +414,8 @@ def end_process_on_overdue(database: Database) -> OverdueCallback:
         )
         try:
             with database.connector.connect() as conn:
-                conn.execute(sql.SET_JOB_ERROR, job._error_params(message, None))
+                delay = DEFAULT_BACKOFF.delay(job.type, job.error_count + 1)
+                conn.execute(sql.SET_JOB_ERROR, error_params(job, message, delay))
         except Exception as exc:  # the process ends either way; the lock dies with it
             logger.error("could not record the timeout of job %s: %s", job.id, one_line(exc))
         logger.error(

@@ -48,7 +48,6 @@ class ClientBase(Generic[J]):
         return self._target
 
     def _track(self, job: J) -> J:
-        job._set_claimed(self.backoff)
         with self._jobs_lock:
             self._jobs.add(job)
         return job
@@ -144,5 +143,5 @@ def pool_conninfo(pool: Any) -> str:
 
 
 def unlocked(row: dict[str, Any] | None) -> bool:
-    """Whether pg_advisory_unlock reported that it released a lock."""
-    return row is not None and bool(next(iter(row.values())))
+    """Whether UNLOCK_JOB reported that it released a lock."""
+    return row is not None and bool(row["unlocked"])

@@ -17,10 +17,12 @@ from datetime import datetime, timedelta, timezone
 from typing import TextIO
 
 from ._cli_support import Database, format_table, stats_table
+from ._schema_base import CURRENT_VERSION
 from .client import Client
 from .engine import BatchWorker
-from .job import Job, JobStats
-from .schema import CURRENT_VERSION, current_version, migrate
+from .job import JobStats
+from .job_handle import Job
+from .schema import current_version, migrate
 
 DEMO_QUEUE = "que-demo"
 

@@ -259,3 +259,23 @@ def wait_seconds(interval: float, next_run_at: datetime | None, now: datetime) -
 
 def _key(job: BaseJob) -> dict[str, Any]:
     return {"priority": job.priority, "run_at": job.run_at, "job_id": job.id}
+
+
+def check_engine_options(
+    concurrency: object, buffer: int | None, listen: bool, max_connections: int
+) -> int | None:
+    """Validate the engine's sizes; the fixed buffer, or None to size it on the fly."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive int, not {concurrency!r}")
+    if buffer is not None and (
+        isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0
+    ):
+        raise ValueError(f"buffer must be a non-negative int or None, not {buffer!r}")
+    needed = 2 + (1 if listen else 0)
+    if max_connections < needed:
+        raise ValueError(
+            f"the batched engine needs at least {needed} client connections "
+            "(locker, listener, one for job transactions); the client has "
+            f"{max_connections}"
+        )
+    return buffer

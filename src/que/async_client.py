@@ -1,25 +1,23 @@
-"""AsyncClient: the asyncio twin of Client, on psycopg_pool.AsyncConnectionPool.
+"""AsyncClient: enqueue jobs, claim one with the advisory-lock walk, read stats.
 
-Every statement, check and row conversion is shared with Client; only the
-IO differs. ``async with AsyncClient(url) as client`` opens it (or
-``await AsyncClient.connect(url)``), and raises if the database is
-unreachable or has the wrong schema version.
+``async with AsyncClient(url)`` opens it (or ``await AsyncClient.connect(url)``);
+the sync Client opens in its constructor. Opening raises if the database is
+unreachable or que_jobs is at the wrong schema version.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Generator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Generator, Iterable
 from types import TracebackType
 from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 
 from . import sql
+from ._acompat import ASYNC, OTHER_CLIENT, OtherConnection, OtherPool
 from ._client_base import (
     MAX_LOCK_ATTEMPTS,
     AnyJob,
@@ -36,19 +34,23 @@ from ._client_base import (
     unlocked,
 )
 from ._jobs import check_queue
+from .async_connections import AnyAsyncPool, AsyncConnections
+from .async_job_handle import AsyncJob, AsyncJobHandle
+from .async_schema import check_version_async
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
-from .errors import DatabaseUnavailableError, QueError
-from .job import AsyncJob, JobStats, job_fields
-from .schema import check_version_async
+from .errors import DatabaseUnavailableError
+from .job import JobStats, job_fields
 
 logger = logging.getLogger(__name__)
 
-AnyAsyncPool = psycopg_pool.AsyncConnectionPool[Any]
-
 
 class AsyncClient(ClientBase[AsyncJob]):
-    """A Que client for asyncio code; the same methods as Client, awaited."""
+    """A Que client: enqueues jobs and claims them for workers.
+
+    ``source`` is a URL or libpq conninfo string, a Connector, or a
+    ``psycopg_pool.AsyncConnectionPool`` you own.
+    """
 
     def __init__(
         self,
@@ -67,32 +69,37 @@ class AsyncClient(ClientBase[AsyncJob]):
         )
         self._connect_timeout = connect_timeout
         self._check_schema = check_schema
-        self._opened = False
         self._connector: Connector | None = None
-        if isinstance(source, psycopg_pool.ConnectionPool):
+        if isinstance(source, OtherPool):
             raise TypeError(
-                "AsyncClient needs a psycopg_pool.AsyncConnectionPool; use Client for a sync pool"
+                "AsyncClient needs a psycopg_pool.AsyncConnectionPool, not a "
+                f"{type(source).__name__} (that pool belongs with {OTHER_CLIENT})"
             )
         if isinstance(source, psycopg_pool.AsyncConnectionPool):
-            self._pool: AnyAsyncPool = source
+            pool: AnyAsyncPool = source
             self._owns_pool = False
             self._target = describe(pool_conninfo(source))
-            self._restore_autocommit = True
-            return
-        connector = as_connector(source, "AsyncClient", "psycopg_pool.AsyncConnectionPool")
-        self._connector = connector
-        self._target = connector.describe()
-        self._pool = psycopg_pool.AsyncConnectionPool(
-            connector.conninfo,
-            min_size=min_connections,
-            max_size=max_connections,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
-            open=False,
-            name="que-async",
-        )
-        self._owns_pool = True
-        self._restore_autocommit = True
+        else:
+            connector = as_connector(source, "AsyncClient", "psycopg_pool.AsyncConnectionPool")
+            self._connector = connector
+            self._target = connector.describe()
+            pool = psycopg_pool.AsyncConnectionPool(
+                connector.conninfo,
+                min_size=min_connections,
+                max_size=max_connections,
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                # A connection killed by a server restart or pg_terminate_backend
+                # is replaced on checkout instead of failing the caller's statement.
+                check=psycopg_pool.AsyncConnectionPool.check_connection,
+                open=False,
+                name="que",
+            )
+            self._owns_pool = True
+        self.connections = AsyncConnections(pool, type(self).__name__)
+        if ASYNC:
+            pass
+        else:
+            self.open()
 
     @classmethod
     async def connect(cls, source: str | Connector | AnyAsyncPool, **options: Any) -> AsyncClient:
@@ -103,22 +110,22 @@ class AsyncClient(ClientBase[AsyncJob]):
 
     async def open(self) -> None:
         """Contact the database: check it is reachable and at the right schema version."""
-        if self._opened:
+        if self.connections.opened:
             return
         timeout = self._connect_timeout
-        if self._owns_pool:
-            assert self._connector is not None
+        pool = self.connections.pool
+        if self._connector is not None:
             await self._check_direct(self._connector)
             try:
-                await self._pool.open(wait=True, timeout=timeout)
+                await pool.open(wait=True, timeout=timeout)
             except psycopg_pool.PoolTimeout as exc:
-                await self._pool.close()
+                await pool.close()
                 raise DatabaseUnavailableError(
                     f"cannot open a connection pool to {self._target}"
                 ) from exc
         else:
             await self._check_given_pool(timeout)
-        self._opened = True
+        self.connections.opened = True
 
     async def _check_direct(self, connector: Connector) -> None:
         try:
@@ -135,9 +142,10 @@ class AsyncClient(ClientBase[AsyncJob]):
                 await check_version_async(conn)
 
     async def _check_given_pool(self, timeout: float) -> None:
+        pool = self.connections.pool
         try:
-            async with self._pool.connection(timeout=timeout) as conn:
-                self._restore_autocommit = bool(conn.autocommit)
+            async with pool.connection(timeout=timeout) as conn:
+                self.connections.restore_autocommit = bool(conn.autocommit)
                 if self._check_schema:
                     await check_version_async(conn)
         except psycopg_pool.PoolTimeout as exc:
@@ -145,7 +153,7 @@ class AsyncClient(ClientBase[AsyncJob]):
                 f"no connection from the given pool to {self._target} within {timeout}s"
             ) from exc
         except psycopg.OperationalError as exc:
-            message = redact(str(exc), pool_conninfo(self._pool))
+            message = redact(str(exc), pool_conninfo(pool))
             raise DatabaseUnavailableError(f"cannot reach {self._target}: {message}") from exc
 
     # -- enqueue ---------------------------------------------------------------
@@ -155,17 +163,18 @@ class AsyncClient(ClientBase[AsyncJob]):
     ) -> AnyJob:
         """Insert ``job`` and return it with ``id`` and ``run_at`` set.
 
-        With ``conn``, the insert joins that connection's transaction and is
-        never committed here.
+        With ``conn``, the insert runs on that connection inside its current
+        transaction and is never committed here: the job exists if and only if
+        the caller commits.
         """
         params = job_params(job)
         if conn is not None:
-            _check_async_conn(conn)
+            _check_conn(conn)
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
                 row = await cur.fetchone()
         else:
-            async with self._connection() as cur:
+            async with self.connections.cursor() as cur:
                 await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
                 row = await cur.fetchone()
         assert row is not None  # INSERT ... RETURNING always returns the row
@@ -173,24 +182,28 @@ class AsyncClient(ClientBase[AsyncJob]):
         return job
 
     async def enqueue_in_tx(self, job: AnyJob, conn: psycopg.AsyncConnection[Any]) -> AnyJob:
-        """``enqueue(job, conn=conn)``."""
+        """Go's EnqueueInTx: ``enqueue(job, conn=conn)``."""
         return await self.enqueue(job, conn=conn)
 
     async def enqueue_many(
         self, jobs: Iterable[AnyJob], *, conn: psycopg.AsyncConnection[Any] | None = None
     ) -> list[AnyJob]:
-        """Insert many jobs in one statement (one round trip); all or none are written."""
+        """Insert many jobs in one statement (one round trip); all or none are written.
+
+        Every job is validated before anything is sent. With ``conn`` the rows
+        join the caller's transaction, as with ``enqueue``.
+        """
         batch = list(jobs)
         if not batch:
             return batch
         params = [job_params(job) for job in batch]
         if conn is not None:
-            _check_async_conn(conn)
+            _check_conn(conn)
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(sql.INSERT_JOBS, bulk_params(params))
                 rows = await cur.fetchall()
         else:
-            async with self._connection() as cur:
+            async with self.connections.cursor() as cur:
                 await cur.execute(sql.INSERT_JOBS, bulk_params(params))
                 rows = await cur.fetchall()
         set_all_inserted(batch, params, rows)
@@ -198,27 +211,43 @@ class AsyncClient(ClientBase[AsyncJob]):
 
     # -- claim -----------------------------------------------------------------
 
-    def lock_job(self, queue: str = "") -> LockJobCall:
-        """Claim the next due job of ``queue``: ``await`` it for an AsyncJob or None,
-        or ``async with client.lock_job() as job:`` to have ``done()`` run at the end."""
-        return LockJobCall(self, queue)
+    if ASYNC:
+
+        def lock_job(self, queue: str = "") -> LockJobCall:
+            """Claim the next due job of ``queue``: ``await`` it for an AsyncJob or None,
+            or ``async with client.lock_job() as job:`` to have ``done()`` run at the end.
+
+            The job holds a session advisory lock and a pooled connection until
+            ``done()``. Raises LockAttemptsError if ten walks in a row found only
+            jobs that other workers deleted meanwhile.
+            """
+            return LockJobCall(self, queue)
+
+    else:
+
+        def lock_job(self, queue: str = "") -> AsyncJob | None:
+            """Claim the next due job of ``queue``, or return None if there is none.
+
+            The job holds a session advisory lock and a pooled connection until
+            ``job.done()``; ``with job:`` makes sure that happens. Raises
+            LockAttemptsError if ten walks in a row found only jobs that other
+            workers deleted meanwhile.
+            """
+            return self._lock_job(queue)
 
     async def _lock_job(self, queue: str) -> AsyncJob | None:
         check_queue(queue)
-        self._check_open()
-        conn = await self._pool.getconn()
+        self.connections.check_open()
+        conn = await self.connections.take()
         try:
-            if not conn.autocommit:
-                await conn.set_autocommit(True)
             job = await self._claim(conn, queue)
         except BaseException:
             # A session advisory lock may have been taken: closing the
             # session is the one way to be sure it is gone.
-            await conn.close()
-            await self._pool.putconn(conn)
+            await self.connections.drop(conn)
             raise
         if job is None:
-            await self._checkin(conn)
+            await self.connections.give_back(conn)
         return job
 
     async def _claim(self, conn: psycopg.AsyncConnection[Any], queue: str) -> AsyncJob | None:
@@ -232,49 +261,44 @@ class AsyncClient(ClientBase[AsyncJob]):
                 found = await cur.fetchone()
                 if found is not None:
                     job = AsyncJob(**job_fields(found))
-                    job._conn = conn
-                    job._release = self._release
+                    AsyncJobHandle(job, self.backoff, self._release, conn=conn)
                     return self._track(job)
                 # Deleted by another worker after our walk's snapshot was taken.
                 await cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
         raise lock_attempts_error(queue)
 
-    async def _release(self, job: AsyncJob) -> None:
+    async def _release(self, handle: AsyncJobHandle) -> None:
         """Undo the job's open transaction, unlock it, and return its connection."""
-        conn = job._conn
-        job._conn = None
+        job = handle.job
         self._untrack(job)
+        conn = handle.detach()
         if conn is None:
             return
-        clean = False
+        if not await self.connections.reset(conn):
+            logger.warning("could not reset job %s's connection; dropped it, and its lock", job.id)
+            await self.connections.give_back(conn)
+            return
         try:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                await conn.rollback()
-            if not conn.autocommit:
-                await conn.set_autocommit(True)
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(sql.UNLOCK_JOB, {"job_id": job.id}, prepare=True)
                 row = await cur.fetchone()
-            if not unlocked(row):
-                logger.warning("job %s was not locked by its session at done()", job.id)
-            clean = True
         except psycopg.Error as exc:
             logger.warning(
                 "could not unlock job %s (%s); dropping its connection, which releases the lock",
                 job.id,
                 exc,
             )
-        finally:
-            if not clean:
-                await conn.close()
-            job._in_tx = False
-            await self._checkin(conn)
+            await self.connections.drop(conn)
+            return
+        if not unlocked(row):
+            logger.warning("job %s was not locked by its session at done()", job.id)
+        await self.connections.give_back(conn)
 
     # -- stats -----------------------------------------------------------------
 
     async def stats(self) -> list[JobStats]:
         """One JobStats per (queue, type) in que_jobs, counting locks of this database only."""
-        async with self._connection() as cur:
+        async with self.connections.cursor() as cur:
             await cur.execute(sql.JOB_STATS)
             return stats_rows(await cur.fetchall())
 
@@ -282,17 +306,17 @@ class AsyncClient(ClientBase[AsyncJob]):
 
     @property
     def max_connections(self) -> int:
-        return self._pool.max_size
+        return self.connections.max_connections
 
     async def close(self) -> None:
         """Release every job still claimed and close the pool (if this client made it)."""
-        if self._closed:
+        if self.connections.closed:
             return
-        self._closed = True
+        self.connections.closed = True
         for job in self._held_jobs():
             await job.done()
         if self._owns_pool:
-            await self._pool.close()
+            await self.connections.pool.close()
 
     async def __aenter__(self) -> AsyncClient:
         await self.open()
@@ -306,66 +330,52 @@ class AsyncClient(ClientBase[AsyncJob]):
     ) -> None:
         await self.close()
 
-    # -- connections -----------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise QueError("this AsyncClient is closed")
-        if not self._opened:
-            raise QueError(
-                "this AsyncClient is not open: use `async with AsyncClient(...)` "
-                "or `await AsyncClient.connect(...)`"
-            )
+if ASYNC:
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncCursor[DictRow]]:
-        self._check_open()
-        conn = await self._pool.getconn()
-        try:
-            if not conn.autocommit:
-                await conn.set_autocommit(True)
-            async with conn.cursor(row_factory=dict_row) as cur:
-                yield cur
-        finally:
-            await self._checkin(conn)
+    class LockJobCall:
+        """What ``AsyncClient.lock_job`` returns: awaitable, and an async context manager."""
 
-    async def _checkin(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if not conn.closed and conn.autocommit != self._restore_autocommit:
-            await conn.set_autocommit(self._restore_autocommit)
-        await self._pool.putconn(conn)
+        def __init__(self, client: AsyncClient, queue: str) -> None:
+            self._client = client
+            self._queue = queue
+            self._job: AsyncJob | None = None
 
+        def __await__(self) -> Generator[Any, None, AsyncJob | None]:
+            return self._client._lock_job(self._queue).__await__()
 
-class LockJobCall:
-    """What ``AsyncClient.lock_job`` returns: awaitable, and an async context manager."""
+        async def __aenter__(self) -> AsyncJob | None:
+            self._job = await self._client._lock_job(self._queue)
+            return self._job
 
-    def __init__(self, client: AsyncClient, queue: str) -> None:
-        self._client = client
-        self._queue = queue
-        self._job: AsyncJob | None = None
-
-    def __await__(self) -> Generator[Any, None, AsyncJob | None]:
-        return self._client._lock_job(self._queue).__await__()
-
-    async def __aenter__(self) -> AsyncJob | None:
-        self._job = await self._client._lock_job(self._queue)
-        return self._job
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._job is not None:
-            await self._job.done()
+        async def __aexit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None:
+            if self._job is not None:
+                await self._job.done()
 
 
-def _check_async_conn(conn: object) -> None:
-    if isinstance(conn, psycopg.Connection):
+def _check_conn(conn: object) -> None:
+    if isinstance(conn, OtherConnection):
         raise TypeError(
-            "AsyncClient.enqueue needs a psycopg.AsyncConnection; for a sync connection use Client"
+            f"AsyncClient.enqueue needs a psycopg.AsyncConnection, not a {type(conn).__name__}"
+            f" (that connection belongs with {OTHER_CLIENT})"
         )
     if not isinstance(conn, psycopg.AsyncConnection):
         raise TypeError(
             f"conn must be a psycopg.AsyncConnection (psycopg 3), not {type(conn).__name__}"
         )
+
+
+async def prepare_statements_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Go's PrepareStatements: prepare every statement on ``conn`` at first use.
+
+    psycopg 3 prepares statements server-side on its own once they repeat;
+    this makes it do so from the first execution, and checks that que_jobs is
+    at the schema version this library speaks.
+    """
+    conn.prepare_threshold = 0
+    await check_version_async(conn)

@@ -1,42 +1,56 @@
-"""AsyncBatchWorker: the batched engine's asyncio face; see engine.py.
+"""AsyncBatchWorker: the high-throughput engine on the Que protocol.
 
-One locker session claims batches and holds their locks, worker tasks run
-the work functions (sync ones in threads), and outcomes are written in
-batches before the locks are released.
+One locker session per
+engine claims batches of due jobs with the same advisory-lock walk as
+``lock_job`` and holds their locks; workers (tasks here, threads on the sync
+face) run the work functions; the locker then deletes the worked jobs in one
+statement, records failures in another, and only then unlocks them. A
+listener session wakes the locker on NOTIFY (see ``que.install_notify``);
+polling at the wake interval remains the fallback, and jobs scheduled for
+later are claimed when they come due.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
-from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 
 from . import sql
+from ._acompat import (
+    ASYNC,
+    Background,
+    Cancelled,
+    Event,
+    Queue,
+    QueueEmpty,
+    check_can_start,
+    join,
+    run_work,
+    spawn,
+    wait_event,
+)
 from ._engine_base import (
     SATURATED_WAIT,
     BufferSizer,
     Completion,
     EngineBook,
     Outcome,
+    check_engine_options,
     id_array,
     key_params,
     vanished_ids,
     wait_seconds,
 )
-from ._timeouts import OverdueCallback, Timeouts, Watchdog, run_with_timeout
+from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
     check_work_map,
     failure_message,
-    is_async_callable,
     log_loop_error,
     log_outcome,
     queue_name,
@@ -45,52 +59,43 @@ from ._work import (
     wake_interval,
 )
 from .async_client import AsyncClient
-from .engine import check_engine_options
+from .async_job_handle import AsyncJob, AsyncJobHandle
 from .errors import QueError
-from .job import AsyncJob, job_fields
+from .job import job_fields
 
 logger = logging.getLogger(__name__)
 
 AsyncWorkFunc = Callable[[AsyncJob], Any]
+AnyConnection = psycopg.AsyncConnection[Any]
 
 
-@dataclass(eq=False)
-class AsyncEngineJob(AsyncJob):
-    """An AsyncJob claimed by the engine: its lock belongs to the locker session;
-    it borrows a pooled connection only for ``transaction()``, ``delete()`` or
-    ``error()`` called by the work function."""
+class Claimed(NamedTuple):
+    """A job handed to a worker, with its handle and the locker session it was claimed on."""
 
-    _borrow: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]] | None = field(
-        default=None, init=False, repr=False
-    )
-    _generation: int = field(default=0, init=False, repr=False)
-
-    async def _ensure_conn(self) -> None:
-        if self._conn is None:
-            if self._borrow is None or self._finished:
-                raise QueError("this job holds no connection: its work has finished")
-            self._conn = await self._borrow()
-
-    async def transaction(self) -> psycopg.AsyncConnection[DictRow]:
-        await self._ensure_conn()
-        return await super().transaction()
-
-    async def delete(self) -> None:
-        await self._ensure_conn()
-        await super().delete()
-
-    async def error(self, message: str, *, retry_in: float | None = None) -> None:
-        await self._ensure_conn()
-        await super().error(message, retry_in=retry_in)
+    job: AsyncJob
+    handle: AsyncJobHandle
+    generation: int
 
 
 class AsyncBatchWorker:
-    """Works one queue with ``concurrency`` tasks fed by one locker session.
+    """Works one queue with ``concurrency`` workers fed by one locker session.
 
-    An async work function past its timeout (``timeout`` for all types,
-    ``timeouts`` per type) is cancelled and fails with JobTimeoutError, so the
-    job is retried after the backoff; a sync one, run in a thread, is reported
-    as BatchWorker reports it.
+    ``buffer`` is how many jobs beyond the free workers the locker may hold
+    claimed, so a worker that finishes finds its next job waiting. By default
+    it follows the jobs: about as many as the workers finish during one
+    locker cycle (many for jobs of a millisecond, none for jobs of seconds),
+    so slow jobs never hoard others, which no other worker could take.
+
+    ``timeout`` (all types) and ``timeouts`` (per type) are seconds a job may
+    run. An async work function past its timeout is cancelled and fails with
+    JobTimeoutError, so the job is retried after the backoff. A thread cannot
+    be stopped, so a sync work function past its timeout is reported: a
+    warning on ``que.worker``, ``overdue_total``, and ``on_overdue(job,
+    seconds_run, limit)`` if given.
+
+    A work function's job borrows a pooled connection only if it asks for one
+    (``connection()``, ``transaction()``, or a ``delete()``/``error()`` of its
+    own); the lock stays with the locker session.
     """
 
     def __init__(
@@ -113,57 +118,61 @@ class AsyncBatchWorker:
             )
         extra = check_engine_options(concurrency, buffer, listen, client.max_connections)
         self.client = client
-        self.work_map = check_work_map(work_map, worker="AsyncBatchWorker", allow_async=True)
+        self.work_map = check_work_map(work_map, worker="AsyncBatchWorker", allow_async=ASYNC)
         self.queue = queue_name(queue)
         self.interval = wake_interval(interval)
         self.concurrency = concurrency
         self.listen = listen
+        self._connections = client.connections
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
-        self._jobs: asyncio.Queue[AsyncEngineJob | None] = asyncio.Queue()
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._locker: asyncio.Task[None] | None = None
+        self._jobs: Queue[Claimed | None] = Queue()
+        self._wake = Event()
+        self._stop = Event()
+        self._locker: list[Background] = []
+        self._workers: list[Background] = []
+        self._running: set[int] = set()
         self._timeouts = Timeouts(timeout, dict(timeouts or {}))
         self._watchdog = Watchdog(self._timeouts, on_overdue)
-        self.running = 0
 
     # -- lifetime --------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the locker, listener and worker tasks on the running loop."""
-        if self._locker is not None:
+        """Start the locker, the listener and the workers in the background."""
+        if self._locker:
             raise QueError("this AsyncBatchWorker was already started")
-        self.client._check_open()
+        self._connections.check_open()
+        check_can_start("AsyncBatchWorker.start()")
         self._watchdog.start()
-        self._locker = asyncio.create_task(self._locker_loop(), name="que-batch-locker")
+        self._locker.append(spawn(self._locker_loop, "que-batch-locker"))
         if self.listen:
-            self._tasks.append(
-                asyncio.create_task(self._listener_loop(), name="que-batch-listener")
-            )
+            self._workers.append(spawn(self._listener_loop, "que-batch-listener"))
         for number in range(self.concurrency):
-            self._tasks.append(
-                asyncio.create_task(self._worker_loop(), name=f"que-batch-worker-{number}")
-            )
+            self._workers.append(spawn(self._worker_loop, f"que-batch-worker-{number}"))
 
     async def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, hand back jobs not yet started, let running jobs finish,
         write their outcomes and release every lock. False if ``timeout`` ran out."""
         self._stop.set()
         self._wake.set()
-        if self._locker is None:
+        if not self._locker:
             return True
-        done, _ = await asyncio.wait([self._locker], timeout=timeout)
-        if not done:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if await join(self._locker, timeout):
             logger.warning(
                 "AsyncBatchWorker shutdown timed out with %d job(s) running", self.running
             )
             return False
         for _ in range(self.concurrency):
             self._jobs.put_nowait(None)
-        await asyncio.wait(self._tasks, timeout=timeout)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        await join(self._workers, left)
         return True
+
+    @property
+    def running(self) -> int:
+        """Jobs whose work functions are running now."""
+        return len(self._running)
 
     @property
     def overdue_total(self) -> int:
@@ -173,13 +182,14 @@ class AsyncBatchWorker:
     # -- the locker --------------------------------------------------------------
 
     async def _locker_loop(self) -> None:
-        conn: psycopg.AsyncConnection[Any] | None = None
+        conn: AnyConnection | None = None
         failures = 0
         try:
             while True:
                 try:
                     if conn is None:
-                        conn = await self._open_locker()
+                        conn = await self._connections.take()
+                        self._book.new_session()
                     if await self._step(conn):
                         return
                     failures = 0
@@ -188,18 +198,20 @@ class AsyncBatchWorker:
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queue, exc, failures, delay)
                     if conn is not None:
-                        await self._drop(conn)
+                        await self._connections.drop(conn)
                         conn = None
                     await self._wait(delay)
         finally:
             self._watchdog.stop()
             if conn is not None:
+                # Any lock the session still holds dies with it.
                 if self._book.in_flight:
-                    await self._drop(conn)
+                    await self._connections.drop(conn)
                 else:
-                    await self.client._checkin(conn)
+                    await self._connections.give_back(conn)
 
-    async def _step(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+    async def _step(self, conn: AnyConnection) -> bool:
+        """One turn of the locker: write outcomes, claim, or sleep. True when stopped."""
         book = self._book
         book.collect()
         if self._stop.is_set():
@@ -213,7 +225,7 @@ class AsyncBatchWorker:
             return False
         linger = book.linger_left(self.running, self._jobs.qsize(), time.monotonic())
         if linger > 0:
-            await self._wait(linger)
+            await self._wait(linger)  # let more outcomes arrive, to write them together
             return False
         book.capacity = self.concurrency + self._sizer.buffer()
         limit = book.claim_limit()
@@ -222,13 +234,16 @@ class AsyncBatchWorker:
         if claimed:
             self._sizer.observe_cycle(time.monotonic() - began)
         if limit == 0:
+            # Every place taken: workers wake us when half are free or they run
+            # dry; the timeout bounds how long a lone outcome waits to be written.
             await self._wait(min(self.interval, SATURATED_WAIT))
-        elif claimed < limit:
+        elif claimed < limit:  # nothing more is due now
             await self._wait(await self._idle_wait(conn))
         return False
 
-    async def _write_and_claim(self, conn: psycopg.AsyncConnection[Any], limit: int) -> int:
-        """Outcomes, unlocks and the next claim in one round trip; see BatchWorker."""
+    async def _write_and_claim(self, conn: AnyConnection, limit: int) -> int:
+        """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
+        more, in one pipelined round trip; then re-check the claimed rows."""
         book = self._book
         if not book.has_writes() and limit == 0:
             return 0
@@ -261,26 +276,24 @@ class AsyncBatchWorker:
         locked = await claim.fetchall()
         return await self._recheck(conn, locked) if locked else 0
 
-    async def _recheck(
-        self, conn: psycopg.AsyncConnection[Any], locked: list[dict[str, Any]]
-    ) -> int:
+    async def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> int:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(sql.RECHECK_JOBS, key_params(locked, self.queue), prepare=True)
             found = await cur.fetchall()
             gone = vanished_ids(locked, found)
-            if gone:
+            if gone:  # finished by another worker after the walk's snapshot
                 await cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
+        generation = self._book.generation
         for row in found:
-            job = AsyncEngineJob(**job_fields(row))
-            job._set_claimed(self.client.backoff)
-            job._borrow = self._borrow
-            job._release = self._give_back
-            job._generation = self._book.generation
+            job = AsyncJob(**job_fields(row))
+            handle = AsyncJobHandle(
+                job, self.client.backoff, self._give_back, lend=self._connections.take
+            )
             self._book.claimed(job)
-            self._jobs.put_nowait(job)
+            self._jobs.put_nowait(Claimed(job, handle, generation))
         return len(found)
 
-    async def _idle_wait(self, conn: psycopg.AsyncConnection[Any]) -> float:
+    async def _idle_wait(self, conn: AnyConnection) -> float:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(sql.NEXT_RUN_AT, {"queue": self.queue}, prepare=True)
             row = await cur.fetchone()
@@ -289,46 +302,28 @@ class AsyncBatchWorker:
 
     async def _wait(self, seconds: float) -> None:
         if seconds > 0:
-            with contextlib.suppress(asyncio.TimeoutError):  # TimeoutError from 3.11
-                await asyncio.wait_for(self._wake.wait(), seconds)
+            await wait_event(self._wake, seconds)
         self._wake.clear()
 
     def _hand_back_unstarted(self) -> None:
         while True:
             try:
-                job = self._jobs.get_nowait()
-            except asyncio.QueueEmpty:
+                item = self._jobs.get_nowait()
+            except QueueEmpty:
                 return
-            if job is None:
+            if item is None:
                 self._jobs.put_nowait(None)
                 return
-            self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
-
-    async def _open_locker(self) -> psycopg.AsyncConnection[Any]:
-        conn: psycopg.AsyncConnection[Any] = await self.client._pool.getconn()
-        try:
-            if not conn.autocommit:
-                await conn.set_autocommit(True)
-        except BaseException:
-            await self._drop(conn)
-            raise
-        self._book.new_session()
-        return conn
-
-    async def _drop(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        await conn.close()  # closing the session releases every lock it held
-        await self.client._pool.putconn(conn)
+            self._book.report(Completion(item.job, item.generation, Outcome.UNLOCK))
 
     # -- the listener ------------------------------------------------------------
 
     async def _listener_loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            conn: psycopg.AsyncConnection[Any] | None = None
+            conn: AnyConnection | None = None
             try:
-                conn = await self.client._pool.getconn()
-                if not conn.autocommit:
-                    await conn.set_autocommit(True)
+                conn = await self._connections.take()
                 await conn.execute(sql.LISTEN)
                 failures = 0
                 while not self._stop.is_set():
@@ -336,45 +331,45 @@ class AsyncBatchWorker:
                         if note.payload == self.queue:
                             self._wake.set()
                 await conn.execute(sql.UNLISTEN)
-                await self.client._checkin(conn)
+                await self._connections.give_back(conn)
                 conn = None
             except psycopg.Error as exc:
                 failures += 1
                 delay = retry_delay(failures, self.interval)
                 log_loop_error(logger, self.queue, exc, failures, delay)
                 if conn is not None:
-                    await self._drop(conn)
-                with contextlib.suppress(asyncio.TimeoutError):  # TimeoutError from 3.11
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                    await self._connections.drop(conn)
+                await wait_event(self._stop, delay)
 
     # -- the workers ---------------------------------------------------------------
 
     async def _worker_loop(self) -> None:
         while True:
-            job = await self._jobs.get()
-            if job is None:
+            item = await self._jobs.get()
+            if item is None:
                 return
-            if self._stop.is_set():
-                self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
+            if self._stop.is_set():  # shutting down: give it back unstarted
+                self._book.report(Completion(item.job, item.generation, Outcome.UNLOCK))
                 self._wake.set()
                 continue
-            self.running += 1
+            job_id = id(item.job)
+            self._running.add(job_id)
             began = time.monotonic()
             try:
-                outcome, message = await self._perform(job)
-            except asyncio.CancelledError:
+                outcome, message = await self._perform(item.job, item.handle)
+            except Cancelled:
                 # The task is being cancelled: the job goes back untouched.
-                self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
+                self._book.report(Completion(item.job, item.generation, Outcome.UNLOCK))
                 self._wake.set()
                 raise
             finally:
                 self._sizer.observe_job(time.monotonic() - began)
-                self.running -= 1
-            self._book.report(Completion(job, job._generation, outcome, message))
+                self._running.discard(job_id)
+            self._book.report(Completion(item.job, item.generation, outcome, message))
             if self._book.worth_waking(self._jobs.qsize()):
                 self._wake.set()
 
-    async def _perform(self, job: AsyncEngineJob) -> tuple[Outcome, str]:
+    async def _perform(self, job: AsyncJob, handle: AsyncJobHandle) -> tuple[Outcome, str]:
         started = time.monotonic()
         func = self.work_map.get(job.type)
         try:
@@ -382,49 +377,29 @@ class AsyncBatchWorker:
                 log_outcome(job, started, "unknown type")
                 return Outcome.FAIL, unknown_type_message(job.type)
             try:
-                limit = self._timeouts.seconds(job.type)
-                if is_async_callable(func):
-                    result = await run_with_timeout(func(job), job, limit)
-                else:
-                    self._watchdog.started(job)
-                    try:
-                        result = await asyncio.to_thread(func, job)
-                    finally:
-                        self._watchdog.finished(job)
-                if hasattr(result, "__await__"):
-                    await run_with_timeout(result, job, limit)
-                if job._in_tx and not job.deleted:
-                    await job.delete()
+                await run_work(func, job, self._timeouts.seconds(job.type), self._watchdog)
+                if handle.in_tx and not handle.deleted:
+                    await handle.delete()  # commits the job's own writes with its delete
             except Exception as exc:
                 log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
-                if job._error_written:
+                if handle.error_written:
                     return Outcome.UNLOCK, ""
                 return Outcome.FAIL, failure_message(exc)
             except (KeyboardInterrupt, SystemExit) as exc:
+                # From a work function: give the job back untouched (it runs
+                # again) and keep this worker alive.
                 log_outcome(job, started, f"interrupted: {type(exc).__name__}")
                 return Outcome.UNLOCK, ""
             log_outcome(job, started, "done")
-            if job.deleted or job._error_written:
+            if handle.deleted or handle.error_written:
                 return Outcome.UNLOCK, ""
             return Outcome.DELETE, ""
         finally:
-            await job.done()
+            await handle.done()
 
-    async def _borrow(self) -> psycopg.AsyncConnection[Any]:
-        conn: psycopg.AsyncConnection[Any] = await self.client._pool.getconn()
-        if not conn.autocommit:
-            await conn.set_autocommit(True)
-        return conn
-
-    async def _give_back(self, job: AsyncJob) -> None:
-        conn = job._conn
-        job._conn = None
-        if conn is None:
-            return
-        try:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                await conn.rollback()
-        except psycopg.Error:
-            await conn.close()
-        job._in_tx = False
-        await self.client._checkin(conn)
+    async def _give_back(self, handle: AsyncJobHandle) -> None:
+        """Return the connection a job borrowed; its lock stays with the locker."""
+        conn = handle.detach()
+        if conn is not None:
+            await self._connections.reset(conn)
+            await self._connections.give_back(conn)

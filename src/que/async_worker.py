@@ -1,14 +1,13 @@
-"""AsyncWorker and AsyncWorkerPool: the asyncio twins of Worker and WorkerPool.
+"""AsyncWorker and AsyncWorkerPool: claim a job, run its work function, finish it, repeat.
 
-Async work functions are awaited on the event loop; a sync work function
-runs in a thread (``asyncio.to_thread``), never on the loop.
+On asyncio an
+async work function is awaited on the loop and a sync one runs in a thread
+(``asyncio.to_thread``), never on the loop; the sync face runs sync work
+functions in its worker threads and refuses async ones.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -16,11 +15,20 @@ from typing import Any
 
 import psycopg
 
+from ._acompat import (
+    ASYNC,
+    Background,
+    Event,
+    check_can_start,
+    join,
+    run_work,
+    spawn,
+    wait_event,
+)
 from ._work import (
     check_pool_count,
     check_work_map,
     failure_message,
-    is_async_callable,
     log_loop_error,
     log_outcome,
     queue_name,
@@ -29,8 +37,8 @@ from ._work import (
     wake_interval,
 )
 from .async_client import AsyncClient
+from .async_job_handle import AsyncJob
 from .errors import QueError
-from .job import AsyncJob
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +46,14 @@ AsyncWorkFunc = Callable[[AsyncJob], Any]
 
 
 class AsyncWorker:
-    """Works jobs of one queue, one at a time, until ``shutdown()``; see Worker."""
+    """Works jobs of one queue, one at a time, until ``shutdown()``.
+
+    ``queue`` defaults to QUE_QUEUE (else ''), ``interval`` (seconds slept when
+    the queue is empty) to QUE_WAKE_INTERVAL (else 5). A work function that
+    returns normally has its job deleted (unless it deleted it itself); one
+    that raises has the failure recorded and the job retried after backoff;
+    a job whose type is not in the map fails the same way.
+    """
 
     def __init__(
         self,
@@ -51,18 +66,18 @@ class AsyncWorker:
         if not isinstance(client, AsyncClient):
             raise TypeError(f"AsyncWorker needs a que.AsyncClient, not {type(client).__name__}")
         self.client = client
-        self.work_map = check_work_map(work_map, worker="AsyncWorker", allow_async=True)
+        self.work_map = check_work_map(work_map, worker="AsyncWorker", allow_async=ASYNC)
         self.queue = queue_name(queue)
         self.interval = wake_interval(interval)
-        self._stop = asyncio.Event()
-        self._idle = asyncio.Event()
+        self._stop = Event()
+        self._idle = Event()
         self._idle.set()
 
     async def work(self) -> None:
         """Claim and run jobs until ``shutdown()``; database errors are logged and retried."""
-        self.client._check_open()
+        self.client.connections.check_open()
         if not self._idle.is_set():
-            raise QueError("this AsyncWorker is already working; create one per task")
+            raise QueError("this AsyncWorker is already working; run one work() per worker")
         self._idle.clear()
         failures = 0
         try:
@@ -73,11 +88,11 @@ class AsyncWorker:
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queue, exc, failures, delay)
-                    await self._sleep(delay)
+                    await wait_event(self._stop, delay)
                     continue
                 failures = 0
                 if not worked:
-                    await self._sleep(self.interval)
+                    await wait_event(self._stop, self.interval)
         finally:
             self._idle.set()
 
@@ -98,12 +113,7 @@ class AsyncWorker:
             log_outcome(job, started, "unknown type")
             return
         try:
-            if is_async_callable(func):
-                result = await func(job)
-            else:
-                result = await asyncio.to_thread(func, job)
-            if inspect.isawaitable(result):
-                await result
+            await run_work(func, job, None, None)
         except Exception as exc:
             await job.error(failure_message(exc))
             log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
@@ -112,12 +122,6 @@ class AsyncWorker:
             await job.delete()
         log_outcome(job, started, "done")
 
-    async def _sleep(self, seconds: float) -> None:
-        # asyncio.TimeoutError: what wait_for raises on Python 3.10, where it
-        # is not yet the builtin TimeoutError (it is an alias from 3.11 on).
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
-
     async def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.
 
@@ -125,19 +129,22 @@ class AsyncWorker:
         that is not working.
         """
         self._stop.set()
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await wait_event(self._idle, timeout)
+
+    @property
+    def working(self) -> bool:
+        """True while ``work()`` runs."""
+        return not self._idle.is_set()
 
     @property
     def stopping(self) -> bool:
+        """True once ``shutdown()`` was asked for."""
         return self._stop.is_set()
 
 
 class AsyncWorkerPool:
-    """``count`` AsyncWorkers on one queue, each in its own task."""
+    """``count`` AsyncWorkers on one queue, each in a task of its own (a thread on
+    the sync face)."""
 
     def __init__(
         self,
@@ -154,39 +161,51 @@ class AsyncWorkerPool:
         self.workers = [
             AsyncWorker(client, work_map, queue=queue, interval=interval) for _ in range(count)
         ]
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[Background] = []
 
     def start(self) -> None:
-        """Start every worker as a task on the running event loop."""
+        """Start every worker in the background."""
         if self._tasks:
             raise QueError("this AsyncWorkerPool was already started")
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            # Checked before any worker coroutine exists, so none is left never awaited.
-            raise QueError(
-                "AsyncWorkerPool.start() needs a running event loop: call it from async code"
-            ) from None
+        # Checked before any worker coroutine exists, so none is left never awaited.
+        check_can_start("AsyncWorkerPool.start()")
         for number, worker in enumerate(self.workers):
-            task = loop.create_task(worker.work(), name=f"que-async-worker-{number}")
-            task.add_done_callback(_log_crash)
-            self._tasks.append(task)
+            self._tasks.append(spawn(_keep_working(worker), f"que-worker-{number}"))
 
     async def shutdown(self, timeout: float | None = None) -> bool:
         """Stop every worker, letting running jobs finish; False if ``timeout`` ran out."""
         for worker in self.workers:
             worker._stop.set()
-        if not self._tasks:
-            return True
-        _, pending = await asyncio.wait(self._tasks, timeout=timeout)
-        if pending:
-            names = ", ".join(t.get_name() for t in pending)
-            logger.warning("shutdown timed out; still working: %s", names)
-        return not pending
+        stuck = await join(self._tasks, timeout)
+        if stuck:
+            logger.warning("shutdown timed out; still working: %s", ", ".join(stuck))
+        return not stuck
 
 
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error(
-            "%s stopped on an unexpected error", task.get_name(), exc_info=task.exception()
-        )
+def _keep_working(worker: AsyncWorker) -> Callable[[], Any]:
+    """What a pool runs in the background for one worker."""
+
+    async def run() -> None:
+        if ASYNC:
+            try:
+                await worker.work()
+            except Exception:
+                logger.exception("a worker stopped on an unexpected error")
+                raise
+        else:
+            # KeyboardInterrupt and SystemExit can only reach a worker thread
+            # from a work function: its job was given back untouched (it runs
+            # again), and the thread carries on instead of dying silently.
+            while True:
+                try:
+                    worker.work()
+                    return
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    logger.error(
+                        "a work function raised %s; its job was given back and the worker goes on",
+                        type(exc).__name__,
+                    )
+                    if worker.stopping:
+                        return
+
+    return run

@@ -38,19 +38,13 @@ from ._cli_support import (
     stats_table,
 )
 from ._jobs import insert_params
+from ._schema_base import CURRENT_VERSION, schema_sql
 from ._timeouts import Timeouts
 from ._work import queue_name, wake_interval
 from .client import Client
 from .errors import InvalidJobError, QueError
-from .job import Job
-from .schema import (
-    CURRENT_VERSION,
-    current_version,
-    install_notify,
-    migrate,
-    schema_sql,
-    uninstall_notify,
-)
+from .job_handle import Job
+from .schema import current_version, install_notify, migrate, uninstall_notify
 
 EXIT_INTERRUPTED = 130
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

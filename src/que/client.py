@@ -1,4 +1,10 @@
-"""The sync Client: enqueue jobs, claim one with the advisory-lock walk, read stats."""
+# Generated from async_client.py by scripts/generate_sync.py: edit that file, not this one.
+"""Client: enqueue jobs, claim one with the advisory-lock walk, read stats.
+
+``with Client(url)`` opens it (or ``Client.connect(url)``);
+the sync Client opens in its constructor. Opening raises if the database is
+unreachable or que_jobs is at the wrong schema version.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 
 from . import sql
 from ._client_base import (
@@ -28,25 +33,24 @@ from ._client_base import (
     stats_rows,
     unlocked,
 )
+from ._compat import OTHER_CLIENT, OtherConnection, OtherPool
 from ._jobs import check_queue
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
-from .errors import DatabaseUnavailableError, QueError
-from .job import Job, JobStats, job_fields
+from .connections import AnyPool, Connections
+from .errors import DatabaseUnavailableError
+from .job import JobStats, job_fields
+from .job_handle import Job, JobHandle
 from .schema import check_version
 
 logger = logging.getLogger(__name__)
-
-AnyPool = psycopg_pool.ConnectionPool[Any]
 
 
 class Client(ClientBase[Job]):
     """A Que client: enqueues jobs and claims them for workers.
 
     ``source`` is a URL or libpq conninfo string, a Connector, or a
-    ``psycopg_pool.ConnectionPool`` you own. The database is contacted at
-    once: an unreachable database raises DatabaseUnavailableError, a que_jobs
-    table of the wrong schema version raises SchemaVersionError.
+    ``psycopg_pool.ConnectionPool`` you own.
     """
 
     def __init__(
@@ -64,39 +68,91 @@ class Client(ClientBase[Job]):
             max_connections=max_connections,
             retry_intervals=retry_intervals,
         )
-        if isinstance(source, psycopg_pool.AsyncConnectionPool):
-            raise TypeError("Client needs a sync psycopg_pool.ConnectionPool; use AsyncClient")
+        self._connect_timeout = connect_timeout
+        self._check_schema = check_schema
+        self._connector: Connector | None = None
+        if isinstance(source, OtherPool):
+            raise TypeError(
+                "Client needs a psycopg_pool.ConnectionPool, not a "
+                f"{type(source).__name__} (that pool belongs with {OTHER_CLIENT})"
+            )
         if isinstance(source, psycopg_pool.ConnectionPool):
-            self._pool: AnyPool = source
+            pool: AnyPool = source
             self._owns_pool = False
             self._target = describe(pool_conninfo(source))
-            self._restore_autocommit = self._check_given_pool(connect_timeout, check_schema)
+        else:
+            connector = as_connector(source, "Client", "psycopg_pool.ConnectionPool")
+            self._connector = connector
+            self._target = connector.describe()
+            pool = psycopg_pool.ConnectionPool(
+                connector.conninfo,
+                min_size=min_connections,
+                max_size=max_connections,
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                # A connection killed by a server restart or pg_terminate_backend
+                # is replaced on checkout instead of failing the caller's statement.
+                check=psycopg_pool.ConnectionPool.check_connection,
+                open=False,
+                name="que",
+            )
+            self._owns_pool = True
+        self.connections = Connections(pool, type(self).__name__)
+        self.open()
+
+    @classmethod
+    def connect(cls, source: str | Connector | AnyPool, **options: Any) -> Client:
+        """Create and open a client (Go's MustNewClient): raises if the database is unusable."""
+        client = cls(source, **options)
+        client.open()
+        return client
+
+    def open(self) -> None:
+        """Contact the database: check it is reachable and at the right schema version."""
+        if self.connections.opened:
             return
-        connector = as_connector(source, "Client", "psycopg_pool.ConnectionPool")
-        self._target = connector.describe()
-        with connector.connect(connect_timeout=connect_timeout) as conn:
-            if check_schema:
-                check_version(conn)
-        self._pool = psycopg_pool.ConnectionPool(
-            connector.conninfo,
-            min_size=min_connections,
-            max_size=max_connections,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            # A connection killed by a server restart or pg_terminate_backend
-            # is replaced on checkout instead of failing the caller's statement.
-            check=psycopg_pool.ConnectionPool.check_connection,
-            open=False,
-            name="que",
-        )
-        self._owns_pool = True
-        self._restore_autocommit = True
+        timeout = self._connect_timeout
+        pool = self.connections.pool
+        if self._connector is not None:
+            self._check_direct(self._connector)
+            try:
+                pool.open(wait=True, timeout=timeout)
+            except psycopg_pool.PoolTimeout as exc:
+                pool.close()
+                raise DatabaseUnavailableError(
+                    f"cannot open a connection pool to {self._target}"
+                ) from exc
+        else:
+            self._check_given_pool(timeout)
+        self.connections.opened = True
+
+    def _check_direct(self, connector: Connector) -> None:
         try:
-            self._pool.open(wait=True, timeout=connect_timeout)
+            conn = psycopg.Connection.connect(
+                connector.conninfo,
+                autocommit=True,
+                connect_timeout=max(1, round(self._connect_timeout)),
+            )
+        except psycopg.OperationalError as exc:
+            message = redact(str(exc), connector.conninfo)
+            raise DatabaseUnavailableError(f"cannot connect to {self._target}: {message}") from exc
+        with conn:
+            if self._check_schema:
+                check_version(conn)
+
+    def _check_given_pool(self, timeout: float) -> None:
+        pool = self.connections.pool
+        try:
+            with pool.connection(timeout=timeout) as conn:
+                self.connections.restore_autocommit = bool(conn.autocommit)
+                if self._check_schema:
+                    check_version(conn)
         except psycopg_pool.PoolTimeout as exc:
-            self._pool.close()
             raise DatabaseUnavailableError(
-                f"cannot open a connection pool to {self._target}"
+                f"no connection from the given pool to {self._target} within {timeout}s"
             ) from exc
+        except psycopg.OperationalError as exc:
+            message = redact(str(exc), pool_conninfo(pool))
+            raise DatabaseUnavailableError(f"cannot reach {self._target}: {message}") from exc
 
     # -- enqueue ---------------------------------------------------------------
 
@@ -109,12 +165,14 @@ class Client(ClientBase[Job]):
         """
         params = job_params(job)
         if conn is not None:
-            _check_sync_conn(conn)
+            _check_conn(conn)
             with conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True).fetchone()
+                cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
+                row = cur.fetchone()
         else:
-            with self._connection() as own:
-                row = own.execute(sql.INSERT_JOB, params.as_params(), prepare=True).fetchone()
+            with self.connections.cursor() as cur:
+                cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
+                row = cur.fetchone()
         assert row is not None  # INSERT ... RETURNING always returns the row
         set_inserted(job, params, row)
         return job
@@ -136,12 +194,14 @@ class Client(ClientBase[Job]):
             return batch
         params = [job_params(job) for job in batch]
         if conn is not None:
-            _check_sync_conn(conn)
+            _check_conn(conn)
             with conn.cursor(row_factory=dict_row) as cur:
-                rows = cur.execute(sql.INSERT_JOBS, bulk_params(params)).fetchall()
+                cur.execute(sql.INSERT_JOBS, bulk_params(params))
+                rows = cur.fetchall()
         else:
-            with self._connection() as own:
-                rows = own.execute(sql.INSERT_JOBS, bulk_params(params)).fetchall()
+            with self.connections.cursor() as cur:
+                cur.execute(sql.INSERT_JOBS, bulk_params(params))
+                rows = cur.fetchall()
         set_all_inserted(batch, params, rows)
         return batch
 
@@ -155,92 +215,93 @@ class Client(ClientBase[Job]):
         LockAttemptsError if ten walks in a row found only jobs that other
         workers deleted meanwhile.
         """
+        return self._lock_job(queue)
+
+    def _lock_job(self, queue: str) -> Job | None:
         check_queue(queue)
-        self._check_open()
-        conn = self._pool.getconn()
+        self.connections.check_open()
+        conn = self.connections.take()
         try:
-            conn.autocommit = True
             job = self._claim(conn, queue)
         except BaseException:
             # A session advisory lock may have been taken: closing the
             # session is the one way to be sure it is gone.
-            conn.close()
-            self._pool.putconn(conn)
+            self.connections.drop(conn)
             raise
         if job is None:
-            self._checkin(conn)
+            self.connections.give_back(conn)
         return job
 
     def _claim(self, conn: psycopg.Connection[Any], queue: str) -> Job | None:
         with conn.cursor(row_factory=dict_row) as cur:
             for _ in range(MAX_LOCK_ATTEMPTS):
-                locked = cur.execute(sql.LOCK_JOB, {"queue": queue}, prepare=True).fetchone()
+                cur.execute(sql.LOCK_JOB, {"queue": queue}, prepare=True)
+                locked = cur.fetchone()
                 if locked is None:
                     return None
-                row = cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
-                found = row.fetchone()
+                cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
+                found = cur.fetchone()
                 if found is not None:
                     job = Job(**job_fields(found))
-                    job._conn = conn
-                    job._release = self._release
+                    JobHandle(job, self.backoff, self._release, conn=conn)
                     return self._track(job)
                 # Deleted by another worker after our walk's snapshot was taken.
                 cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
         raise lock_attempts_error(queue)
 
-    def _release(self, job: Job) -> None:
+    def _release(self, handle: JobHandle) -> None:
         """Undo the job's open transaction, unlock it, and return its connection."""
-        conn = job._conn
-        job._conn = None
+        job = handle.job
         self._untrack(job)
+        conn = handle.detach()
         if conn is None:
             return
-        clean = False
+        if not self.connections.reset(conn):
+            logger.warning("could not reset job %s's connection; dropped it, and its lock", job.id)
+            self.connections.give_back(conn)
+            return
         try:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                conn.rollback()
-            conn.autocommit = True
             with conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(sql.UNLOCK_JOB, {"job_id": job.id}, prepare=True).fetchone()
-            if not unlocked(row):
-                logger.warning("job %s was not locked by its session at done()", job.id)
-            clean = True
+                cur.execute(sql.UNLOCK_JOB, {"job_id": job.id}, prepare=True)
+                row = cur.fetchone()
         except psycopg.Error as exc:
             logger.warning(
                 "could not unlock job %s (%s); dropping its connection, which releases the lock",
                 job.id,
                 exc,
             )
-        finally:
-            if not clean:
-                conn.close()
-            job._in_tx = False
-            self._checkin(conn)
+            self.connections.drop(conn)
+            return
+        if not unlocked(row):
+            logger.warning("job %s was not locked by its session at done()", job.id)
+        self.connections.give_back(conn)
 
     # -- stats -----------------------------------------------------------------
 
     def stats(self) -> list[JobStats]:
         """One JobStats per (queue, type) in que_jobs, counting locks of this database only."""
-        with self._connection() as conn:
-            return stats_rows(conn.execute(sql.JOB_STATS).fetchall())
+        with self.connections.cursor() as cur:
+            cur.execute(sql.JOB_STATS)
+            return stats_rows(cur.fetchall())
 
     # -- lifetime --------------------------------------------------------------
 
     @property
     def max_connections(self) -> int:
-        return self._pool.max_size
+        return self.connections.max_connections
 
     def close(self) -> None:
         """Release every job still claimed and close the pool (if this client made it)."""
-        if self._closed:
+        if self.connections.closed:
             return
-        self._closed = True
+        self.connections.closed = True
         for job in self._held_jobs():
             job.done()
         if self._owns_pool:
-            self._pool.close()
+            self.connections.pool.close()
 
     def __enter__(self) -> Client:
+        self.open()
         return self
 
     def __exit__(
@@ -251,68 +312,13 @@ class Client(ClientBase[Job]):
     ) -> None:
         self.close()
 
-    # -- connections -----------------------------------------------------------
 
-    def _connection(self) -> _Borrowed:
-        self._check_open()
-        return _Borrowed(self)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise QueError("this Client is closed")
-
-    def _checkin(self, conn: psycopg.Connection[Any]) -> None:
-        if not conn.closed and conn.autocommit != self._restore_autocommit:
-            conn.autocommit = self._restore_autocommit
-        self._pool.putconn(conn)
-
-    def _check_given_pool(self, timeout: float, check_schema: bool) -> bool:
-        try:
-            with self._pool.connection(timeout=timeout) as conn:
-                autocommit = bool(conn.autocommit)
-                if check_schema:
-                    check_version(conn)
-                return autocommit
-        except psycopg_pool.PoolTimeout as exc:
-            raise DatabaseUnavailableError(
-                f"no connection from the given pool to {self._target} within {timeout}s"
-            ) from exc
-        except psycopg.OperationalError as exc:
-            message = redact(str(exc), pool_conninfo(self._pool))
-            raise DatabaseUnavailableError(f"cannot reach {self._target}: {message}") from exc
-
-
-class _Borrowed:
-    """A pooled connection in autocommit with dict rows, for one short statement."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def __enter__(self) -> psycopg.Cursor[DictRow]:
-        conn = self._client._pool.getconn()
-        self._conn = conn
-        try:
-            conn.autocommit = True
-            cursor: psycopg.Cursor[DictRow] = conn.cursor(row_factory=dict_row)
-            return cursor
-        except BaseException:
-            self._client._pool.putconn(conn)
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._conn is not None
-        self._client._checkin(self._conn)
-
-
-def _check_sync_conn(conn: object) -> None:
-    if isinstance(conn, psycopg.AsyncConnection):
-        raise TypeError("Client.enqueue needs a sync psycopg.Connection; use AsyncClient")
+def _check_conn(conn: object) -> None:
+    if isinstance(conn, OtherConnection):
+        raise TypeError(
+            f"Client.enqueue needs a psycopg.Connection, not a {type(conn).__name__}"
+            f" (that connection belongs with {OTHER_CLIENT})"
+        )
     if not isinstance(conn, psycopg.Connection):
         raise TypeError(f"conn must be a psycopg.Connection (psycopg 3), not {type(conn).__name__}")
 

@@ -1,8 +1,10 @@
-"""BatchWorker: the high-throughput engine on the Que protocol (sync face).
+# Generated from async_engine.py by scripts/generate_sync.py: edit that file, not this one.
+"""BatchWorker: the high-throughput engine on the Que protocol.
 
-One locker session per BatchWorker claims batches of due jobs with the same
-advisory-lock walk as ``lock_job`` and holds their locks; worker threads run
-the work functions; the locker then deletes the worked jobs in one
+One locker session per
+engine claims batches of due jobs with the same advisory-lock walk as
+``lock_job`` and holds their locks; workers (tasks here, threads on the sync
+face) run the work functions; the locker then deletes the worked jobs in one
 statement, records failures in another, and only then unlocks them. A
 listener session wakes the locker on NOTIFY (see ``que.install_notify``);
 polling at the wake interval remains the fallback, and jobs scheduled for
@@ -12,25 +14,35 @@ later are claimed when they come due.
 from __future__ import annotations
 
 import logging
-import queue as queue_module
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
-from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from . import sql
+from ._compat import (
+    ASYNC,
+    Background,
+    Cancelled,
+    Event,
+    Queue,
+    QueueEmpty,
+    check_can_start,
+    join,
+    run_work,
+    spawn,
+    wait_event,
+)
 from ._engine_base import (
     SATURATED_WAIT,
     BufferSizer,
     Completion,
     EngineBook,
     Outcome,
+    check_engine_options,
     id_array,
     key_params,
     vanished_ids,
@@ -38,7 +50,6 @@ from ._engine_base import (
 )
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
-    awaitable_message,
     check_work_map,
     failure_message,
     log_loop_error,
@@ -50,66 +61,42 @@ from ._work import (
 )
 from .client import Client
 from .errors import QueError
-from .job import Job, job_fields
+from .job import job_fields
+from .job_handle import Job, JobHandle
 
 logger = logging.getLogger(__name__)
 
 WorkFunc = Callable[[Job], Any]
+AnyConnection = psycopg.Connection[Any]
 
 
-@dataclass(eq=False)
-class EngineJob(Job):
-    """A Job claimed by the engine: its lock belongs to the locker session, and
-    it borrows a pooled connection only if the work function asks for ``conn``
-    or ``tx``."""
+class Claimed(NamedTuple):
+    """A job handed to a worker, with its handle and the locker session it was claimed on."""
 
-    _borrow: Callable[[], psycopg.Connection[Any]] | None = field(
-        default=None, init=False, repr=False
-    )
-    _generation: int = field(default=0, init=False, repr=False)
-
-    @property
-    def conn(self) -> psycopg.Connection[Any]:
-        if self._conn is None:
-            if self._borrow is None or self._finished:
-                raise QueError("this job holds no connection: its work has finished")
-            self._conn = self._borrow()
-        return self._conn
-
-
-def check_engine_options(
-    concurrency: object, buffer: int | None, listen: bool, max_connections: int
-) -> int | None:
-    """Validate the engine's sizes; the fixed buffer, or None to size it on the fly."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be a positive int, not {concurrency!r}")
-    if buffer is not None and (
-        isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0
-    ):
-        raise ValueError(f"buffer must be a non-negative int or None, not {buffer!r}")
-    needed = 2 + (1 if listen else 0)
-    if max_connections < needed:
-        raise ValueError(
-            f"the batched engine needs at least {needed} client connections "
-            "(locker, listener, one for job transactions); the client has "
-            f"{max_connections}"
-        )
-    return buffer
+    job: Job
+    handle: JobHandle
+    generation: int
 
 
 class BatchWorker:
-    """Works one queue with ``concurrency`` threads fed by one locker session.
+    """Works one queue with ``concurrency`` workers fed by one locker session.
 
-    ``buffer`` is how many jobs beyond the free threads the locker may hold
-    claimed, so a thread that finishes finds its next job waiting. By default
-    it follows the jobs: about as many as the threads finish during one
+    ``buffer`` is how many jobs beyond the free workers the locker may hold
+    claimed, so a worker that finishes finds its next job waiting. By default
+    it follows the jobs: about as many as the workers finish during one
     locker cycle (many for jobs of a millisecond, none for jobs of seconds),
     so slow jobs never hoard others, which no other worker could take.
 
     ``timeout`` (all types) and ``timeouts`` (per type) are seconds a job may
-    run. A thread cannot be stopped, so a job past its timeout is reported:
-    a warning on ``que.worker``, ``overdue_total``, and ``on_overdue(job,
+    run. An async work function past its timeout is cancelled and fails with
+    JobTimeoutError, so the job is retried after the backoff. A thread cannot
+    be stopped, so a sync work function past its timeout is reported: a
+    warning on ``que.worker``, ``overdue_total``, and ``on_overdue(job,
     seconds_run, limit)`` if given.
+
+    A work function's job borrows a pooled connection only if it asks for one
+    (``connection()``, ``transaction()``, or a ``delete()``/``error()`` of its
+    own); the lock stays with the locker session.
     """
 
     def __init__(
@@ -130,109 +117,97 @@ class BatchWorker:
             raise TypeError(f"BatchWorker needs a que.Client, not {type(client).__name__}")
         extra = check_engine_options(concurrency, buffer, listen, client.max_connections)
         self.client = client
-        self.work_map = check_work_map(work_map, worker="BatchWorker", allow_async=False)
+        self.work_map = check_work_map(work_map, worker="BatchWorker", allow_async=ASYNC)
         self.queue = queue_name(queue)
         self.interval = wake_interval(interval)
         self.concurrency = concurrency
         self.listen = listen
+        self._connections = client.connections
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
-        self._jobs: queue_module.SimpleQueue[EngineJob | None] = queue_module.SimpleQueue()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._locker_done = threading.Event()
-        self._locker_done.set()
-        self._running = 0
-        self._running_lock = threading.Lock()
-        self._watchdog = Watchdog(Timeouts(timeout, dict(timeouts or {})), on_overdue)
+        self._jobs: Queue[Claimed | None] = Queue()
+        self._wake = Event()
+        self._stop = Event()
+        self._locker: list[Background] = []
+        self._workers: list[Background] = []
+        self._running: set[int] = set()
+        self._timeouts = Timeouts(timeout, dict(timeouts or {}))
+        self._watchdog = Watchdog(self._timeouts, on_overdue)
 
     # -- lifetime --------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the locker, the listener and the worker threads."""
-        if self._threads:
+        """Start the locker, the listener and the workers in the background."""
+        if self._locker:
             raise QueError("this BatchWorker was already started")
-        self._locker_done.clear()
+        self._connections.check_open()
+        check_can_start("BatchWorker.start()")
         self._watchdog.start()
-        targets: list[tuple[str, Callable[[], None]]] = [("locker", self._locker_loop)]
+        self._locker.append(spawn(self._locker_loop, "que-batch-locker"))
         if self.listen:
-            targets.append(("listener", self._listener_loop))
-        targets += [(f"worker-{n}", self._worker_loop) for n in range(self.concurrency)]
-        for name, target in targets:
-            thread = threading.Thread(target=target, name=f"que-batch-{name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def run(self) -> None:
-        """Start, and block until ``shutdown()`` is called from another thread."""
-        self.start()
-        self._locker_done.wait()
-        self._join_all(None)
+            self._workers.append(spawn(self._listener_loop, "que-batch-listener"))
+        for number in range(self.concurrency):
+            self._workers.append(spawn(self._worker_loop, f"que-batch-worker-{number}"))
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, hand back jobs not yet started, let running jobs finish,
         write their outcomes and release every lock. False if ``timeout`` ran out."""
         self._stop.set()
         self._wake.set()
-        if not self._threads:
+        if not self._locker:
             return True
-        finished = self._locker_done.wait(timeout)
-        if finished:
-            self._join_all(timeout)
-        else:
-            logger.warning("BatchWorker shutdown timed out with %d job(s) running", self._running)
-        return finished
-
-    def _join_all(self, timeout: float | None) -> None:
-        for _ in range(self.concurrency):
-            self._jobs.put(None)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                thread.join(left)
+        if join(self._locker, timeout):
+            logger.warning("BatchWorker shutdown timed out with %d job(s) running", self.running)
+            return False
+        for _ in range(self.concurrency):
+            self._jobs.put_nowait(None)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        join(self._workers, left)
+        return True
 
     @property
     def running(self) -> int:
         """Jobs whose work functions are running now."""
-        return self._running
+        return len(self._running)
 
     @property
     def overdue_total(self) -> int:
-        """Jobs that ran past their timeout since start (reported, not stopped)."""
+        """Sync work functions (in threads) that ran past their timeout since start."""
         return self._watchdog.overdue_total
 
     # -- the locker --------------------------------------------------------------
 
     def _locker_loop(self) -> None:
-        conn: psycopg.Connection[Any] | None = None
+        conn: AnyConnection | None = None
         failures = 0
         try:
             while True:
                 try:
                     if conn is None:
-                        conn = self._open_locker()
-                    finished = self._step(conn)
-                    failures = 0
-                    if finished:
+                        conn = self._connections.take()
+                        self._book.new_session()
+                    if self._step(conn):
                         return
+                    failures = 0
                 except Exception as exc:  # logged; the session is dropped and reopened
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queue, exc, failures, delay)
                     if conn is not None:
-                        self._drop(conn)
+                        self._connections.drop(conn)
                         conn = None
-                    self._wake.wait(delay)
-                    self._wake.clear()
+                    self._wait(delay)
         finally:
-            if conn is not None:
-                self._close_locker(conn)
             self._watchdog.stop()
-            self._locker_done.set()
+            if conn is not None:
+                # Any lock the session still holds dies with it.
+                if self._book.in_flight:
+                    self._connections.drop(conn)
+                else:
+                    self._connections.give_back(conn)
 
-    def _step(self, conn: psycopg.Connection[Any]) -> bool:
+    def _step(self, conn: AnyConnection) -> bool:
         """One turn of the locker: write outcomes, claim, or sleep. True when stopped."""
         book = self._book
         book.collect()
@@ -263,7 +238,7 @@ class BatchWorker:
             self._wait(self._idle_wait(conn))
         return False
 
-    def _write_and_claim(self, conn: psycopg.Connection[Any], limit: int) -> int:
+    def _write_and_claim(self, conn: AnyConnection, limit: int) -> int:
         """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
         more, in one pipelined round trip; then re-check the claimed rows."""
         book = self._book
@@ -294,75 +269,54 @@ class BatchWorker:
         locked = claim.fetchall()
         return self._recheck(conn, locked) if locked else 0
 
-    def _recheck(self, conn: psycopg.Connection[Any], locked: list[dict[str, Any]]) -> int:
+    def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> int:
         with conn.cursor(row_factory=dict_row) as cur:
-            found = cur.execute(
-                sql.RECHECK_JOBS, key_params(locked, self.queue), prepare=True
-            ).fetchall()
+            cur.execute(sql.RECHECK_JOBS, key_params(locked, self.queue), prepare=True)
+            found = cur.fetchall()
             gone = vanished_ids(locked, found)
             if gone:  # finished by another worker after the walk's snapshot
                 cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
+        generation = self._book.generation
         for row in found:
-            job = EngineJob(**job_fields(row))
-            job._set_claimed(self.client.backoff)
-            job._borrow = self._borrow
-            job._release = self._give_back
-            job._generation = self._book.generation
+            job = Job(**job_fields(row))
+            handle = JobHandle(
+                job, self.client.backoff, self._give_back, lend=self._connections.take
+            )
             self._book.claimed(job)
-            self._jobs.put(job)
+            self._jobs.put_nowait(Claimed(job, handle, generation))
         return len(found)
 
-    def _idle_wait(self, conn: psycopg.Connection[Any]) -> float:
-        row = conn.execute(sql.NEXT_RUN_AT, {"queue": self.queue}, prepare=True).fetchone()
-        next_run_at = None if row is None else _value(row)
+    def _idle_wait(self, conn: AnyConnection) -> float:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql.NEXT_RUN_AT, {"queue": self.queue}, prepare=True)
+            row = cur.fetchone()
+        next_run_at = None if row is None else row["next_run_at"]
         return wait_seconds(self.interval, next_run_at, datetime.now(timezone.utc))
 
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
-            self._wake.wait(seconds)
+            wait_event(self._wake, seconds)
         self._wake.clear()
 
     def _hand_back_unstarted(self) -> None:
         while True:
             try:
-                job = self._jobs.get_nowait()
-            except queue_module.Empty:
+                item = self._jobs.get_nowait()
+            except QueueEmpty:
                 return
-            if job is None:
-                self._jobs.put(None)
+            if item is None:
+                self._jobs.put_nowait(None)
                 return
-            self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
-
-    def _open_locker(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] = self.client._pool.getconn()
-        try:
-            conn.autocommit = True
-        except BaseException:
-            self._drop(conn)
-            raise
-        self._book.new_session()
-        return conn
-
-    def _close_locker(self, conn: psycopg.Connection[Any]) -> None:
-        """Give the locker session back; any lock it still holds dies with it."""
-        if self._book.in_flight:
-            self._drop(conn)
-        else:
-            self.client._checkin(conn)
-
-    def _drop(self, conn: psycopg.Connection[Any]) -> None:
-        conn.close()  # closing the session releases every lock it held
-        self.client._pool.putconn(conn)
+            self._book.report(Completion(item.job, item.generation, Outcome.UNLOCK))
 
     # -- the listener ------------------------------------------------------------
 
     def _listener_loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            conn = None
+            conn: AnyConnection | None = None
             try:
-                conn = self.client._pool.getconn()
-                conn.autocommit = True
+                conn = self._connections.take()
                 conn.execute(sql.LISTEN)
                 failures = 0
                 while not self._stop.is_set():
@@ -370,43 +324,45 @@ class BatchWorker:
                         if note.payload == self.queue:
                             self._wake.set()
                 conn.execute(sql.UNLISTEN)
-                self.client._checkin(conn)
+                self._connections.give_back(conn)
                 conn = None
             except psycopg.Error as exc:
                 failures += 1
                 delay = retry_delay(failures, self.interval)
                 log_loop_error(logger, self.queue, exc, failures, delay)
                 if conn is not None:
-                    self._drop(conn)
-                self._stop.wait(delay)
+                    self._connections.drop(conn)
+                wait_event(self._stop, delay)
 
     # -- the workers ---------------------------------------------------------------
 
     def _worker_loop(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
+            item = self._jobs.get()
+            if item is None:
                 return
             if self._stop.is_set():  # shutting down: give it back unstarted
-                self._book.report(Completion(job, job._generation, Outcome.UNLOCK))
+                self._book.report(Completion(item.job, item.generation, Outcome.UNLOCK))
                 self._wake.set()
                 continue
-            with self._running_lock:
-                self._running += 1
-            self._watchdog.started(job)
+            job_id = id(item.job)
+            self._running.add(job_id)
             began = time.monotonic()
             try:
-                outcome, message = self._perform(job)
+                outcome, message = self._perform(item.job, item.handle)
+            except Cancelled:
+                # The task is being cancelled: the job goes back untouched.
+                self._book.report(Completion(item.job, item.generation, Outcome.UNLOCK))
+                self._wake.set()
+                raise
             finally:
                 self._sizer.observe_job(time.monotonic() - began)
-                self._watchdog.finished(job)
-                with self._running_lock:
-                    self._running -= 1
-            self._book.report(Completion(job, job._generation, outcome, message))
+                self._running.discard(job_id)
+            self._book.report(Completion(item.job, item.generation, outcome, message))
             if self._book.worth_waking(self._jobs.qsize()):
                 self._wake.set()
 
-    def _perform(self, job: EngineJob) -> tuple[Outcome, str]:
+    def _perform(self, job: Job, handle: JobHandle) -> tuple[Outcome, str]:
         started = time.monotonic()
         func = self.work_map.get(job.type)
         try:
@@ -414,47 +370,29 @@ class BatchWorker:
                 log_outcome(job, started, "unknown type")
                 return Outcome.FAIL, unknown_type_message(job.type)
             try:
-                result = func(job)
-                if hasattr(result, "__await__"):
-                    getattr(result, "close", lambda: None)()
-                    raise TypeError(awaitable_message(job.type))
-                if job._in_tx and not job.deleted:
-                    job.delete()  # commits the job's own writes with its delete
+                run_work(func, job, self._timeouts.seconds(job.type), self._watchdog)
+                if handle.in_tx and not handle.deleted:
+                    handle.delete()  # commits the job's own writes with its delete
             except Exception as exc:
                 log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
-                if job._error_written:
+                if handle.error_written:
                     return Outcome.UNLOCK, ""
                 return Outcome.FAIL, failure_message(exc)
-            except BaseException as exc:
-                # KeyboardInterrupt or SystemExit from a work function: give the
-                # job back untouched (it runs again) and keep this thread alive.
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # From a work function: give the job back untouched (it runs
+                # again) and keep this worker alive.
                 log_outcome(job, started, f"interrupted: {type(exc).__name__}")
                 return Outcome.UNLOCK, ""
             log_outcome(job, started, "done")
-            if job.deleted or job._error_written:
+            if handle.deleted or handle.error_written:
                 return Outcome.UNLOCK, ""
             return Outcome.DELETE, ""
         finally:
-            job.done()
+            handle.done()
 
-    def _borrow(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] = self.client._pool.getconn()
-        conn.autocommit = True
-        return conn
-
-    def _give_back(self, job: Job) -> None:
-        conn = job._conn
-        job._conn = None
-        if conn is None:
-            return
-        try:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                conn.rollback()
-        except psycopg.Error:
-            conn.close()
-        job._in_tx = False
-        self.client._checkin(conn)
-
-
-def _value(row: Any) -> Any:
-    return next(iter(row.values())) if isinstance(row, dict) else row[0]
+    def _give_back(self, handle: JobHandle) -> None:
+        """Return the connection a job borrowed; its lock stays with the locker."""
+        conn = handle.detach()
+        if conn is not None:
+            self._connections.reset(conn)
+            self._connections.give_back(conn)

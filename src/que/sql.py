@@ -88,7 +88,7 @@ WHERE queue = %(queue)s AND priority = %(priority)s
   AND run_at = %(run_at)s AND job_id = %(job_id)s
 """
 
-UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s)"
+UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s) AS unlocked"
 
 # The batched engine's claim: the same walk in key order, trying the lock on
 # each due row until %(limit)s are held, as one index scan instead of one
@@ -216,8 +216,7 @@ ORDER BY j.queue, j.job_class
 
 # -- wake-up notifications ---------------------------------------------------
 
-NOTIFY_CHANNEL: Final = "que_jobs"
-
+# The channel is que_jobs: the name INSTALL_NOTIFY's pg_notify uses.
 LISTEN: Final = "LISTEN que_jobs"
 UNLISTEN: Final = "UNLISTEN que_jobs"
 
@@ -250,14 +249,14 @@ NOTIFY_INSTALLED: Final = """
 SELECT EXISTS (
     SELECT 1 FROM pg_trigger
     WHERE tgname = 'que_jobs_notify' AND tgrelid = to_regclass('que_jobs')
-)
+) AS installed
 """
 
 # -- schema ----------------------------------------------------------------
 
-TABLE_EXISTS: Final = "SELECT to_regclass('que_jobs') IS NOT NULL"
+TABLE_EXISTS: Final = "SELECT to_regclass('que_jobs') IS NOT NULL AS present"
 
-TABLE_COMMENT: Final = "SELECT obj_description('que_jobs'::regclass, 'pg_class')"
+TABLE_COMMENT: Final = "SELECT obj_description('que_jobs'::regclass, 'pg_class') AS comment"
 
 # COMMENT does not take parameters; the version is validated as an int and
 # rendered by psycopg.sql.Literal in schema.py.

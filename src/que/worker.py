@@ -1,18 +1,32 @@
-"""Worker and WorkerPool: claim a job, run its work function, finish it, repeat."""
+# Generated from async_worker.py by scripts/generate_sync.py: edit that file, not this one.
+"""Worker and WorkerPool: claim a job, run its work function, finish it, repeat.
+
+On asyncio an
+async work function is called on the loop and a sync one runs in a thread
+(``asyncio.to_thread``), never on the loop; the sync face runs sync work
+functions in its worker threads and refuses async ones.
+"""
 
 from __future__ import annotations
 
-import inspect
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
+from ._compat import (
+    ASYNC,
+    Background,
+    Event,
+    check_can_start,
+    join,
+    run_work,
+    spawn,
+    wait_event,
+)
 from ._work import (
-    awaitable_message,
     check_pool_count,
     check_work_map,
     failure_message,
@@ -25,7 +39,7 @@ from ._work import (
 )
 from .client import Client
 from .errors import QueError
-from .job import Job
+from .job_handle import Job
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +67,19 @@ class Worker:
         if not isinstance(client, Client):
             raise TypeError(f"Worker needs a que.Client, not {type(client).__name__}")
         self.client = client
-        self.work_map = check_work_map(work_map, worker="Worker", allow_async=False)
+        self.work_map = check_work_map(work_map, worker="Worker", allow_async=ASYNC)
         self.queue = queue_name(queue)
         self.interval = wake_interval(interval)
-        self._stop = threading.Event()
-        self._state = threading.Condition()
-        self._running = False
+        self._stop = Event()
+        self._idle = Event()
+        self._idle.set()
 
     def work(self) -> None:
         """Claim and run jobs until ``shutdown()``; database errors are logged and retried."""
-        with self._state:
-            if self._running:
-                raise QueError("this Worker is already working; create one Worker per thread")
-            self._running = True
+        self.client.connections.check_open()
+        if not self._idle.is_set():
+            raise QueError("this Worker is already working; run one work() per worker")
+        self._idle.clear()
         failures = 0
         try:
             while not self._stop.is_set():
@@ -75,15 +89,13 @@ class Worker:
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queue, exc, failures, delay)
-                    self._stop.wait(delay)
+                    wait_event(self._stop, delay)
                     continue
                 failures = 0
                 if not worked:
-                    self._stop.wait(self.interval)
+                    wait_event(self._stop, self.interval)
         finally:
-            with self._state:
-                self._running = False
-                self._state.notify_all()
+            self._idle.set()
 
     def work_one(self) -> bool:
         """Claim one job and run it. False when no job was due."""
@@ -102,10 +114,7 @@ class Worker:
             log_outcome(job, started, "unknown type")
             return
         try:
-            result = func(job)
-            if inspect.isawaitable(result):
-                _discard_awaitable(result)
-                raise TypeError(awaitable_message(job.type))
+            run_work(func, job, None, None)
         except Exception as exc:
             job.error(failure_message(exc))
             log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
@@ -117,20 +126,26 @@ class Worker:
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.
 
-        Returns False if ``timeout`` seconds passed first. Returns at once for
-        a worker that is not working.
+        Returns False if ``timeout`` seconds passed first; at once for a worker
+        that is not working.
         """
         self._stop.set()
-        with self._state:
-            return self._state.wait_for(lambda: not self._running, timeout)
+        return wait_event(self._idle, timeout)
+
+    @property
+    def working(self) -> bool:
+        """True while ``work()`` runs."""
+        return not self._idle.is_set()
 
     @property
     def stopping(self) -> bool:
+        """True once ``shutdown()`` was asked for."""
         return self._stop.is_set()
 
 
 class WorkerPool:
-    """``count`` Workers on one queue, each in its own thread."""
+    """``count`` AsyncWorkers on one queue, each in a task of its own (a thread on
+    the sync face)."""
 
     def __init__(
         self,
@@ -147,51 +162,44 @@ class WorkerPool:
         self.workers = [
             Worker(client, work_map, queue=queue, interval=interval) for _ in range(count)
         ]
-        self._threads: list[threading.Thread] = []
+        self._tasks: list[Background] = []
 
     def start(self) -> None:
-        """Start every worker in a daemon thread."""
-        if self._threads:
+        """Start every worker in the background."""
+        if self._tasks:
             raise QueError("this WorkerPool was already started")
+        # Checked before any worker coroutine exists, so none is left never called.
+        check_can_start("WorkerPool.start()")
         for number, worker in enumerate(self.workers):
-            thread = threading.Thread(
-                target=_keep_working, args=(worker,), name=f"que-worker-{number}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
+            self._tasks.append(spawn(_keep_working(worker), f"que-worker-{number}"))
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop every worker, letting running jobs finish; False if ``timeout`` ran out."""
         for worker in self.workers:
             worker._stop.set()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            thread.join(remaining)
-        stuck = [t.name for t in self._threads if t.is_alive()]
+        stuck = join(self._tasks, timeout)
         if stuck:
             logger.warning("shutdown timed out; still working: %s", ", ".join(stuck))
         return not stuck
 
 
-def _keep_working(worker: Worker) -> None:
-    """A pool thread's loop. KeyboardInterrupt and SystemExit can only reach a
-    thread from a work function: the job has been given back untouched (it
-    runs again), and the thread carries on instead of dying silently."""
-    while True:
-        try:
-            worker.work()
-            return
-        except (KeyboardInterrupt, SystemExit) as exc:
-            logger.error(
-                "a work function raised %s; its job was given back and the worker goes on",
-                type(exc).__name__,
-            )
-            if worker.stopping:
+def _keep_working(worker: Worker) -> Callable[[], Any]:
+    """What a pool runs in the background for one worker."""
+
+    def run() -> None:
+        # KeyboardInterrupt and SystemExit can only reach a worker thread
+        # from a work function: its job was given back untouched (it runs
+        # again), and the thread carries on instead of dying silently.
+        while True:
+            try:
+                worker.work()
                 return
+            except (KeyboardInterrupt, SystemExit) as exc:
+                logger.error(
+                    "a work function raised %s; its job was given back and the worker goes on",
+                    type(exc).__name__,
+                )
+                if worker.stopping:
+                    return
 
-
-def _discard_awaitable(result: object) -> None:
-    close = getattr(result, "close", None)
-    if callable(close):
-        close()  # a coroutine never awaited: close it so no warning is raised later
+    return run

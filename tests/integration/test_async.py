@@ -358,9 +358,9 @@ async def test_clients_and_pools_of_the_other_side_are_refused(
         with pytest.raises(TypeError, match=r"needs a que\.AsyncClient"):
             que.AsyncWorkerPool(client, {})  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="AsyncConnectionPool"):
-            que.AsyncClient(client._pool)  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match=r"sync psycopg_pool\.ConnectionPool"):
-            que.Client(aclient._pool)  # type: ignore[arg-type]
+            que.AsyncClient(client.connections.pool)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"Client needs a psycopg_pool\.ConnectionPool"):
+            que.Client(aclient.connections.pool)  # type: ignore[arg-type]
 
 
 async def test_async_work_functions_are_refused_by_the_sync_worker(client: que.Client) -> None:

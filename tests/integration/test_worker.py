@@ -215,18 +215,12 @@ async def test_a_worker_works_in_one_loop_at_a_time(side: Side, qc: AnyClient) -
     worker = side.worker(qc, {}, interval=0.05)
     loop = side.start(worker.work)
     try:
-        await wait_until(lambda: not _idle(worker), what="the worker started")
+        await wait_until(lambda: worker.working, what="the worker started")
         with pytest.raises(que.QueError, match="already working"):
             await side.call(worker.work)
     finally:
         assert await side.call(worker.shutdown, 30) is True
         await asyncio.wait_for(loop, 30)
-
-
-def _idle(worker: Any) -> bool:
-    if isinstance(worker, que.AsyncWorker):
-        return worker._idle.is_set()
-    return not worker._running
 
 
 async def test_shutdown_lets_the_running_job_finish(

@@ -29,16 +29,21 @@ def test_public_names_are_pinned() -> None:
             "__version__",
             "connector_from_env",
             "current_version",
+            "current_version_async",
             "default_backoff",
             "get_connector",
             "get_connector_from_conn_str",
             "get_connector_from_conninfo",
             "get_connector_from_url",
             "install_notify",
+            "install_notify_async",
             "migrate",
+            "migrate_async",
             "prepare_statements",
+            "prepare_statements_async",
             "schema_sql",
             "uninstall_notify",
+            "uninstall_notify_async",
         ]
     )
     for name in que.__all__:

@@ -1,0 +1,93 @@
+"""The asyncio side of the primitives the IO modules are written with.
+
+The IO modules are written once, as asyncio code, against these names;
+scripts/generate_sync.py makes their sync twins, which import the same names
+from ``_compat`` (threads instead of tasks). These two small modules, and the
+``if ASYNC:`` blocks in the sources, are the only places the faces differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from ._timeouts import Watchdog, run_with_timeout
+from ._work import is_async_callable
+from .errors import QueError
+from .job import BaseJob
+
+ASYNC = True
+
+Event = asyncio.Event
+Queue = asyncio.Queue
+QueueEmpty = asyncio.QueueEmpty
+Cancelled = asyncio.CancelledError
+Background = asyncio.Task[None]
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until ``event`` is set or ``timeout`` seconds pass; whether it was set."""
+    if timeout is None:
+        await event.wait()
+        return True
+    # asyncio.TimeoutError: what wait_for raises on Python 3.10, where it is
+    # not yet the builtin TimeoutError (it is an alias from 3.11 on).
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(event.wait(), max(0.0, timeout))
+    return event.is_set()
+
+
+async def sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+def check_can_start(what: str) -> None:
+    """Raise a clear error when there is no running event loop to start tasks on."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise QueError(f"{what} needs a running event loop: call it from async code") from None
+
+
+def spawn(func: Callable[[], Coroutine[Any, Any, None]], name: str) -> asyncio.Task[None]:
+    """Run ``func()`` in the background: a task on the running loop."""
+    return asyncio.get_running_loop().create_task(func(), name=name)
+
+
+async def join(workers: list[asyncio.Task[None]], timeout: float | None) -> list[str]:
+    """Wait for background work to end; the names of those still running after ``timeout``."""
+    if not workers:
+        return []
+    _, pending = await asyncio.wait(workers, timeout=timeout)
+    return [task.get_name() for task in workers if task in pending]
+
+
+async def run_work(
+    func: Callable[[Any], Any], job: BaseJob, limit: float | None, watchdog: Watchdog | None
+) -> None:
+    """Run a work function: an async one on the loop (cancelled past ``limit``),
+    a sync one in a thread (reported by ``watchdog`` past ``limit``)."""
+    if is_async_callable(func):
+        result = await run_with_timeout(func(job), job, limit)
+    else:
+        if watchdog is not None:
+            watchdog.started(job)
+        try:
+            result = await asyncio.to_thread(func, job)
+        finally:
+            if watchdog is not None:
+                watchdog.finished(job)
+    if inspect.isawaitable(result):  # a sync function that returned a coroutine
+        await run_with_timeout(result, job, limit)
+
+
+# The other face, for the checks that refuse its types with a clear message.
+OTHER_CLIENT = "que.Client"
+OtherConnection = psycopg.Connection
+OtherPool = psycopg_pool.ConnectionPool

@@ -1,0 +1,98 @@
+"""AsyncConnections: where a client's workers and engines get their connections.
+
+This is the one seam between a client and the code that works jobs: take a
+connection in autocommit, give it back, or drop it (closing the session is
+the one sure way to release every advisory lock it holds). Workers and
+engines use it instead of reaching into the client's pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, dict_row
+
+from .errors import QueError
+
+AnyAsyncPool = psycopg_pool.AsyncConnectionPool[Any]
+
+
+class AsyncConnections:
+    """The connections of one client: its pool, and whether it is open."""
+
+    def __init__(self, pool: AnyAsyncPool, owner: str) -> None:
+        self.pool = pool
+        self.owner = owner
+        self.opened = False
+        self.closed = False
+        # A caller's pool may hand out connections outside autocommit: each
+        # goes back the way it came.
+        self.restore_autocommit = True
+
+    @property
+    def max_connections(self) -> int:
+        return self.pool.max_size
+
+    def check_open(self) -> None:
+        """Raise QueError unless the client is open and not yet closed."""
+        if self.closed:
+            raise QueError(f"this {self.owner} is closed")
+        if not self.opened:
+            raise QueError(
+                f"this {self.owner} is not open: use `async with {self.owner}(...)` "
+                f"or `await {self.owner}.connect(...)`"
+            )
+
+    async def take(self) -> psycopg.AsyncConnection[Any]:
+        """A pooled connection in autocommit; give it back with ``give_back`` or ``drop``."""
+        conn: psycopg.AsyncConnection[Any] = await self.pool.getconn()
+        try:
+            if not conn.autocommit:
+                await conn.set_autocommit(True)
+        except BaseException:
+            await self.drop(conn)
+            raise
+        return conn
+
+    async def give_back(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Return a connection to the pool, set back to the caller's autocommit mode."""
+        if not conn.closed and conn.autocommit != self.restore_autocommit:
+            await conn.set_autocommit(self.restore_autocommit)
+        await self.pool.putconn(conn)
+
+    async def drop(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Close a connection's session (releasing its locks) and return it to the pool."""
+        await conn.close()
+        await self.pool.putconn(conn)
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Roll back a transaction left open and go back to autocommit.
+
+        False when that failed; the connection is closed then (its session,
+        and any lock it held, are gone).
+        """
+        try:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                await conn.rollback()
+            if not conn.autocommit:
+                await conn.set_autocommit(True)
+        except psycopg.Error:
+            await conn.close()
+            return False
+        return True
+
+    @asynccontextmanager
+    async def cursor(self) -> AsyncIterator[psycopg.AsyncCursor[DictRow]]:
+        """A dict-row cursor on a pooled connection in autocommit, for short statements."""
+        self.check_open()
+        conn = await self.take()
+        try:
+            async with conn.cursor(row_factory=dict_row) as cur:
+                yield cur
+        finally:
+            await self.give_back(conn)

@@ -1,0 +1,99 @@
+# Generated from async_connections.py by scripts/generate_sync.py: edit that file, not this one.
+"""Connections: where a client's workers and engines get their connections.
+
+This is the one seam between a client and the code that works jobs: take a
+connection in autocommit, give it back, or drop it (closing the session is
+the one sure way to release every advisory lock it holds). Workers and
+engines use it instead of reaching into the client's pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, dict_row
+
+from .errors import QueError
+
+AnyPool = psycopg_pool.ConnectionPool[Any]
+
+
+class Connections:
+    """The connections of one client: its pool, and whether it is open."""
+
+    def __init__(self, pool: AnyPool, owner: str) -> None:
+        self.pool = pool
+        self.owner = owner
+        self.opened = False
+        self.closed = False
+        # A caller's pool may hand out connections outside autocommit: each
+        # goes back the way it came.
+        self.restore_autocommit = True
+
+    @property
+    def max_connections(self) -> int:
+        return self.pool.max_size
+
+    def check_open(self) -> None:
+        """Raise QueError unless the client is open and not yet closed."""
+        if self.closed:
+            raise QueError(f"this {self.owner} is closed")
+        if not self.opened:
+            raise QueError(
+                f"this {self.owner} is not open: use `with {self.owner}(...)` "
+                f"or `{self.owner}.connect(...)`"
+            )
+
+    def take(self) -> psycopg.Connection[Any]:
+        """A pooled connection in autocommit; give it back with ``give_back`` or ``drop``."""
+        conn: psycopg.Connection[Any] = self.pool.getconn()
+        try:
+            if not conn.autocommit:
+                conn.set_autocommit(True)
+        except BaseException:
+            self.drop(conn)
+            raise
+        return conn
+
+    def give_back(self, conn: psycopg.Connection[Any]) -> None:
+        """Return a connection to the pool, set back to the caller's autocommit mode."""
+        if not conn.closed and conn.autocommit != self.restore_autocommit:
+            conn.set_autocommit(self.restore_autocommit)
+        self.pool.putconn(conn)
+
+    def drop(self, conn: psycopg.Connection[Any]) -> None:
+        """Close a connection's session (releasing its locks) and return it to the pool."""
+        conn.close()
+        self.pool.putconn(conn)
+
+    def reset(self, conn: psycopg.Connection[Any]) -> bool:
+        """Roll back a transaction left open and go back to autocommit.
+
+        False when that failed; the connection is closed then (its session,
+        and any lock it held, are gone).
+        """
+        try:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                conn.rollback()
+            if not conn.autocommit:
+                conn.set_autocommit(True)
+        except psycopg.Error:
+            conn.close()
+            return False
+        return True
+
+    @contextmanager
+    def cursor(self) -> Iterator[psycopg.Cursor[DictRow]]:
+        """A dict-row cursor on a pooled connection in autocommit, for short statements."""
+        self.check_open()
+        conn = self.take()
+        try:
+            with conn.cursor(row_factory=dict_row) as cur:
+                yield cur
+        finally:
+            self.give_back(conn)

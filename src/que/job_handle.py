@@ -1,0 +1,208 @@
+# Generated from async_job_handle.py by scripts/generate_sync.py: edit that file, not this one.
+"""Job, and the handle that finishes a claimed job: its connection,
+its transaction and its state (deleted, error written, done).
+
+A job's fields are a plain record (``BaseJob``); a job returned by a claim
+also carries a handle, made here by the code that claimed it (the client,
+or an engine), which says how the handle gets a connection and how it gives
+the job back. Nothing outside this module touches a handle's connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from . import sql
+from .backoff import Backoff
+from .errors import QueError
+from .job import BaseJob, job_key
+
+logger = logging.getLogger(__name__)
+
+AnyConnection = psycopg.Connection[Any]
+
+
+@dataclass(eq=False)
+class Job(BaseJob):
+    """A Que job. One returned by ``Client.lock_job`` (or
+    given to a work function) holds an advisory lock until ``done()``; use
+    ``with`` so that ``done()`` always runs."""
+
+    _handle: JobHandle | None = field(default=None, init=False, repr=False)
+
+    def _claimed(self) -> JobHandle:
+        if self._handle is None:
+            raise QueError("this job holds no connection: it was not locked, or done() ran")
+        return self._handle
+
+    @property
+    def deleted(self) -> bool:
+        """True once delete() has removed the row."""
+        return self._handle is not None and self._handle.deleted
+
+    @property
+    def conn(self) -> AnyConnection:
+        """The connection the job holds: the claiming one (autocommit unless a
+        transaction was opened), or one lent by the engine."""
+        return self._claimed().conn
+
+    def connection(self) -> AnyConnection:
+        """The job's connection; a job worked by a batched engine borrows one here."""
+        return self._claimed().connection()
+
+    def transaction(self) -> AnyConnection:
+        """The job's connection inside a transaction, opened on first call.
+
+        The job's own writes through it commit together with ``delete()``;
+        ``error()`` and ``done()`` roll them back.
+        """
+        return self._claimed().transaction()
+
+    @property
+    def tx(self) -> AnyConnection:
+        """The same as ``transaction()``: Go's ``Job.Tx()``."""
+        return self.transaction()
+
+    def delete(self) -> None:
+        """Delete the job's row; commits the job's transaction if it opened one.
+
+        If the row was already gone (another worker finished the job after
+        this one lost its lock), the job's transaction is rolled back instead,
+        so its effects are recorded once.
+        """
+        self._claimed().delete()
+
+    def error(self, message: str, *, retry_in: float | None = None) -> None:
+        """Record a failure: error_count + 1, last_error, run_at = now() + backoff
+        (or ``retry_in`` seconds). Rolls back the job's own transaction first."""
+        self._claimed().error(message, retry_in=retry_in)
+
+    def done(self) -> None:
+        """Release the advisory lock and return the connection. Safe to call twice."""
+        if self._handle is not None:
+            self._handle.done()
+
+    def __enter__(self) -> Job:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.done()
+
+
+Release = Callable[["JobHandle"], None]
+Lend = Callable[[], AnyConnection]
+
+
+class JobHandle:
+    """Finishes one claimed job. ``conn`` is the claiming connection (the
+    client's ``lock_job``), or ``lend`` borrows one on demand (an engine,
+    whose locker session holds the lock). ``release`` gives the job back."""
+
+    def __init__(
+        self,
+        job: Job,
+        backoff: Backoff,
+        release: Release,
+        *,
+        conn: AnyConnection | None = None,
+        lend: Lend | None = None,
+    ) -> None:
+        self.job = job
+        self.backoff = backoff
+        self.deleted = False
+        self.error_written = False
+        self.finished = False
+        self.in_tx = False
+        self._conn = conn
+        self._lend = lend
+        self._release = release
+        job._handle = self
+
+    @property
+    def conn(self) -> AnyConnection:
+        if self._conn is None:
+            return self.connection()
+        return self._conn
+
+    def connection(self) -> AnyConnection:
+        if self._conn is None:
+            if self._lend is None or self.finished:
+                raise QueError("this job holds no connection: its work has finished")
+            self._conn = self._lend()
+        return self._conn
+
+    def transaction(self) -> AnyConnection:
+        conn = self.connection()
+        if not self.in_tx:
+            conn.set_autocommit(False)
+            self.in_tx = True
+        return conn
+
+    def delete(self) -> None:
+        conn = self.connection()
+        cur = conn.execute(sql.DELETE_JOB, job_key(self.job), prepare=True)
+        if self.in_tx:
+            if cur.rowcount == 0:
+                logger.warning(
+                    "job %s id=%s was already finished by another worker (this one lost its "
+                    "lock); its transaction is rolled back",
+                    self.job.type,
+                    self.job.id,
+                )
+                conn.rollback()
+            else:
+                conn.commit()
+            self._end_tx(conn)
+        self.deleted = True
+
+    def error(self, message: str, *, retry_in: float | None = None) -> None:
+        conn = self.connection()
+        if self.in_tx:
+            conn.rollback()
+            self._end_tx(conn)
+        job = self.job
+        delay = self.backoff.delay(job.type, job.error_count + 1) if retry_in is None else retry_in
+        params = error_params(job, message, delay)
+        # A dict_row cursor: the connection may come from a caller's pool with tuple rows.
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql.SET_JOB_ERROR, params, prepare=True)
+            row = cur.fetchone()
+        if row is None:
+            raise QueError(f"job {job.id} is no longer in que_jobs; its error was not recorded")
+        job.error_count = row["error_count"]
+        job.run_at = row["run_at"]
+        job.last_error = message
+        self.error_written = True
+
+    def done(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._release(self)
+
+    def detach(self) -> AnyConnection | None:
+        """Take the connection away from the job, for its release; None if it had none."""
+        conn, self._conn = self._conn, None
+        self.in_tx = False
+        return conn
+
+    def _end_tx(self, conn: AnyConnection) -> None:
+        conn.set_autocommit(True)
+        self.in_tx = False
+
+
+def error_params(job: BaseJob, message: str, delay: float) -> dict[str, Any]:
+    """SET_JOB_ERROR parameters: the job's key, its backoff and its message."""
+    return {**job_key(job), "delay": float(delay), "last_error": message.replace("\x00", "\\0")}
