@@ -27,6 +27,9 @@ from .errors import SchemaVersionError
 
 AnyConnection = psycopg.AsyncConnection[Any]
 
+# Migration steps hold several commands, which a prepared statement cannot:
+# they run with prepare=False even after prepare_statements() on the connection.
+
 
 async def _value(conn: AnyConnection, query: str, column: str) -> Any:
     """One column of the one row ``query`` returns, whatever the connection's row factory."""
@@ -63,9 +66,10 @@ async def migrate_async(conn: AnyConnection, version: int = CURRENT_VERSION) -> 
         if found > CURRENT_VERSION:
             raise SchemaVersionError(too_new_message(found))
         if found == CURRENT_VERSION and version < found:
-            await conn.execute(sql.UNINSTALL_NOTIFY)  # its function reads the queue column
+            # Its function reads the queue column.
+            await conn.execute(sql.UNINSTALL_NOTIFY, prepare=False)
         for statement in migration_statements(found, version):
-            await conn.execute(statement)
+            await conn.execute(statement, prepare=False)
         if version > 0 and version != found:
             comment = pgsql.SQL(sql.SET_TABLE_COMMENT).format(version=pgsql.Literal(str(version)))
             await conn.execute(comment)
@@ -80,14 +84,14 @@ async def install_notify_async(conn: AnyConnection) -> None:
     await check_version_async(conn)
     async with conn.transaction():
         await conn.execute(sql.MIGRATION_LOCK, MIGRATION_LOCK_KEY)
-        await conn.execute(sql.INSTALL_NOTIFY)
+        await conn.execute(sql.INSTALL_NOTIFY, prepare=False)
 
 
 async def uninstall_notify_async(conn: AnyConnection) -> None:
     """Remove the wake-up trigger again."""
     async with conn.transaction():
         await conn.execute(sql.MIGRATION_LOCK, MIGRATION_LOCK_KEY)
-        await conn.execute(sql.UNINSTALL_NOTIFY)
+        await conn.execute(sql.UNINSTALL_NOTIFY, prepare=False)
 
 
 async def notify_installed_async(conn: AnyConnection) -> bool:

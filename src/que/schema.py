@@ -28,6 +28,9 @@ from .errors import SchemaVersionError
 
 AnyConnection = psycopg.Connection[Any]
 
+# Migration steps hold several commands, which a prepared statement cannot:
+# they run with prepare=False even after prepare_statements() on the connection.
+
 
 def _value(conn: AnyConnection, query: str, column: str) -> Any:
     """One column of the one row ``query`` returns, whatever the connection's row factory."""
@@ -64,9 +67,10 @@ def migrate(conn: AnyConnection, version: int = CURRENT_VERSION) -> int:
         if found > CURRENT_VERSION:
             raise SchemaVersionError(too_new_message(found))
         if found == CURRENT_VERSION and version < found:
-            conn.execute(sql.UNINSTALL_NOTIFY)  # its function reads the queue column
+            # Its function reads the queue column.
+            conn.execute(sql.UNINSTALL_NOTIFY, prepare=False)
         for statement in migration_statements(found, version):
-            conn.execute(statement)
+            conn.execute(statement, prepare=False)
         if version > 0 and version != found:
             comment = pgsql.SQL(sql.SET_TABLE_COMMENT).format(version=pgsql.Literal(str(version)))
             conn.execute(comment)
@@ -81,14 +85,14 @@ def install_notify(conn: AnyConnection) -> None:
     check_version(conn)
     with conn.transaction():
         conn.execute(sql.MIGRATION_LOCK, MIGRATION_LOCK_KEY)
-        conn.execute(sql.INSTALL_NOTIFY)
+        conn.execute(sql.INSTALL_NOTIFY, prepare=False)
 
 
 def uninstall_notify(conn: AnyConnection) -> None:
     """Remove the wake-up trigger again."""
     with conn.transaction():
         conn.execute(sql.MIGRATION_LOCK, MIGRATION_LOCK_KEY)
-        conn.execute(sql.UNINSTALL_NOTIFY)
+        conn.execute(sql.UNINSTALL_NOTIFY, prepare=False)
 
 
 def notify_installed(conn: AnyConnection) -> bool:

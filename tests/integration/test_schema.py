@@ -5,7 +5,9 @@ import pytest
 
 import que
 from que import sql
-from que.schema import migration_statements
+from que.schema import migration_statements, notify_installed
+
+from ..sides import Side, r
 
 # DESIGN.md section 1, in column order.
 EXPECTED_COLUMNS = [
@@ -145,3 +147,44 @@ def test_up_and_down_steps_pair_up() -> None:
     assert migration_statements(0, 3) == [sql.MIGRATIONS_UP[v] for v in (1, 2, 3)]
     assert migration_statements(3, 1) == [sql.MIGRATIONS_DOWN[3], sql.MIGRATIONS_DOWN[2]]
     assert migration_statements(2, 2) == []
+
+
+_SCHEMA_CALLS = {
+    "sync": {
+        "migrate": que.migrate,
+        "current_version": que.current_version,
+        "install_notify": que.install_notify,
+        "uninstall_notify": que.uninstall_notify,
+        "prepare_statements": que.prepare_statements,
+    },
+    "async": {
+        "migrate": que.migrate_async,
+        "current_version": que.current_version_async,
+        "install_notify": que.install_notify_async,
+        "uninstall_notify": que.uninstall_notify_async,
+        "prepare_statements": que.prepare_statements_async,
+    },
+}
+
+
+async def test_both_faces_migrate_and_manage_the_trigger_on_their_own_connection(
+    side: Side, empty_db_url: str
+) -> None:
+    """An asyncio application migrates with its own AsyncConnection, as a sync one does."""
+    calls = _SCHEMA_CALLS[side.name]
+    async with side.connection(empty_db_url) as own:
+        await r(own.set_autocommit(True))
+        assert await r(calls["current_version"](own)) == 0
+        assert await r(calls["migrate"](own)) == 0
+        assert await r(calls["current_version"](own)) == que.CURRENT_VERSION
+        await r(calls["install_notify"](own))
+        with psycopg.connect(empty_db_url, autocommit=True) as check:
+            assert notify_installed(check)
+            assert shape(check)["columns"] == EXPECTED_COLUMNS
+        await r(calls["uninstall_notify"](own))
+        await r(calls["prepare_statements"](own))
+        assert own.prepare_threshold == 0
+        assert await r(calls["migrate"](own, 0)) == que.CURRENT_VERSION
+        assert await r(calls["current_version"](own)) == 0
+        with psycopg.connect(empty_db_url, autocommit=True) as check:
+            assert not notify_installed(check)
