@@ -444,6 +444,21 @@ async def test_async_job_past_its_timeout_is_cancelled_and_retried(
     assert advisory_lock_count(db_url) == 0
 
 
+@SYNC_ONLY  # the async face takes async work functions; the sync face has no loop to run them
+async def test_sync_engine_refuses_async_work_functions(side: Side, qc: AnyClient) -> None:
+    async def handler(job: Any) -> None:
+        return None
+
+    class AsyncCallable:
+        async def __call__(self, job: Any) -> None:
+            return None
+
+    with pytest.raises(TypeError, match="'A' is an async function"):
+        side.batch_worker(qc, {"A": handler})
+    with pytest.raises(TypeError, match="'A' is an async function"):
+        side.batch_worker(qc, {"A": AsyncCallable()})
+
+
 # -- the shared claim statements and notify trigger (no face) ----------------------
 
 
