@@ -208,6 +208,40 @@ async def test_job_transaction_commits_with_its_delete(
     assert "unknown job type" in errors[5]
 
 
+async def test_job_writes_through_its_transaction_and_commits_with_its_delete(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    # A trigger notes the transaction that deletes each job, and the work function
+    # notes the one it writes in: the two must be the same, not merely both done.
+    conn.execute("CREATE TABLE effects (job_id bigint, xact bigint)")
+    conn.execute("CREATE TABLE deletes (job_id bigint, xact bigint)")
+    conn.execute(
+        "CREATE FUNCTION note_delete() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN INSERT INTO deletes VALUES (OLD.job_id, txid_current()); RETURN OLD; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER note_delete AFTER DELETE ON que_jobs "
+        "FOR EACH ROW EXECUTE FUNCTION note_delete()"
+    )
+
+    async def write(job: Any) -> None:
+        await execute_in_job_tx(
+            side, job, "INSERT INTO effects VALUES (%s, txid_current())", [job.id]
+        )
+
+    jobs = await r(qc.enqueue_many([que.Job(type="Write", args=[i]) for i in range(3)]))
+    engine = engines({"Write": side.handler(write)}, concurrency=2)
+    side.start_engine(engine)
+    await eventually(lambda: remaining(conn) == 0, "every job deleted")
+    assert await side.stop_engine(engine)
+    written = conn.execute(
+        "SELECT e.job_id, e.xact = d.xact FROM effects e JOIN deletes d USING (job_id) "
+        "ORDER BY e.job_id"
+    ).fetchall()
+    assert written == [(job.id, True) for job in sorted(jobs, key=lambda job: job.id)]
+    assert scalar(conn, "SELECT count(*) FROM effects") == 3
+
+
 async def test_job_that_records_its_own_error_is_not_counted_twice(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
 ) -> None:
