@@ -262,6 +262,32 @@ async def test_job_that_records_its_own_error_is_not_counted_twice(
     )
 
 
+async def test_running_counts_running_jobs_and_is_read_only(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    entered: list[int] = []
+    release = threading.Event()
+
+    async def block(job: Any) -> None:
+        entered.append(job.id)
+        await wait_event(release, 30)
+
+    await r(qc.enqueue_many([que.Job(type="Block") for _ in range(2)]))
+    engine = engines({"Block": side.handler(block)}, concurrency=3)
+    assert engine.running == 0
+    side.start_engine(engine)
+    try:
+        await eventually(lambda: len(entered) == 2, "both jobs running")
+        assert engine.running == 2
+    finally:
+        release.set()
+    await eventually(lambda: remaining(conn) == 0, "both jobs deleted")
+    await eventually(lambda: engine.running == 0, "no job running")
+    with pytest.raises(AttributeError):
+        engine.running = 5  # a count the engine keeps, not a setting
+    assert engine.running == 0
+
+
 async def test_engine_beside_the_one_job_path_never_shares_a_job(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
 ) -> None:
