@@ -174,6 +174,34 @@ async def test_failures_are_recorded_in_batches(
     assert rows[20][3] == "unknown job type: 'Unknown' is not in this worker's work map"
 
 
+async def test_failing_job_is_recorded_and_the_rest_of_its_batch_deleted(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    # Ten places and no buffer: one claim takes all ten jobs, and each waits
+    # until all ten are running, so their outcomes are written together.
+    entered: list[int] = []
+
+    async def mixed(job: Any) -> None:
+        entered.append(job.id)
+        await wait_until(lambda: len(entered) == 10, WAIT, "the whole batch running")
+        if job.args[0] == 3:
+            raise ValueError("bad input 3")
+
+    jobs = await r(qc.enqueue_many([que.Job(type="Mixed", args=[i]) for i in range(10)]))
+    engine = engines({"Mixed": side.handler(mixed)}, concurrency=10, buffer=0)
+    side.start_engine(engine)
+    await eventually(
+        lambda: remaining(conn) == 1 and errored(conn) == 1, "nine deleted, one failed"
+    )
+    assert await side.stop_engine(engine)
+    assert sorted(entered) == sorted(job.id for job in jobs)
+    rows = conn.execute("SELECT job_id, args, error_count, last_error FROM que_jobs").fetchall()
+    assert len(rows) == 1
+    job_id, args, error_count, last_error = rows[0]
+    assert (job_id, args, error_count) == (jobs[3].id, [3], 1)
+    assert "ValueError: bad input 3" in last_error and "Traceback" in last_error
+
+
 async def test_job_transaction_commits_with_its_delete(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
 ) -> None:
