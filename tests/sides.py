@@ -14,6 +14,11 @@ thread of its own, the async side awaits it on the test's event loop.
 Work functions are written once as ``async def`` and given to workers through
 ``side.handler``, which runs them with ``asyncio.run`` inside the sync
 worker's thread. Tests that need a plain sync work function use one directly.
+
+The batched engines (BatchWorker, AsyncBatchWorker) are made with
+``side.batch_worker`` and started and shut down with ``side.start_engine`` and
+``side.stop_engine``, so that the sync engine's blocking shutdown never stalls
+the test's event loop.
 """
 
 from __future__ import annotations
@@ -184,6 +189,41 @@ class Side:
             return que.AsyncWorkerPool(client, work_map, count, **options)
         assert isinstance(client, que.Client)
         return que.WorkerPool(client, work_map, count, **options)
+
+    @property
+    def batch_worker_class(self) -> type[Any]:
+        """The batched engine of this side: AsyncBatchWorker or BatchWorker."""
+        return que.AsyncBatchWorker if self.is_async else que.BatchWorker
+
+    def batch_worker(self, client: AnyClient, work_map: dict[str, Any], **options: Any) -> Any:
+        """A batched engine of this side on ``client``, not started yet."""
+        if self.is_async:
+            assert isinstance(client, que.AsyncClient)
+            return que.AsyncBatchWorker(client, work_map, **options)
+        assert isinstance(client, que.Client)
+        return que.BatchWorker(client, work_map, **options)
+
+    def start_engine(self, engine: Any) -> None:
+        """Start a batched engine the way its side starts.
+
+        BatchWorker.start() starts its threads and returns at once, so it may be
+        called on the test's loop; AsyncBatchWorker.start() creates its tasks on
+        the running loop, so it must be.
+        """
+        result = engine.start()
+        if inspect.iscoroutine(result):
+            result.close()  # refused below: do not leave it never awaited
+        assert result is None, f"{type(engine).__name__}.start() returned {result!r}"
+
+    async def stop_engine(self, engine: Any, timeout: float = 30.0) -> bool:
+        """Shut a batched engine down; whether it finished within ``timeout``.
+
+        BatchWorker.shutdown() blocks until its threads are done, so it runs in
+        a thread of its own; AsyncBatchWorker.shutdown() is awaited on the loop.
+        """
+        if self.is_async:
+            return bool(await engine.shutdown(timeout))
+        return bool(await asyncio.to_thread(engine.shutdown, timeout))
 
     async def call(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run ``func(*args)`` as this side runs code and return its result.

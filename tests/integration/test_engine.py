@@ -1,10 +1,26 @@
-"""The batched engine: batch claims, batched finishing, LISTEN/NOTIFY wake-ups."""
+"""The batched engine on both faces: BatchWorker (threads) and AsyncBatchWorker (tasks).
 
+Batch claims, batched finishing, LISTEN/NOTIFY wake-ups, shutdown and
+failures. Every test takes ``side`` and runs against both engines; work
+functions are written once as ``async def`` and adapted by ``side.handler``;
+the counting tests give each face a native function (``Executions``), and
+tests that need a plain sync function on both faces say so. Engines are
+made by the ``engines`` fixture, which shuts each one down at the end and
+checks that it finished in time; the database fixtures then check that no
+advisory lock is left.
+
+A few behaviours exist on one face only; those tests are marked ASYNC_ONLY
+or SYNC_ONLY with the reason. The claim statements and the notify trigger,
+which both faces share and which have no face of their own, are tested once
+at the end on plain connections.
+"""
+
+import asyncio
 import logging
+import re
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -14,85 +30,137 @@ from psycopg.rows import dict_row
 
 import que
 from que import sql
-from que.engine import BatchWorker
 from que.schema import install_notify, notify_installed, uninstall_notify
 
 from ..helpers import advisory_lock_count
+from ..sides import AnyClient, Side, r, wait_event, wait_until
+
+WAIT = 60.0  # the longest any condition below is polled for
+
+ASYNC_ONLY = pytest.mark.parametrize("side", ["async"], indirect=True)
+SYNC_ONLY = pytest.mark.parametrize("side", ["sync"], indirect=True)
+
+# A work function as an ``async def`` adapted by side.handler, or a plain def on both faces.
+KINDS = ("async-def", "sync-def")
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+def scalar(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
 
 
 def remaining(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT count(*) FROM que_jobs").fetchone()
-    assert row is not None
-    return int(row[0])
+    return int(scalar(conn, "SELECT count(*) FROM que_jobs"))
+
+
+def errored(conn: psycopg.Connection[Any]) -> int:
+    return int(scalar(conn, "SELECT count(*) FROM que_jobs WHERE error_count = 1"))
+
+
+def listeners(conn: psycopg.Connection[Any]) -> int:
+    """Sessions of the test's database that are listening for new jobs."""
+    return int(
+        scalar(
+            conn,
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query = %s",
+            [sql.LISTEN],
+        )
+    )
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    await wait_until(condition, WAIT, what)
 
 
 class Executions:
-    """Counts executions per job id, thread-safely."""
+    """Counts executions per job id; safe from worker threads and tasks alike."""
 
     def __init__(self) -> None:
         self.counts: Counter[int] = Counter()
         self.lock = threading.Lock()
 
-    def __call__(self, job: que.Job) -> None:
+    def record(self, job: Any) -> None:
         with self.lock:
             assert job.id is not None
             self.counts[job.id] += 1
 
+    def work_function(self, side: Side) -> Callable[[Any], Any]:
+        """A native work function of the side: a plain def for the sync face (no
+        event loop per job on thousands of jobs), an ``async def`` for the async one."""
+        if not side.is_async:
+            return self.record
+
+        async def record(job: Any) -> None:
+            self.record(job)
+
+        return record
+
+
+async def execute_in_job_tx(side: Side, job: Any, query: str, params: Any = None) -> None:
+    """Run a statement in the job's own transaction, as each face spells it."""
+    if side.is_async:
+        tx = await job.transaction()
+        await tx.execute(query, params)
+    else:
+        job.tx.execute(query, params)
+
 
 @pytest.fixture
-def engine_factory(client: que.Client) -> Iterator[Callable[..., BatchWorker]]:
-    made: list[BatchWorker] = []
+async def engines(side: Side, qc: AnyClient) -> AsyncIterator[Callable[..., Any]]:
+    """Makes engines of the side on ``qc``; shuts each down at the end, in time."""
+    made: list[Any] = []
 
-    def make(work_map: dict[str, Any], **options: Any) -> BatchWorker:
+    def make(work_map: dict[str, Any], **options: Any) -> Any:
         options.setdefault("interval", 0.05)
-        engine = BatchWorker(client, work_map, **options)
+        engine = side.batch_worker(qc, work_map, **options)
         made.append(engine)
         return engine
 
     yield make
     for engine in made:
-        assert engine.shutdown(timeout=30)
+        assert await side.stop_engine(engine, 30)
 
 
-def test_works_every_job_exactly_once(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any, db_url: str
+# -- both faces ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "buffer"), [(4, 4), (20, None)], ids=["buffer-4", "buffer-sized"]
+)
+async def test_works_every_job_exactly_once(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    concurrency: int,
+    buffer: int | None,
 ) -> None:
     runs = Executions()
-    jobs = client.enqueue_many([que.Job(type="Count", args=[i]) for i in range(3000)])
-    engine = engine_factory({"Count": runs}, concurrency=4, buffer=4)
-    engine.start()
-    wait_for(lambda: remaining(conn) == 0)
-    assert engine.shutdown(timeout=30)
+    jobs = await r(qc.enqueue_many([que.Job(type="Count", args=[i]) for i in range(3000)]))
+    engine = engines({"Count": runs.work_function(side)}, concurrency=concurrency, buffer=buffer)
+    side.start_engine(engine)
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
     assert set(runs.counts) == {j.id for j in jobs}
-    assert set(runs.counts.values()) == {1}
+    assert len(runs.counts) == 3000 and set(runs.counts.values()) == {1}
     assert advisory_lock_count(db_url) == 0
 
 
-def test_failures_are_recorded_in_batches(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any
+async def test_failures_are_recorded_in_batches(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
 ) -> None:
-    def fail(job: que.Job) -> None:
+    async def fail(job: Any) -> None:
         raise ValueError(f"bad input {job.args[0]}")
 
-    client.enqueue_many([que.Job(type="Fail", args=[i]) for i in range(20)])
-    client.enqueue(que.Job(type="Unknown"))
-    engine = engine_factory({"Fail": fail}, concurrency=2)
-    engine.start()
-    wait_for(
-        lambda: (
-            remaining(conn)
-            == conn.execute("SELECT count(*) FROM que_jobs WHERE error_count = 1").fetchone()[0]
-        )
-    )  # type: ignore[index]
-    assert engine.shutdown(timeout=30)
+    await r(qc.enqueue_many([que.Job(type="Fail", args=[i]) for i in range(20)]))
+    await r(qc.enqueue(que.Job(type="Unknown")))
+    engine = engines({"Fail": side.handler(fail)}, concurrency=2)
+    side.start_engine(engine)
+    await eventually(lambda: errored(conn) == remaining(conn) == 21, "every failure recorded")
+    assert await side.stop_engine(engine)
     rows = conn.execute(
         "SELECT job_class, args, error_count, last_error, "
         "extract(epoch FROM run_at - now())::float FROM que_jobs ORDER BY job_id"
@@ -102,49 +170,384 @@ def test_failures_are_recorded_in_batches(
         assert (job_class, errors) == ("Fail", 1)
         assert f"ValueError: bad input {args[0]}" in last_error and "Traceback" in last_error
         assert 2 < delay <= 4  # the first retry comes 1**4 + 3 seconds later
+    assert rows[20][2] == 1
     assert rows[20][3] == "unknown job type: 'Unknown' is not in this worker's work map"
 
 
-def test_job_transaction_commits_with_its_delete(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any
+async def test_failing_job_is_recorded_and_the_rest_of_its_batch_deleted(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    # Ten places and no buffer: one claim takes all ten jobs, and each waits
+    # until all ten are running, so their outcomes are written together.
+    entered: list[int] = []
+
+    async def mixed(job: Any) -> None:
+        entered.append(job.id)
+        await wait_until(lambda: len(entered) == 10, WAIT, "the whole batch running")
+        if job.args[0] == 3:
+            raise ValueError("bad input 3")
+
+    jobs = await r(qc.enqueue_many([que.Job(type="Mixed", args=[i]) for i in range(10)]))
+    engine = engines({"Mixed": side.handler(mixed)}, concurrency=10, buffer=0)
+    side.start_engine(engine)
+    await eventually(
+        lambda: remaining(conn) == 1 and errored(conn) == 1, "nine deleted, one failed"
+    )
+    assert await side.stop_engine(engine)
+    assert sorted(entered) == sorted(job.id for job in jobs)
+    rows = conn.execute("SELECT job_id, args, error_count, last_error FROM que_jobs").fetchall()
+    assert len(rows) == 1
+    job_id, args, error_count, last_error = rows[0]
+    assert (job_id, args, error_count) == (jobs[3].id, [3], 1)
+    assert "ValueError: bad input 3" in last_error and "Traceback" in last_error
+
+
+async def test_job_transaction_commits_with_its_delete(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
 ) -> None:
     conn.execute("CREATE TABLE effects (n int)")
 
-    def effect(job: que.Job) -> None:
-        job.tx.execute("INSERT INTO effects VALUES (%s)", [job.args[0]])
+    async def effect(job: Any) -> None:
+        await execute_in_job_tx(side, job, "INSERT INTO effects VALUES (%s)", [job.args[0]])
         if job.args[0] % 2:
             raise RuntimeError("odd")
 
-    client.enqueue_many([que.Job(type="E", args=[i]) for i in range(10)])
-    engine = engine_factory({"E": effect}, concurrency=3)
-    engine.start()
-    wait_for(lambda: remaining(conn) == 5)
-    wait_for(
-        lambda: (
-            conn.execute("SELECT count(*) FROM que_jobs WHERE error_count = 1").fetchone() == (5,)
-        )
-    )
-    assert engine.shutdown(timeout=30)
-    assert sorted(r[0] for r in conn.execute("SELECT n FROM effects").fetchall()) == [0, 2, 4, 6, 8]
-    odd = conn.execute("SELECT args->>0 FROM que_jobs ORDER BY 1").fetchall()
-    assert [int(r[0]) for r in odd] == [1, 3, 5, 7, 9]
+    await r(qc.enqueue_many([que.Job(type="E", args=[i]) for i in range(10)]))
+    await r(qc.enqueue(que.Job(type="Nobody")))
+    engine = engines({"E": side.handler(effect)}, concurrency=3)
+    side.start_engine(engine)
+    await eventually(lambda: remaining(conn) == 6, "the even jobs deleted")
+    await eventually(lambda: errored(conn) == 6, "the odd and unknown jobs failed")
+    assert await side.stop_engine(engine)
+    assert remaining(conn) == 6
+    assert sorted(row[0] for row in conn.execute("SELECT n FROM effects").fetchall()) == [
+        0,
+        2,
+        4,
+        6,
+        8,
+    ]
+    odd = conn.execute("SELECT args->>0 FROM que_jobs WHERE job_class = 'E' ORDER BY 1").fetchall()
+    assert [int(row[0]) for row in odd] == [1, 3, 5, 7, 9]
+    errors = [
+        row[0] for row in conn.execute("SELECT last_error FROM que_jobs ORDER BY job_id").fetchall()
+    ]
+    assert all("RuntimeError: odd" in e for e in errors[:5])
+    assert "unknown job type" in errors[5]
 
 
-def test_job_that_records_its_own_error_is_not_counted_twice(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any
+async def test_job_writes_through_its_transaction_and_commits_with_its_delete(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
 ) -> None:
-    def own_error(job: que.Job) -> None:
-        job.error("handled it myself", retry_in=600)
+    # A trigger notes the transaction that deletes each job, and the work function
+    # notes the one it writes in: the two must be the same, not merely both done.
+    conn.execute("CREATE TABLE effects (job_id bigint, xact bigint)")
+    conn.execute("CREATE TABLE deletes (job_id bigint, xact bigint)")
+    conn.execute(
+        "CREATE FUNCTION note_delete() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN INSERT INTO deletes VALUES (OLD.job_id, txid_current()); RETURN OLD; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER note_delete AFTER DELETE ON que_jobs "
+        "FOR EACH ROW EXECUTE FUNCTION note_delete()"
+    )
 
-    client.enqueue(que.Job(type="Own"))
-    engine = engine_factory({"Own": own_error}, concurrency=1)
-    engine.start()
-    wait_for(lambda: conn.execute("SELECT error_count FROM que_jobs").fetchone() == (1,))
-    assert engine.shutdown(timeout=30)
+    async def write(job: Any) -> None:
+        await execute_in_job_tx(
+            side, job, "INSERT INTO effects VALUES (%s, txid_current())", [job.id]
+        )
+
+    jobs = await r(qc.enqueue_many([que.Job(type="Write", args=[i]) for i in range(3)]))
+    engine = engines({"Write": side.handler(write)}, concurrency=2)
+    side.start_engine(engine)
+    await eventually(lambda: remaining(conn) == 0, "every job deleted")
+    assert await side.stop_engine(engine)
+    written = conn.execute(
+        "SELECT e.job_id, e.xact = d.xact FROM effects e JOIN deletes d USING (job_id) "
+        "ORDER BY e.job_id"
+    ).fetchall()
+    assert written == [(job.id, True) for job in sorted(jobs, key=lambda job: job.id)]
+    assert scalar(conn, "SELECT count(*) FROM effects") == 3
+
+
+async def test_job_that_records_its_own_error_is_not_counted_twice(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    async def own_error(job: Any) -> None:
+        await r(job.error("handled it myself", retry_in=600))
+
+    await r(qc.enqueue(que.Job(type="Own")))
+    engine = engines({"Own": side.handler(own_error)}, concurrency=1)
+    side.start_engine(engine)
+    await eventually(
+        lambda: conn.execute("SELECT error_count FROM que_jobs").fetchone() == (1,),
+        "the job's own error recorded",
+    )
+    assert await side.stop_engine(engine)
     assert conn.execute("SELECT error_count, last_error FROM que_jobs").fetchone() == (
         1,
         "handled it myself",
     )
+
+
+async def test_running_counts_running_jobs_and_is_read_only(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    entered: list[int] = []
+    release = threading.Event()
+
+    async def block(job: Any) -> None:
+        entered.append(job.id)
+        await wait_event(release, 30)
+
+    await r(qc.enqueue_many([que.Job(type="Block") for _ in range(2)]))
+    engine = engines({"Block": side.handler(block)}, concurrency=3)
+    assert engine.running == 0
+    side.start_engine(engine)
+    try:
+        await eventually(lambda: len(entered) == 2, "both jobs running")
+        assert engine.running == 2
+    finally:
+        release.set()
+    await eventually(lambda: remaining(conn) == 0, "both jobs deleted")
+    await eventually(lambda: engine.running == 0, "no job running")
+    with pytest.raises(AttributeError):
+        engine.running = 5  # a count the engine keeps, not a setting
+    assert engine.running == 0
+
+
+async def test_engine_beside_the_one_job_path_never_shares_a_job(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
+) -> None:
+    runs = Executions()
+    await r(qc.enqueue_many([que.Job(type="Count", args=[i]) for i in range(3000)]))
+    engine = engines({"Count": runs.work_function(side)}, concurrency=3, buffer=3)
+    pool = side.worker_pool(qc, {"Count": runs.work_function(side)}, 3, interval=0.05)
+    side.start_engine(engine)
+    pool.start()
+    try:
+        await eventually(lambda: remaining(conn) == 0, "every job worked")
+    finally:
+        assert await side.call(pool.shutdown, 30)
+    assert await side.stop_engine(engine)
+    assert len(runs.counts) == 3000 and set(runs.counts.values()) == {1}
+    assert advisory_lock_count(db_url) == 0
+
+
+async def test_notify_wakes_an_idle_engine(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    install_notify(conn)
+    done = threading.Event()
+
+    async def wake(job: Any) -> None:
+        done.set()
+
+    engine = engines({"Wake": side.handler(wake)}, concurrency=1, interval=600)
+    side.start_engine(engine)
+    await eventually(lambda: listeners(conn) == 1, "the engine listening")
+    await r(qc.enqueue(que.Job(type="Wake")))
+    # With a 600 s poll interval only the notification can wake it this soon.
+    assert await wait_event(done, WAIT)
+
+
+async def test_future_job_is_claimed_when_due_without_polling(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    install_notify(conn)
+    done = threading.Event()
+    started: list[datetime] = []
+
+    async def record(job: Any) -> None:
+        started.append(datetime.now(timezone.utc))
+        done.set()
+
+    engine = engines({"Later": side.handler(record)}, concurrency=1, interval=600)
+    side.start_engine(engine)
+    await eventually(lambda: listeners(conn) == 1, "the engine listening")
+    job = await r(
+        qc.enqueue(que.Job(type="Later", run_at=datetime.now(timezone.utc) + timedelta(seconds=1)))
+    )
+    assert await wait_event(done, WAIT)
+    assert job.run_at is not None and started[0] >= job.run_at
+
+
+async def test_shutdown_hands_back_jobs_not_started(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
+) -> None:
+    running = threading.Event()
+    release = threading.Event()
+
+    async def slow(job: Any) -> None:
+        running.set()
+        await wait_event(release, 30)
+
+    await r(qc.enqueue_many([que.Job(type="Slow") for _ in range(5)]))
+    engine = engines({"Slow": side.handler(slow)}, concurrency=1, buffer=4)
+    side.start_engine(engine)
+    try:
+        assert await wait_event(running, 30)
+        await eventually(lambda: advisory_lock_count(db_url) == 5, "one job running, four buffered")
+        stopping = asyncio.create_task(side.stop_engine(engine, 30))
+        await eventually(lambda: advisory_lock_count(db_url) == 1, "the four handed back")
+    finally:
+        release.set()
+    assert await stopping
+    assert remaining(conn) == 4
+    assert advisory_lock_count(db_url) == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_interrupting_work_function_gives_its_job_back(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, kind: str
+) -> None:
+    calls: list[int] = []
+
+    async def interrupt_once(job: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    def interrupt_once_sync(job: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    func = side.handler(interrupt_once) if kind == "async-def" else interrupt_once_sync
+    await r(qc.enqueue(que.Job(type="K")))
+    engine = engines({"K": func}, concurrency=1)
+    side.start_engine(engine)
+    await eventually(lambda: remaining(conn) == 0, "the job worked")
+    assert len(calls) == 2  # given back untouched, then worked again by the same worker
+
+
+async def test_terminated_locker_session_loses_no_job(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
+) -> None:
+    runs = Executions()
+    await r(qc.enqueue_many([que.Job(type="Count", args=[i]) for i in range(2000)]))
+    engine = engines({"Count": runs.work_function(side)}, concurrency=2, buffer=2)
+    side.start_engine(engine)
+    await eventually(lambda: len(runs.counts) > 200, "some jobs worked")
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
+    assert len(runs.counts) == 2000  # every job ran; a few may have run twice (at least once)
+    assert advisory_lock_count(db_url) == 0
+
+
+async def test_job_past_its_timeout_is_reported(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A plain sync function on both faces: the async face runs it in a thread,
+    # and a thread cannot be stopped there either, so it is reported the same way.
+    release = threading.Event()
+    overdue: list[tuple[int | None, float]] = []
+
+    def hang(job: Any) -> None:
+        release.wait(30)
+
+    await r(qc.enqueue(que.Job(type="Hang")))
+    engine = engines(
+        {"Hang": hang},
+        concurrency=1,
+        timeouts={"Hang": 0.2},
+        on_overdue=lambda job, ran, limit: overdue.append((job.id, limit)),
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="que.worker"):
+            side.start_engine(engine)
+            await eventually(lambda: engine.overdue_total == 1, "the job reported overdue")
+        assert "past its timeout of 0.2s" in caplog.text
+        assert len(overdue) == 1 and overdue[0][1] == 0.2
+    finally:
+        release.set()  # a thread cannot be stopped: the job finishes normally
+    await eventually(lambda: remaining(conn) == 0, "the job finished")
+
+
+async def test_engine_refuses_a_client_of_the_other_side(side: Side, db_url: str) -> None:
+    other = Side("sync" if side.is_async else "async")
+    wanted = "que.AsyncClient" if side.is_async else "que.Client"
+    async with other.client(db_url) as wrong:
+        with pytest.raises(TypeError, match=re.escape(f"needs a {wanted}, not")):
+            side.batch_worker_class(wrong, {})
+
+
+# -- one face only ----------------------------------------------------------------
+
+
+@ASYNC_ONLY  # the sync face runs every work function in a thread, and refuses async ones
+async def test_async_engine_runs_sync_functions_in_threads(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def blocking(job: Any) -> None:
+        threads.append(threading.get_ident())
+
+    await r(qc.enqueue_many([que.Job(type="B") for _ in range(5)]))
+    engine = engines({"B": blocking}, concurrency=2)
+    side.start_engine(engine)
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
+    assert len(threads) == 5 and loop_thread not in threads
+
+
+@ASYNC_ONLY  # only a coroutine can be cancelled; threads: test_job_past_its_timeout_is_reported
+async def test_async_job_past_its_timeout_is_cancelled_and_retried(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
+) -> None:
+    cancelled = asyncio.Event()
+
+    async def hang(job: Any) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    await r(qc.enqueue(que.Job(type="Hang")))
+    engine = engines({"Hang": hang}, concurrency=1, timeout=0.2)
+    side.start_engine(engine)
+    await eventually(
+        lambda: conn.execute("SELECT error_count FROM que_jobs").fetchone() == (1,),
+        "the timeout recorded as an error",
+    )
+    assert await side.stop_engine(engine)
+    assert cancelled.is_set()
+    row = conn.execute(
+        "SELECT last_error, extract(epoch FROM run_at - now())::float FROM que_jobs"
+    ).fetchone()
+    assert row is not None
+    assert "JobTimeoutError: job Hang id=" in row[0] and "timeout of 0.2s" in row[0]
+    assert 2 < row[1] <= 4  # retried after the backoff
+    assert advisory_lock_count(db_url) == 0
+
+
+@SYNC_ONLY  # the async face takes async work functions; the sync face has no loop to run them
+async def test_sync_engine_refuses_async_work_functions(side: Side, qc: AnyClient) -> None:
+    async def handler(job: Any) -> None:
+        return None
+
+    class AsyncCallable:
+        async def __call__(self, job: Any) -> None:
+            return None
+
+    with pytest.raises(TypeError, match="'A' is an async function"):
+        side.batch_worker(qc, {"A": handler})
+    with pytest.raises(TypeError, match="'A' is an async function"):
+        side.batch_worker(qc, {"A": AsyncCallable()})
+
+
+# -- the shared claim statements and notify trigger (no face) ----------------------
 
 
 def test_batch_claim_takes_one_lock_per_job_and_skips_held_ones(
@@ -153,9 +556,9 @@ def test_batch_claim_takes_one_lock_per_job_and_skips_held_ones(
     client.enqueue_many([que.Job(type="T") for _ in range(30)])
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as locker:
         first = locker.execute(sql.LOCK_JOBS, {"queue": "", "limit": 10, "held": []}).fetchall()
-        held = [r["job_id"] for r in first]
+        held = [row["job_id"] for row in first]
         second = locker.execute(sql.LOCK_JOBS, {"queue": "", "limit": 10, "held": held}).fetchall()
-        ids = held + [r["job_id"] for r in second]
+        ids = held + [row["job_id"] for row in second]
         assert len(set(ids)) == 20
         assert advisory_lock_count(db_url) == 20
         # One unlock per id frees everything: no id was locked twice.
@@ -171,120 +574,9 @@ def test_batch_claim_skips_jobs_locked_elsewhere(
         conn.execute("SELECT pg_advisory_lock(%s)", [job_id])
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as locker:
         got = locker.execute(sql.LOCK_JOBS, {"queue": "", "limit": 10, "held": []}).fetchall()
-        assert [r["job_id"] for r in got] == ids[4:]
+        assert [row["job_id"] for row in got] == ids[4:]
         locker.execute(sql.UNLOCK_JOBS, {"ids": ids[4:]})
     conn.execute("SELECT pg_advisory_unlock_all()")
-
-
-def test_engine_beside_the_one_job_path_never_shares_a_job(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any, db_url: str
-) -> None:
-    runs = Executions()
-    client.enqueue_many([que.Job(type="Count", args=[i]) for i in range(3000)])
-    engine = engine_factory({"Count": runs}, concurrency=3, buffer=3)
-    pool = que.WorkerPool(client, {"Count": runs}, 3, interval=0.05)
-    engine.start()
-    pool.start()
-    try:
-        wait_for(lambda: remaining(conn) == 0)
-    finally:
-        assert pool.shutdown(timeout=30)
-    assert engine.shutdown(timeout=30)
-    assert len(runs.counts) == 3000 and set(runs.counts.values()) == {1}
-    assert advisory_lock_count(db_url) == 0
-
-
-def test_notify_wakes_an_idle_engine(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any
-) -> None:
-    install_notify(conn)
-    done = threading.Event()
-    engine = engine_factory({"Wake": lambda job: done.set()}, concurrency=1, interval=600)
-    engine.start()
-    wait_for(lambda: _listening(conn))
-    client.enqueue(que.Job(type="Wake"))
-    # With a 600 s poll interval only the notification can wake it this soon.
-    assert done.wait(60)
-
-
-def test_future_job_is_claimed_when_due_without_polling(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any
-) -> None:
-    install_notify(conn)
-    done = threading.Event()
-    started: list[datetime] = []
-
-    def record(job: que.Job) -> None:
-        started.append(datetime.now(timezone.utc))
-        done.set()
-
-    engine = engine_factory({"Later": record}, concurrency=1, interval=600)
-    engine.start()
-    wait_for(lambda: _listening(conn))
-    job = client.enqueue(
-        que.Job(type="Later", run_at=datetime.now(timezone.utc) + timedelta(seconds=1))
-    )
-    assert done.wait(60)
-    assert job.run_at is not None and started[0] >= job.run_at
-
-
-def test_shutdown_hands_back_jobs_not_started(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any, db_url: str
-) -> None:
-    running = threading.Event()
-    release = threading.Event()
-
-    def slow(job: que.Job) -> None:
-        running.set()
-        release.wait(30)
-
-    client.enqueue_many([que.Job(type="Slow") for _ in range(5)])
-    engine = engine_factory({"Slow": slow}, concurrency=1, buffer=4)
-    engine.start()
-    assert running.wait(30)
-    wait_for(lambda: advisory_lock_count(db_url) == 5)  # one running, four buffered
-    stopper = threading.Thread(target=engine.shutdown, kwargs={"timeout": 30})
-    stopper.start()
-    wait_for(lambda: advisory_lock_count(db_url) == 1)  # the four were handed back
-    release.set()
-    stopper.join(30)
-    assert remaining(conn) == 4
-    assert advisory_lock_count(db_url) == 0
-
-
-def test_interrupting_work_function_gives_its_job_back(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any
-) -> None:
-    calls: list[int] = []
-
-    def interrupt_once(job: que.Job) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-
-    client.enqueue(que.Job(type="K"))
-    engine = engine_factory({"K": interrupt_once}, concurrency=1)
-    engine.start()
-    wait_for(lambda: remaining(conn) == 0)
-    assert len(calls) == 2  # given back untouched, then worked again by the same thread
-
-
-def test_terminated_locker_session_loses_no_job(
-    client: que.Client, conn: psycopg.Connection[Any], engine_factory: Any, db_url: str
-) -> None:
-    runs = Executions()
-    client.enqueue_many([que.Job(type="Count", args=[i]) for i in range(2000)])
-    engine = engine_factory({"Count": runs}, concurrency=2, buffer=2)
-    engine.start()
-    wait_for(lambda: len(runs.counts) > 200)
-    conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
-    wait_for(lambda: remaining(conn) == 0)
-    assert engine.shutdown(timeout=30)
-    assert len(runs.counts) == 2000  # every job ran; a few may have run twice (at least once)
-    assert advisory_lock_count(db_url) == 0
 
 
 def test_notify_trigger_keeps_the_table_compatible(
@@ -315,39 +607,3 @@ def test_notify_trigger_keeps_the_table_compatible(
     que.migrate(conn, 2)  # going down removes the trigger, whose function reads queue
     assert not notify_installed(conn)
     conn.execute("INSERT INTO que_jobs (job_class) VALUES ('x')")
-
-
-def _listening(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
-        [sql.LISTEN],
-    ).fetchone()
-    return row is not None and row[0] > 0
-
-
-def test_job_past_its_timeout_is_reported(
-    client: que.Client,
-    conn: psycopg.Connection[Any],
-    engine_factory: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    release = threading.Event()
-    overdue: list[tuple[int | None, float]] = []
-
-    def hang(job: que.Job) -> None:
-        release.wait(30)
-
-    client.enqueue(que.Job(type="Hang"))
-    engine = engine_factory(
-        {"Hang": hang},
-        concurrency=1,
-        timeouts={"Hang": 0.2},
-        on_overdue=lambda job, ran, limit: overdue.append((job.id, limit)),
-    )
-    with caplog.at_level(logging.WARNING, logger="que.worker"):
-        engine.start()
-        wait_for(lambda: engine.overdue_total == 1)
-    assert "past its timeout of 0.2s" in caplog.text
-    assert len(overdue) == 1 and overdue[0][1] == 0.2
-    release.set()  # a thread cannot be stopped: the job finishes normally
-    wait_for(lambda: remaining(conn) == 0)
