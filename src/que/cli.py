@@ -303,6 +303,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     target: int = args.target
     if not 0 <= target <= CURRENT_VERSION:
         raise UsageError(f"--version must be 0 to {CURRENT_VERSION}, not {target}")
+    # Every option is checked before the table is touched.
+    if (args.notify or args.no_notify) and target != CURRENT_VERSION:
+        flag = "--notify" if args.notify else "--no-notify"
+        raise UsageError(
+            f"{flag} needs --version {CURRENT_VERSION}, not {target}; nothing was changed"
+        )
     database = _database(args)
     with database.connector.connect() as conn:
         found = current_version(conn)
@@ -312,10 +318,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
                 f"migrating down from version {found} to {target} {loss}; add --yes to confirm"
             )
         before = migrate(conn, target)
-        if args.notify or args.no_notify:
-            if target != CURRENT_VERSION:
-                raise UsageError(f"--notify and --no-notify need version {CURRENT_VERSION}")
-            (install_notify if args.notify else uninstall_notify)(conn)
+        if args.notify:
+            install_notify(conn)
+        elif args.no_notify:
+            uninstall_notify(conn)
     if before == target:
         print(f"que_jobs is already at schema version {target}")
     else:
