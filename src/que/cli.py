@@ -67,34 +67,54 @@ def _help_epilog() -> str:
     return ENVIRONMENT_HELP.format(data_dir=embedded.default_data_dir())
 
 
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``que`` command and its subcommands."""
-    formatter = argparse.RawDescriptionHelpFormatter
-    epilog = _help_epilog()
     parser = _Parser(
         prog="que",
         description="A PostgreSQL job queue compatible with Ruby que 0.x and Go que-go.",
-        epilog=epilog,
-        formatter_class=formatter,
+        epilog=_help_epilog(),
+        formatter_class=_FORMATTER,
     )
     parser.add_argument("--version", action="version", version=f"que {__version__}")
     _add_database_options(parser, argparse.SUPPRESS)
-    # The same options after the subcommand name; given there, they win.
-    common = _Parser(add_help=False)
-    _add_database_options(common, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = _Subcommands(parser)
+    _add_migrate_parser(commands)
+    _add_schema_parser(commands)
+    _add_version_parser(commands)
+    _add_worker_parser(commands)
+    _add_enqueue_parser(commands)
+    _add_stats_parser(commands)
+    _add_demo_parser(commands)
+    _add_embedded_parser(commands)
+    return parser
 
-    def command(name: str, help_text: str, *, database: bool = True) -> argparse.ArgumentParser:
-        return sub.add_parser(
+
+class _Subcommands:
+    """Adds subcommands that share the top parser's epilog and the database options."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self._epilog = parser.epilog
+        # The same options after the subcommand name; given there, they win.
+        self._common = _Parser(add_help=False)
+        _add_database_options(self._common, argparse.SUPPRESS)
+        self._sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(self, name: str, help_text: str, *, database: bool = True) -> argparse.ArgumentParser:
+        return self._sub.add_parser(
             name,
             help=help_text,
             description=help_text,
-            epilog=epilog,
-            formatter_class=formatter,
-            parents=[common] if database else [],
+            epilog=self._epilog,
+            formatter_class=_FORMATTER,
+            parents=[self._common] if database else [],
         )
 
-    p = command("migrate", "migrate que_jobs to the current schema version (or --version N)")
+
+def _add_migrate_parser(commands: _Subcommands) -> None:
+    p = commands.add("migrate", "migrate que_jobs to the current schema version (or --version N)")
     p.add_argument(
         "--version",
         type=int,
@@ -114,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     notify.add_argument("--no-notify", action="store_true", help="remove that trigger again")
 
-    p = command("schema", "print the SQL of a migration instead of running it", database=False)
+
+def _add_schema_parser(commands: _Subcommands) -> None:
+    p = commands.add("schema", "print the SQL of a migration instead of running it", database=False)
     p.add_argument(
         "--version",
         type=int,
@@ -132,9 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the version the database is at (default 0: no table yet)",
     )
 
-    command("version", "print the schema version of que_jobs in the database")
 
-    p = command("worker", "work jobs with the work map APP until SIGTERM or SIGINT")
+def _add_version_parser(commands: _Subcommands) -> None:
+    commands.add("version", "print the schema version of que_jobs in the database")
+
+
+def _add_worker_parser(commands: _Subcommands) -> None:
+    p = commands.add("worker", "work jobs with the work map APP until SIGTERM or SIGINT")
     p.add_argument(
         "app",
         metavar="APP",
@@ -164,6 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes, each with its own threads and connections, to "
         "use more than one CPU core (default 1)",
     )
+    _add_worker_timing_options(p)
+    p.add_argument(
+        "--engine",
+        choices=("batch", "classic"),
+        default="batch",
+        help="batch: one locker session claims and finishes jobs in batches "
+        "(the fast path; wakes on NOTIFY after `que migrate --notify`); classic: "
+        "one connection and one claim per job, as Ruby que 0.x and Go do (default batch)",
+    )
+
+
+def _add_worker_timing_options(p: argparse.ArgumentParser) -> None:
+    """How long ``que worker`` idles, runs a job, and waits for jobs when stopping."""
     p.add_argument(
         "--wake-interval",
         type=float,
@@ -190,16 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
         "backoff; a job in a thread is reported, and with --processes its process "
         "is ended and replaced so the job is worked again",
     )
-    p.add_argument(
-        "--engine",
-        choices=("batch", "classic"),
-        default="batch",
-        help="batch: one locker session claims and finishes jobs in batches "
-        "(the fast path; wakes on NOTIFY after `que migrate --notify`); classic: "
-        "one connection and one claim per job, as Ruby que 0.x and Go do (default batch)",
-    )
 
-    p = command("enqueue", "add a job to que_jobs and print its id")
+
+def _add_enqueue_parser(commands: _Subcommands) -> None:
+    p = commands.add("enqueue", "add a job to que_jobs and print its id")
     p.add_argument("type", metavar="TYPE", help="the job type (Ruby: the job class name)")
     p.add_argument(
         "args_json",
@@ -233,10 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the job is due this many seconds from now",
     )
 
-    p = command("stats", "show jobs per queue and type: count, working, errored, oldest")
+
+def _add_stats_parser(commands: _Subcommands) -> None:
+    p = commands.add("stats", "show jobs per queue and type: count, working, errored, oldest")
     p.add_argument("--json", action="store_true", help="print JSON, for scripts")
 
-    p = command(
+
+def _add_demo_parser(commands: _Subcommands) -> None:
+    p = commands.add(
         "demo",
         "enqueue and work a few thousand demo jobs (embedded PostgreSQL "
         "unless --database-url is given)",
@@ -253,14 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--verbose", action="store_true", help="log every job")
 
-    p = command("embedded", "start, stop, show or delete the embedded PostgreSQL", database=False)
+
+def _add_embedded_parser(commands: _Subcommands) -> None:
+    p = commands.add(
+        "embedded", "start, stop, show or delete the embedded PostgreSQL", database=False
+    )
     p.add_argument(
         "action",
         choices=("status", "start", "stop", "remove"),
         help="status: where it is and whether it runs; start: start it and "
         "print its URL; stop: stop it; remove: stop it and delete its data",
     )
-    return parser
 
 
 def _add_database_options(parser: argparse.ArgumentParser, default: object) -> None:
