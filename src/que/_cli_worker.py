@@ -18,16 +18,17 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, TypeVar
 
 from . import sql
+from ._cli_signals import Signals, exit_now, ignore_repeat
 from ._cli_support import (
     EXIT_ERROR,
     CliError,
     Database,
     UsageError,
     child_environment,
+    flush_logs,
     one_line,
 )
 from ._timeouts import OverdueCallback, Timeouts
@@ -129,58 +130,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {one_line(exc)}"
 
 
-# -- signals ------------------------------------------------------------------------
-
-
-class Signals:
-    """SIGTERM and SIGINT: the first sets ``stop``; a later one calls ``on_repeat``."""
-
-    NAMES = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self, on_repeat: Callable[[int], None]) -> None:
-        self.stop = threading.Event()
-        self.received: int | None = None
-        self._on_repeat = on_repeat
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for signum in self.NAMES:
-            self._previous[signum] = signal.signal(signum, self._handle)
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop.is_set():
-            self._on_repeat(signum)
-            return
-        self.received = signum
-        self.stop.set()
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.received).name if self.received else "a stop request"
-
-
-def _exit_now(signum: int) -> None:
-    logger.warning(
-        "second %s: exiting now; the jobs still running are released with their "
-        "connections and will be worked again",
-        signal.Signals(signum).name,
-    )
-    _flush_logs()
-    os._exit(128 + signum)
-
-
-def _flush_logs() -> None:
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
-
-
 # -- one process --------------------------------------------------------------------
 
 
@@ -211,7 +160,7 @@ def _run_threads(
 ) -> int:
     # Only the supervisor decides to exit at once (it kills its workers), so
     # that a signal sent to the whole process group is not counted twice.
-    signals = Signals(on_repeat=_ignore_repeat if parent else _exit_now)
+    signals = Signals(on_repeat=ignore_repeat if parent else exit_now)
     signals.install()
     try:
         # A worker process of a supervisor ends itself when a job hangs past its
@@ -269,7 +218,7 @@ def _work_until_stopped(
             "connections and they will be worked again",
             settings.shutdown_timeout,
         )
-        _flush_logs()
+        flush_logs()
         os._exit(EXIT_ERROR)  # the threads still running jobs cannot be joined
 
 
@@ -422,14 +371,10 @@ def end_process_on_overdue(database: Database) -> OverdueCallback:
             job.id,
             limit,
         )
-        _flush_logs()
+        flush_logs()
         os._exit(EXIT_JOB_TIMEOUT)
 
     return end
-
-
-def _ignore_repeat(signum: int) -> None:
-    logger.info("%s received again: already stopping", signal.Signals(signum).name)
 
 
 # -- several processes --------------------------------------------------------------
@@ -605,7 +550,7 @@ class Supervisor:
         for child in self.children:
             if child.process.poll() is None:
                 child.process.kill()
-        _flush_logs()
+        flush_logs()
         os._exit(128 + signum)
 
 
