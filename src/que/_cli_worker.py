@@ -8,7 +8,6 @@ first SIGTERM or SIGINT to them, waits, and replaces a process that dies.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import signal
@@ -16,15 +15,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import sql
+from ._cli_app import WorkMap
 from ._cli_signals import Signals, exit_now, ignore_repeat
 from ._cli_support import (
     EXIT_ERROR,
-    CliError,
     Database,
     UsageError,
     child_environment,
@@ -32,7 +31,7 @@ from ._cli_support import (
     one_line,
 )
 from ._timeouts import OverdueCallback, Timeouts
-from ._work import check_work_map, is_async_callable
+from ._work import is_async_callable
 from .async_client import AsyncClient
 from .async_engine import AsyncBatchWorker
 from .async_worker import AsyncWorkerPool
@@ -44,7 +43,6 @@ from .worker import WorkerPool
 logger = logging.getLogger("que.cli")
 
 T = TypeVar("T")
-WorkMap = dict[str, Callable[..., Any]]
 
 # Set by a supervisor in the environment of the worker processes it starts.
 PARENT_ENV = "QUE_WORKER_PARENT"
@@ -75,67 +73,10 @@ class WorkerSettings:
     timeout_args: tuple[str, ...] = ()
 
 
-# -- the work map -------------------------------------------------------------------
-
-
-def load_work_map(app: str) -> dict[str, Callable[..., Any]]:
-    """The work map named by ``module:attribute``; a callable attribute is called first.
-
-    The current directory is put on sys.path first, as ``python -m`` would.
-    """
-    module_name, sep, attribute = app.partition(":")
-    if not sep or not module_name.strip() or not attribute.strip():
-        raise UsageError(f"APP must be module:attribute, such as myapp.jobs:work_map, not {app!r}")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or module_name
-        if module_name == missing or module_name.startswith(missing + "."):
-            raise UsageError(
-                f"cannot import module {module_name!r} of APP {app!r}: no module named "
-                f"{missing!r} (searched the current directory and PYTHONPATH)"
-            ) from exc
-        raise CliError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
-    except Exception as exc:
-        raise CliError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
-    found: Any = module
-    for part in attribute.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise UsageError(f"module {module_name!r} has no attribute {attribute!r}") from None
-    if not isinstance(found, Mapping) and callable(found):
-        try:
-            found = found()
-        except Exception as exc:
-            raise CliError(f"calling {app} to get the work map failed: {_describe(exc)}") from exc
-    if not isinstance(found, Mapping):
-        raise UsageError(
-            f"{app} is a {type(found).__name__}, not a work map "
-            "(a dict of job type to function, or a function returning one)"
-        )
-    try:
-        work_map = check_work_map(found, worker="que worker", allow_async=True)
-    except TypeError as exc:
-        raise UsageError(f"{app} is not a valid work map: {one_line(exc)}") from exc
-    if not work_map:
-        raise UsageError(f"{app} is an empty work map: it names no job types")
-    return work_map
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {one_line(exc)}"
-
-
 # -- one process --------------------------------------------------------------------
 
 
-def run_worker(
-    settings: WorkerSettings, database: Database, work_map: dict[str, Callable[..., Any]]
-) -> int:
+def run_worker(settings: WorkerSettings, database: Database, work_map: WorkMap) -> int:
     """Work jobs until a signal; the exit code of ``que worker``."""
     parent = _supervisor_pid()
     if settings.processes > 1 and parent is None:
@@ -155,7 +96,7 @@ def _supervisor_pid() -> int | None:
 def _run_threads(
     settings: WorkerSettings,
     database: Database,
-    work_map: dict[str, Callable[..., Any]],
+    work_map: WorkMap,
     parent: int | None,
 ) -> int:
     # Only the supervisor decides to exit at once (it kills its workers), so
@@ -181,7 +122,7 @@ def _run_threads(
 def _work_until_stopped(
     settings: WorkerSettings,
     database: Database,
-    work_map: dict[str, Callable[..., Any]],
+    work_map: WorkMap,
     pool: Runner,
     signals: Signals,
     parent: int | None,

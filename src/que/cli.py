@@ -405,7 +405,8 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ._cli_worker import WorkerSettings, load_work_map, run_worker
+    from ._cli_app import load_work_map
+    from ._cli_worker import WorkerSettings, run_worker
 
     for name, value in (("--concurrency", args.concurrency), ("--processes", args.processes)):
         if value < 1:
