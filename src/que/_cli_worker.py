@@ -16,11 +16,12 @@ import sys
 import threading
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import sql
 from ._cli_app import WorkMap
+from ._cli_settings import WorkerSettings
 from ._cli_signals import Signals, exit_now, ignore_repeat
 from ._cli_support import (
     EXIT_ERROR,
@@ -30,7 +31,7 @@ from ._cli_support import (
     flush_logs,
     one_line,
 )
-from ._timeouts import OverdueCallback, Timeouts
+from ._timeouts import OverdueCallback
 from ._work import is_async_callable
 from .async_client import AsyncClient
 from .async_engine import AsyncBatchWorker
@@ -56,21 +57,6 @@ RESTART_WINDOW = 60.0
 # How long a supervisor waits past --shutdown-timeout for its processes to exit.
 EXIT_MARGIN = 10.0
 POLL_INTERVAL = 0.2
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    app: str
-    queue: str
-    concurrency: int
-    processes: int
-    interval: float
-    shutdown_timeout: float
-    log_level: int
-    engine: str = "batch"
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    # What each --job-timeout said, to pass on to worker processes.
-    timeout_args: tuple[str, ...] = ()
 
 
 # -- one process --------------------------------------------------------------------

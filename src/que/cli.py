@@ -406,7 +406,8 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from ._cli_app import load_work_map
-    from ._cli_worker import WorkerSettings, run_worker
+    from ._cli_settings import WorkerSettings
+    from ._cli_worker import run_worker
 
     for name, value in (("--concurrency", args.concurrency), ("--processes", args.processes)):
         if value < 1:
