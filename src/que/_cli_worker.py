@@ -19,8 +19,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from . import sql
 from ._cli_app import WorkMap
+from ._cli_overdue import EXIT_JOB_TIMEOUT, end_process_on_overdue
 from ._cli_settings import WorkerSettings
 from ._cli_signals import Signals, exit_now, ignore_repeat
 from ._cli_support import (
@@ -29,7 +29,6 @@ from ._cli_support import (
     UsageError,
     child_environment,
     flush_logs,
-    one_line,
 )
 from ._timeouts import OverdueCallback
 from ._work import is_async_callable
@@ -38,7 +37,6 @@ from .async_engine import AsyncBatchWorker
 from .async_worker import AsyncWorkerPool
 from .client import Client
 from .engine import BatchWorker
-from .job import BaseJob
 from .worker import WorkerPool
 
 logger = logging.getLogger("que.cli")
@@ -271,37 +269,6 @@ def make_runner(
         client.close()
         raise
     return Runner(client, worker)
-
-
-# The exit code of a worker process that ended itself over a hung job.
-EXIT_JOB_TIMEOUT = 75
-
-
-def end_process_on_overdue(database: Database) -> OverdueCallback:
-    """An on_overdue callback that records the hung job's failure (so it is retried
-    after the backoff, not at once) and ends this process."""
-
-    def end(job: BaseJob, ran: float, limit: float) -> None:
-        message = (
-            f"JobTimeoutError: job {job.type} id={job.id} ran {ran:.1f}s, past its timeout "
-            f"of {limit:g}s; its worker process was ended"
-        )
-        try:
-            with database.connector.connect() as conn:
-                conn.execute(sql.SET_JOB_ERROR, job._error_params(message, None))
-        except Exception as exc:  # the process ends either way; the lock dies with it
-            logger.error("could not record the timeout of job %s: %s", job.id, one_line(exc))
-        logger.error(
-            "job %s id=%s ran past its timeout of %gs: ending this worker process so that "
-            "its jobs are worked again",
-            job.type,
-            job.id,
-            limit,
-        )
-        flush_logs()
-        os._exit(EXIT_JOB_TIMEOUT)
-
-    return end
 
 
 # -- several processes --------------------------------------------------------------
