@@ -186,6 +186,14 @@ def configure_logging(level: int) -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
+def flush_logs() -> None:
+    """Flush the log handlers and the standard streams, before an ``os._exit``."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
 # -- values -----------------------------------------------------------------------
 
 

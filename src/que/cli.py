@@ -1,7 +1,8 @@
 """The ``que`` command: migrate, schema, version, worker, enqueue, stats, demo, embedded.
 
-Every failure is one line on stderr (``que: error: ...``) and a non-zero exit
-code: 2 for bad arguments or configuration, 1 for anything else.
+Each ``cmd_*`` function runs one subcommand; _cli_parser declares their
+arguments. Every failure is one line on stderr (``que: error: ...``) and a
+non-zero exit code: 2 for bad arguments or configuration, 1 for anything else.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
 
 import psycopg
 
-from . import __version__, embedded
+from . import embedded
+from ._cli_parser import build_parser
 from ._cli_support import (
-    ENVIRONMENT_HELP,
     EXIT_ERROR,
     EXIT_USAGE,
     CliError,
@@ -47,241 +47,6 @@ from .job_handle import Job
 from .schema import current_version, install_notify, migrate, uninstall_notify
 
 EXIT_INTERRUPTED = 130
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, like every other error of ``que``."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-def _help_epilog() -> str:
-    return ENVIRONMENT_HELP.format(data_dir=embedded.default_data_dir())
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of the ``que`` command and its subcommands."""
-    formatter = argparse.RawDescriptionHelpFormatter
-    epilog = _help_epilog()
-    parser = _Parser(
-        prog="que",
-        description="A PostgreSQL job queue compatible with Ruby que 0.x and Go que-go.",
-        epilog=epilog,
-        formatter_class=formatter,
-    )
-    parser.add_argument("--version", action="version", version=f"que {__version__}")
-    _add_database_options(parser, argparse.SUPPRESS)
-    # The same options after the subcommand name; given there, they win.
-    common = _Parser(add_help=False)
-    _add_database_options(common, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name: str, help_text: str, *, database: bool = True) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=epilog,
-            formatter_class=formatter,
-            parents=[common] if database else [],
-        )
-
-    p = command("migrate", "migrate que_jobs to the current schema version (or --version N)")
-    p.add_argument(
-        "--version",
-        type=int,
-        dest="target",
-        metavar="N",
-        default=CURRENT_VERSION,
-        help=f"target version, 0 to {CURRENT_VERSION}; lower than the "
-        f"current one migrates down (default {CURRENT_VERSION})",
-    )
-    p.add_argument("--yes", action="store_true", help="confirm a migration down (drops data)")
-    notify = p.add_mutually_exclusive_group()
-    notify.add_argument(
-        "--notify",
-        action="store_true",
-        help="also add the AFTER INSERT trigger that wakes idle workers at once "
-        "(keeps the table compatible with Ruby and Go)",
-    )
-    notify.add_argument("--no-notify", action="store_true", help="remove that trigger again")
-
-    p = command("schema", "print the SQL of a migration instead of running it", database=False)
-    p.add_argument(
-        "--version",
-        type=int,
-        dest="target",
-        metavar="N",
-        default=CURRENT_VERSION,
-        help=f"the version to migrate to (default {CURRENT_VERSION})",
-    )
-    p.add_argument(
-        "--from",
-        type=int,
-        dest="found",
-        metavar="N",
-        default=0,
-        help="the version the database is at (default 0: no table yet)",
-    )
-
-    command("version", "print the schema version of que_jobs in the database")
-
-    p = command("worker", "work jobs with the work map APP until SIGTERM or SIGINT")
-    p.add_argument(
-        "app",
-        metavar="APP",
-        help="module:attribute naming a work map (a dict of job type to "
-        "function) or a function returning one, e.g. myapp.jobs:work_map",
-    )
-    p.add_argument(
-        "--queue",
-        "-q",
-        default=None,
-        help="the queue to work (default: $QUE_QUEUE, else the '' queue)",
-    )
-    p.add_argument(
-        "--concurrency",
-        "-c",
-        type=int,
-        default=1,
-        metavar="N",
-        help="worker threads per process (default 1)",
-    )
-    p.add_argument(
-        "--processes",
-        "-p",
-        type=int,
-        default=1,
-        metavar="N",
-        help="worker processes, each with its own threads and connections, to "
-        "use more than one CPU core (default 1)",
-    )
-    p.add_argument(
-        "--wake-interval",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="how long an idle worker waits before looking for jobs again "
-        "(default: $QUE_WAKE_INTERVAL, else 5)",
-    )
-    p.add_argument(
-        "--shutdown-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="on SIGTERM/SIGINT, how long running jobs may take to finish before "
-        "the worker exits anyway (default 30)",
-    )
-    p.add_argument(
-        "--job-timeout",
-        action="append",
-        default=[],
-        metavar="[TYPE=]SECONDS",
-        help="how long a job may run: SECONDS for every type, TYPE=SECONDS for one "
-        "(repeatable). An async job past it is cancelled and retried after the "
-        "backoff; a job in a thread is reported, and with --processes its process "
-        "is ended and replaced so the job is worked again",
-    )
-    p.add_argument(
-        "--engine",
-        choices=("batch", "classic"),
-        default="batch",
-        help="batch: one locker session claims and finishes jobs in batches "
-        "(the fast path; wakes on NOTIFY after `que migrate --notify`); classic: "
-        "one connection and one claim per job, as Ruby que 0.x and Go do (default batch)",
-    )
-
-    p = command("enqueue", "add a job to que_jobs and print its id")
-    p.add_argument("type", metavar="TYPE", help="the job type (Ruby: the job class name)")
-    p.add_argument(
-        "args_json",
-        metavar="ARGS_JSON",
-        nargs="?",
-        default=None,
-        help="the job's args as JSON, by convention an array (default [])",
-    )
-    p.add_argument(
-        "--queue", "-q", default=None, help="the queue (default: $QUE_QUEUE, else the '' queue)"
-    )
-    p.add_argument(
-        "--priority",
-        type=int,
-        default=None,
-        help="lower is more urgent, -32768 to 32767 (default 100)",
-    )
-    when = p.add_mutually_exclusive_group()
-    when.add_argument(
-        "--run-at",
-        metavar="ISO8601",
-        default=None,
-        help="when the job is due, e.g. 2030-01-31T09:00:00+00:00 (local time without an offset)",
-    )
-    when.add_argument(
-        "--in",
-        dest="run_in",
-        type=float,
-        metavar="SECONDS",
-        default=None,
-        help="the job is due this many seconds from now",
-    )
-
-    p = command("stats", "show jobs per queue and type: count, working, errored, oldest")
-    p.add_argument("--json", action="store_true", help="print JSON, for scripts")
-
-    p = command(
-        "demo",
-        "enqueue and work a few thousand demo jobs (embedded PostgreSQL "
-        "unless --database-url is given)",
-    )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=3000,
-        metavar="N",
-        help="how many jobs to enqueue (default 3000)",
-    )
-    p.add_argument(
-        "--concurrency", "-c", type=int, default=8, metavar="N", help="worker threads (default 8)"
-    )
-    p.add_argument("--verbose", action="store_true", help="log every job")
-
-    p = command("embedded", "start, stop, show or delete the embedded PostgreSQL", database=False)
-    p.add_argument(
-        "action",
-        choices=("status", "start", "stop", "remove"),
-        help="status: where it is and whether it runs; start: start it and "
-        "print its URL; stop: stop it; remove: stop it and delete its data",
-    )
-    return parser
-
-
-def _add_database_options(parser: argparse.ArgumentParser, default: object) -> None:
-    parser.add_argument(
-        "--database-url",
-        metavar="URL",
-        default=default,
-        help="postgresql:// URL or libpq conninfo of the database "
-        "(default: $QUE_DATABASE_URL, $DATABASE_URL, PG* variables, "
-        "else the embedded PostgreSQL)",
-    )
-    parser.add_argument(
-        "--embedded",
-        action="store_true",
-        default=default,
-        help="use the embedded PostgreSQL even if a database is configured",
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=LOG_LEVELS,
-        type=str.upper,
-        default=default,
-        help="log level (default INFO for worker, else WARNING)",
-    )
-
-
-# -- commands -------------------------------------------------------------------------
 
 
 def _database(args: argparse.Namespace) -> Database:
@@ -297,6 +62,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     target: int = args.target
     if not 0 <= target <= CURRENT_VERSION:
         raise UsageError(f"--version must be 0 to {CURRENT_VERSION}, not {target}")
+    # Every option is checked before the table is touched.
+    if (args.notify or args.no_notify) and target != CURRENT_VERSION:
+        flag = "--notify" if args.notify else "--no-notify"
+        raise UsageError(
+            f"{flag} needs --version {CURRENT_VERSION}, not {target}; nothing was changed"
+        )
     database = _database(args)
     with database.connector.connect() as conn:
         found = current_version(conn)
@@ -306,10 +77,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
                 f"migrating down from version {found} to {target} {loss}; add --yes to confirm"
             )
         before = migrate(conn, target)
-        if args.notify or args.no_notify:
-            if target != CURRENT_VERSION:
-                raise UsageError(f"--notify and --no-notify need version {CURRENT_VERSION}")
-            (install_notify if args.notify else uninstall_notify)(conn)
+        if args.notify:
+            install_notify(conn)
+        elif args.no_notify:
+            uninstall_notify(conn)
     if before == target:
         print(f"que_jobs is already at schema version {target}")
     else:
@@ -353,7 +124,9 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ._cli_worker import WorkerSettings, load_work_map, run_worker
+    from ._cli_app import load_work_map
+    from ._cli_settings import WorkerSettings
+    from ._cli_worker import run_worker
 
     for name, value in (("--concurrency", args.concurrency), ("--processes", args.processes)):
         if value < 1:

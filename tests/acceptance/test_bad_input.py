@@ -7,6 +7,8 @@ import subprocess
 import psycopg
 import pytest
 
+from que.schema import notify_installed
+
 from .conftest import Cli, job_count
 
 UNREACHABLE = "postgresql://postgres:hunter2@127.0.0.1:1/nowhere"
@@ -126,6 +128,20 @@ def test_a_schema_of_a_later_que(cli: Cli, db_url: str) -> None:
         done = cli(*command, "--database-url", db_url)
         assert_one_line_error(done, "schema version 4", "Ruby que 1.x")
     assert job_count(db_url) == 0
+
+
+@pytest.mark.parametrize("flag", ["--notify", "--no-notify"])
+def test_notify_with_a_lower_version_is_refused_before_migrating(
+    cli: Cli, db_url: str, flag: str
+) -> None:
+    # Migrating down drops the trigger: had the table been touched, it would be gone.
+    cli.ok("migrate", "--notify", "--database-url", db_url)
+    done = cli("migrate", "--version", "2", flag, "--yes", "--database-url", db_url)
+    assert done.returncode == 2
+    assert int(cli.ok("version", "--database-url", db_url)) == 3
+    with psycopg.connect(db_url) as conn:
+        assert notify_installed(conn)
+    assert_one_line_error(done, f"{flag} needs --version 3, not 2", "nothing was changed")
 
 
 BAD_JOBS = [

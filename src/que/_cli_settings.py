@@ -1,0 +1,24 @@
+"""What ``que worker`` was asked to do, as checked plain values: the one-process
+worker, its engine adapters and the supervisor all read them, and the supervisor
+turns them back into the command line of its worker processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._timeouts import Timeouts
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    app: str
+    queue: str
+    concurrency: int
+    processes: int
+    interval: float
+    shutdown_timeout: float
+    log_level: int
+    engine: str = "batch"
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    # What each --job-timeout said, to pass on to worker processes.
+    timeout_args: tuple[str, ...] = ()
