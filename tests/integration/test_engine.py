@@ -270,6 +270,31 @@ async def test_job_writes_through_its_transaction_and_commits_with_its_delete(
     assert scalar(conn, "SELECT count(*) FROM effects") == 3
 
 
+async def test_engine_job_borrows_a_connection_when_it_asks_for_one(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    # The async face's job once had no way to reach a connection outside a
+    # transaction; both faces now lend one through connection().
+    seen: list[Any] = []
+    held: list[bool] = []
+
+    async def use(job: Any) -> None:
+        if side.is_async:
+            with pytest.raises(que.QueError, match=r"await job\.connection\(\)"):
+                _ = job.conn  # a property cannot await the pool
+        own = await r(job.connection())
+        held.append(job.conn is own and await r(job.connection()) is own)
+        cur = await r(own.execute("SELECT %s::int AS n", [job.args[0]]))
+        seen.append(await r(cur.fetchone()))
+
+    await r(qc.enqueue_many([que.Job(type="Use", args=[n]) for n in (7, 8)]))
+    engine = engines({"Use": side.handler(use)}, concurrency=2)
+    side.start_engine(engine)
+    await eventually(lambda: remaining(conn) == 0, "both jobs deleted")
+    assert sorted(row["n"] for row in seen) == [7, 8]
+    assert held == [True, True]
+
+
 async def test_job_that_records_its_own_error_is_not_counted_twice(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
 ) -> None:
