@@ -572,6 +572,24 @@ async def test_sync_engine_refuses_async_work_functions(side: Side, qc: AnyClien
         side.batch_worker(qc, {"A": AsyncCallable()})
 
 
+@SYNC_ONLY  # on the async face a returned coroutine is awaited; threads have no loop for it
+async def test_sync_engine_fails_a_job_whose_function_returns_an_awaitable(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    async def later() -> None:
+        return None
+
+    def sneaky(job: Any) -> Any:
+        return later()
+
+    await r(qc.enqueue(que.Job(type="Sneaky")))
+    engine = engines({"Sneaky": sneaky}, concurrency=1)
+    side.start_engine(engine)
+    await eventually(lambda: errored(conn) == 1, "the job failed")
+    row = conn.execute("SELECT last_error FROM que_jobs").fetchone()
+    assert row is not None and "returned an awaitable" in row[0]
+
+
 # -- the shared claim statements and notify trigger (no face) ----------------------
 
 
