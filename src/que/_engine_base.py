@@ -8,7 +8,6 @@ keeps those batches and builds their statement parameters; it does no IO.
 
 from __future__ import annotations
 
-import enum
 import math
 import threading
 import time
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ._last_error import storable
+from ._work import Outcome
 from .backoff import Backoff
 from .job import BaseJob
 
@@ -23,14 +24,6 @@ from .job import BaseJob
 MAX_LINGER = 0.05
 # The longest the locker sleeps while every place is taken.
 SATURATED_WAIT = 0.5
-
-
-class Outcome(enum.Enum):
-    """What the locker still has to write for a finished job."""
-
-    DELETE = "delete"  # worked: delete the row, then unlock
-    FAIL = "fail"  # raised: record the error, then unlock
-    UNLOCK = "unlock"  # already written by the job itself, or given back unworked
 
 
 @dataclass(frozen=True)
@@ -137,7 +130,7 @@ class EngineBook:
         params = key_params([_key(c.job) for c in self.to_fail], queue)
         delays = [self.backoff.delay(c.job.type, c.job.error_count + 1) for c in self.to_fail]
         params["delays"] = "{" + ",".join(map(repr, delays)) + "}"
-        params["messages"] = [c.message.replace("\x00", "\\0") for c in self.to_fail]
+        params["messages"] = [storable(c.message) for c in self.to_fail]
         return params
 
     def finishing(self) -> list[Completion]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
 import logging
 import os
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -56,13 +56,12 @@ def retry_delay(failures: int, interval: float) -> float:
     return min(doubled, max(interval, MAX_RETRY_DELAY))
 
 
-def failure_message(exc: BaseException) -> str:
-    """What last_error records for a job that raised: type, message and traceback."""
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+class Outcome(enum.Enum):
+    """What is left to write for a job whose work function has run."""
 
-
-def unknown_type_message(job_type: str) -> str:
-    return f"unknown job type: {job_type!r} is not in this worker's work map"
+    DELETE = "delete"  # worked: delete the row, then unlock
+    FAIL = "fail"  # raised: record the error, then unlock
+    UNLOCK = "unlock"  # already written by the job itself, or given back unworked
 
 
 def awaitable_message(job_type: str) -> str:
@@ -116,8 +115,11 @@ def check_pool_count(count: object, max_connections: int) -> int:
 JOB_LOGGER = logging.getLogger("que.worker")
 
 
-def log_outcome(job: BaseJob, started: float, outcome: str) -> None:
-    """The one log line per job: type, id, queue, duration and outcome."""
+def log_outcome(
+    job: BaseJob, started: float, outcome: str, exc: BaseException | None = None
+) -> None:
+    """The one log line per job: type, id, queue, duration and outcome. A failure
+    carries its exception (``exc_info``), so error reporters get the stack."""
     elapsed = time.monotonic() - started
     level = logging.INFO if outcome == "done" else logging.WARNING
     JOB_LOGGER.log(
@@ -128,7 +130,14 @@ def log_outcome(job: BaseJob, started: float, outcome: str) -> None:
         job.queue,
         elapsed,
         outcome,
-        extra={"job_id": job.id, "job_type": job.type, "duration": elapsed, "outcome": outcome},
+        exc_info=exc,
+        extra={
+            "job_id": job.id,
+            "job_type": job.type,
+            "queue": job.queue,
+            "duration": elapsed,
+            "outcome": outcome,
+        },
     )
 
 

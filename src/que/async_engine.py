@@ -31,7 +31,6 @@ from ._acompat import (
     QueueEmpty,
     check_can_start,
     join,
-    run_work,
     spawn,
     wait_event,
 )
@@ -40,7 +39,6 @@ from ._engine_base import (
     BufferSizer,
     Completion,
     EngineBook,
-    Outcome,
     check_engine_options,
     id_array,
     key_params,
@@ -49,17 +47,16 @@ from ._engine_base import (
 )
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
+    Outcome,
     check_work_map,
-    failure_message,
     log_loop_error,
     log_outcome,
     queue_name,
     retry_delay,
-    unknown_type_message,
     wake_interval,
 )
 from .async_client import AsyncClient
-from .async_job_handle import AsyncJob, AsyncJobHandle
+from .async_job_handle import AsyncJob, AsyncJobHandle, perform
 from .errors import QueError
 from .job import job_fields
 
@@ -370,30 +367,15 @@ class AsyncBatchWorker:
                 self._wake.set()
 
     async def _perform(self, job: AsyncJob, handle: AsyncJobHandle) -> tuple[Outcome, str]:
-        started = time.monotonic()
         func = self.work_map.get(job.type)
+        started = time.monotonic()
         try:
-            if func is None:
-                log_outcome(job, started, "unknown type")
-                return Outcome.FAIL, unknown_type_message(job.type)
-            try:
-                await run_work(func, job, self._timeouts.seconds(job.type), self._watchdog)
-                if handle.in_tx and not handle.deleted:
-                    await handle.delete()  # commits the job's own writes with its delete
-            except Exception as exc:
-                log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
-                if handle.error_written:
-                    return Outcome.UNLOCK, ""
-                return Outcome.FAIL, failure_message(exc)
-            except (KeyboardInterrupt, SystemExit) as exc:
-                # From a work function: give the job back untouched (it runs
-                # again) and keep this worker alive.
-                log_outcome(job, started, f"interrupted: {type(exc).__name__}")
-                return Outcome.UNLOCK, ""
-            log_outcome(job, started, "done")
-            if handle.deleted or handle.error_written:
-                return Outcome.UNLOCK, ""
-            return Outcome.DELETE, ""
+            return await perform(job, func, self._timeouts.seconds(job.type), self._watchdog)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # From a work function: give the job back untouched (it runs
+            # again) and keep this worker alive.
+            log_outcome(job, started, f"interrupted: {type(exc).__name__}")
+            return Outcome.UNLOCK, ""
         finally:
             await handle.done()
 

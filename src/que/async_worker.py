@@ -9,7 +9,6 @@ functions in its worker threads and refuses async ones.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,23 +20,20 @@ from ._acompat import (
     Event,
     check_can_start,
     join,
-    run_work,
     spawn,
     wait_event,
 )
 from ._work import (
+    Outcome,
     check_pool_count,
     check_work_map,
-    failure_message,
     log_loop_error,
-    log_outcome,
     queue_name,
     retry_delay,
-    unknown_type_message,
     wake_interval,
 )
 from .async_client import AsyncClient
-from .async_job_handle import AsyncJob
+from .async_job_handle import AsyncJob, perform
 from .errors import QueError
 
 logger = logging.getLogger(__name__)
@@ -106,21 +102,11 @@ class AsyncWorker:
         return True
 
     async def _perform(self, job: AsyncJob) -> None:
-        started = time.monotonic()
-        func = self.work_map.get(job.type)
-        if func is None:
-            await job.error(unknown_type_message(job.type))
-            log_outcome(job, started, "unknown type")
-            return
-        try:
-            await run_work(func, job, None, None)
-        except Exception as exc:
-            await job.error(failure_message(exc))
-            log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
-            return
-        if not job.deleted:
+        outcome, message = await perform(job, self.work_map.get(job.type), None, None)
+        if outcome is Outcome.DELETE:
             await job.delete()
-        log_outcome(job, started, "done")
+        elif outcome is Outcome.FAIL:
+            await job.error(message)
 
     async def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.

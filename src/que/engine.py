@@ -32,7 +32,6 @@ from ._compat import (
     QueueEmpty,
     check_can_start,
     join,
-    run_work,
     spawn,
     wait_event,
 )
@@ -41,7 +40,6 @@ from ._engine_base import (
     BufferSizer,
     Completion,
     EngineBook,
-    Outcome,
     check_engine_options,
     id_array,
     key_params,
@@ -50,19 +48,18 @@ from ._engine_base import (
 )
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
+    Outcome,
     check_work_map,
-    failure_message,
     log_loop_error,
     log_outcome,
     queue_name,
     retry_delay,
-    unknown_type_message,
     wake_interval,
 )
 from .client import Client
 from .errors import QueError
 from .job import job_fields
-from .job_handle import Job, JobHandle
+from .job_handle import Job, JobHandle, perform
 
 logger = logging.getLogger(__name__)
 
@@ -363,30 +360,15 @@ class BatchWorker:
                 self._wake.set()
 
     def _perform(self, job: Job, handle: JobHandle) -> tuple[Outcome, str]:
-        started = time.monotonic()
         func = self.work_map.get(job.type)
+        started = time.monotonic()
         try:
-            if func is None:
-                log_outcome(job, started, "unknown type")
-                return Outcome.FAIL, unknown_type_message(job.type)
-            try:
-                run_work(func, job, self._timeouts.seconds(job.type), self._watchdog)
-                if handle.in_tx and not handle.deleted:
-                    handle.delete()  # commits the job's own writes with its delete
-            except Exception as exc:
-                log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
-                if handle.error_written:
-                    return Outcome.UNLOCK, ""
-                return Outcome.FAIL, failure_message(exc)
-            except (KeyboardInterrupt, SystemExit) as exc:
-                # From a work function: give the job back untouched (it runs
-                # again) and keep this worker alive.
-                log_outcome(job, started, f"interrupted: {type(exc).__name__}")
-                return Outcome.UNLOCK, ""
-            log_outcome(job, started, "done")
-            if handle.deleted or handle.error_written:
-                return Outcome.UNLOCK, ""
-            return Outcome.DELETE, ""
+            return perform(job, func, self._timeouts.seconds(job.type), self._watchdog)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # From a work function: give the job back untouched (it runs
+            # again) and keep this worker alive.
+            log_outcome(job, started, f"interrupted: {type(exc).__name__}")
+            return Outcome.UNLOCK, ""
         finally:
             handle.done()
 

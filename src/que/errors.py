@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class QueError(Exception):
     """Base class of every error raised by que."""
@@ -34,7 +36,15 @@ class DatabaseUnavailableError(QueError):
 
 
 class UnknownJobTypeError(QueError):
-    """A worker claimed a job whose type is not in its work map."""
+    """A worker claimed a job whose type is not in its work map.
+
+    Recorded as the job's failure, in the words Go's qg uses:
+    ``unknown job type: "Billing::Refund"``.
+    """
+
+    def __init__(self, job_type: str) -> None:
+        super().__init__(f"unknown job type: {json.dumps(job_type, ensure_ascii=False)}")
+        self.job_type = job_type
 
 
 class JobTimeoutError(QueError, TimeoutError):

@@ -11,6 +11,7 @@ the job back. Nothing outside this module touches a handle's connection.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -20,8 +21,12 @@ import psycopg
 from psycopg.rows import dict_row
 
 from . import sql
+from ._compat import run_work
+from ._last_error import failure_message, headline, storable
+from ._timeouts import Watchdog
+from ._work import Outcome, log_outcome
 from .backoff import Backoff
-from .errors import QueError
+from .errors import QueError, UnknownJobTypeError
 from .job import BaseJob, job_key
 
 logger = logging.getLogger(__name__)
@@ -203,6 +208,31 @@ class JobHandle:
         self.in_tx = False
 
 
+def perform(
+    job: Job, func: Callable[[Any], Any] | None, limit: float | None, watchdog: Watchdog | None
+) -> tuple[Outcome, str]:
+    """Run a claimed job's work function, and say what is left to write: DELETE
+    (it worked), FAIL with its last_error (it raised; an unknown type fails too),
+    or UNLOCK (the job wrote its own outcome). What every worker and engine runs."""
+    handle = job._claimed()
+    started = time.monotonic()
+    try:
+        if func is None:
+            raise UnknownJobTypeError(job.type)
+        run_work(func, job, limit, watchdog)
+        if handle.in_tx and not handle.deleted:
+            handle.delete()  # commits the job's own writes with its delete
+    except Exception as exc:
+        log_outcome(job, started, f"failed: {headline(exc)}", exc)
+        if handle.error_written:
+            return Outcome.UNLOCK, ""
+        return Outcome.FAIL, failure_message(exc)
+    log_outcome(job, started, "done")
+    if handle.deleted or handle.error_written:
+        return Outcome.UNLOCK, ""
+    return Outcome.DELETE, ""
+
+
 def error_params(job: BaseJob, message: str, delay: float) -> dict[str, Any]:
     """SET_JOB_ERROR parameters: the job's key, its backoff and its message."""
-    return {**job_key(job), "delay": float(delay), "last_error": message.replace("\x00", "\\0")}
+    return {**job_key(job), "delay": float(delay), "last_error": storable(message)}

@@ -10,7 +10,6 @@ functions in its worker threads and refuses async ones.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,24 +21,21 @@ from ._compat import (
     Event,
     check_can_start,
     join,
-    run_work,
     spawn,
     wait_event,
 )
 from ._work import (
+    Outcome,
     check_pool_count,
     check_work_map,
-    failure_message,
     log_loop_error,
-    log_outcome,
     queue_name,
     retry_delay,
-    unknown_type_message,
     wake_interval,
 )
 from .client import Client
 from .errors import QueError
-from .job_handle import Job
+from .job_handle import Job, perform
 
 logger = logging.getLogger(__name__)
 
@@ -107,21 +103,11 @@ class Worker:
         return True
 
     def _perform(self, job: Job) -> None:
-        started = time.monotonic()
-        func = self.work_map.get(job.type)
-        if func is None:
-            job.error(unknown_type_message(job.type))
-            log_outcome(job, started, "unknown type")
-            return
-        try:
-            run_work(func, job, None, None)
-        except Exception as exc:
-            job.error(failure_message(exc))
-            log_outcome(job, started, f"failed: {type(exc).__name__}: {exc}")
-            return
-        if not job.deleted:
+        outcome, message = perform(job, self.work_map.get(job.type), None, None)
+        if outcome is Outcome.DELETE:
             job.delete()
-        log_outcome(job, started, "done")
+        elif outcome is Outcome.FAIL:
+            job.error(message)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.

@@ -171,7 +171,7 @@ async def test_failures_are_recorded_in_batches(
         assert f"ValueError: bad input {args[0]}" in last_error and "Traceback" in last_error
         assert 2 < delay <= 4  # the first retry comes 1**4 + 3 seconds later
     assert rows[20][2] == 1
-    assert rows[20][3] == "unknown job type: 'Unknown' is not in this worker's work map"
+    assert rows[20][3] == 'unknown job type: "Unknown"'  # as Go's qg writes it
 
 
 async def test_failing_job_is_recorded_and_the_rest_of_its_batch_deleted(

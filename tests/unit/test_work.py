@@ -3,7 +3,6 @@ import pytest
 from que._work import (
     DEFAULT_WAKE_INTERVAL,
     check_work_map,
-    failure_message,
     queue_name,
     retry_delay,
     wake_interval,
@@ -33,19 +32,6 @@ def test_retry_delay_doubles_and_is_capped() -> None:
     assert delays[:3] == [0.25, 0.5, 1.0]
     assert delays == sorted(delays)
     assert max(delays) == 10.0
-
-
-def test_failure_message_has_type_message_and_traceback() -> None:
-    def explode() -> None:
-        raise KeyError("card 42")
-
-    try:
-        explode()
-    except KeyError as exc:
-        message = failure_message(exc)
-    assert "KeyError: 'card 42'" in message
-    assert "Traceback (most recent call last)" in message
-    assert "in explode" in message
 
 
 async def _async_work(job: object) -> None:

@@ -1,0 +1,208 @@
+"""Poison jobs and hostile work functions: jobs whose args other producers wrote
+(a lone UTF-16 surrogate, NUL, control characters), exceptions whose text
+cannot be stored as it is, whose ``str()`` raises, or which run to megabytes.
+
+Every such job is recorded as failed with a readable last_error, every other
+job is worked, no worker thread, task or locker dies, and one bad outcome
+never undoes the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import que
+
+from ..sides import AnyClient, Side, r, wait_until
+
+PROPERTY = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+# Args as Ruby, Go or a SQL producer can write them into the json column:
+# PostgreSQL's json keeps the text as given, lone surrogates and \u0000 too.
+POISON_ARGS = ['["\\ud800"]', '["\\u0000"]', '["tab\\tnew\\nline"]', '["\\udfff\\ud800x"]']
+
+
+def insert_by_sql(conn: psycopg.Connection[Any], job_class: str, args_json: str) -> int:
+    row = conn.execute(
+        "INSERT INTO que_jobs (job_class, args) VALUES (%s, %s::json) RETURNING job_id",
+        [job_class, args_json],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def json_string(text: str) -> str:
+    """A JSON string literal with every non-printable or non-ASCII character
+    escaped as \\uXXXX, as other producers may write it; lone surrogates stay lone."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        elif code > 0xFFFF:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return '"' + "".join(out) + '"'
+
+
+class Hostile(Exception):
+    """An exception whose text is whatever the job's args hold."""
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this exception raises")
+
+
+async def raise_with_args(job: Any) -> None:
+    raise Hostile(f"cannot handle {job.args[0]}")
+
+
+async def raise_unprintable(job: Any) -> None:
+    raise Unprintable()
+
+
+async def raise_huge(job: Any) -> None:
+    raise Hostile("z" * 2_000_000)
+
+
+async def succeed(job: Any) -> None:
+    return None
+
+
+POISON_MAP = {
+    "WithArgs": raise_with_args,
+    "Unprintable": raise_unprintable,
+    "Huge": raise_huge,
+    "Fine": succeed,
+}
+
+
+def enqueue_poison_and_fine(conn: psycopg.Connection[Any], fine: int) -> list[int]:
+    poison = [insert_by_sql(conn, "WithArgs", args) for args in POISON_ARGS]
+    poison.append(insert_by_sql(conn, "Unprintable", "[]"))
+    poison.append(insert_by_sql(conn, "Huge", "[]"))
+    for n in range(fine):
+        insert_by_sql(conn, "Fine", f"[{n}]")
+    return poison
+
+
+def assert_poison_recorded(conn: psycopg.Connection[Any], poison: list[int]) -> None:
+    rows = conn.execute(
+        "SELECT job_id, job_class, error_count, last_error FROM que_jobs ORDER BY job_id"
+    ).fetchall()
+    assert [row[0] for row in rows] == poison, "only the poison jobs are left"
+    for job_id, job_class, error_count, last_error in rows:
+        assert error_count == 1, (job_id, job_class)
+        first = last_error.splitlines()[0]
+        if job_class == "WithArgs":
+            assert first.startswith("Hostile: cannot handle "), first
+        elif job_class == "Unprintable":
+            assert first.startswith("Unprintable: <its message could not be read"), first
+        else:
+            assert first.startswith("Hostile: zzz") and len(last_error) < 10_000
+    lone = conn.execute(
+        "SELECT last_error FROM que_jobs WHERE args::text = %s", ['["\\ud800"]']
+    ).fetchone()
+    assert lone is not None and "cannot handle \\ud800" in lone[0]
+
+
+async def test_worker_pool_survives_poison_and_works_the_rest(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any]
+) -> None:
+    poison = enqueue_poison_and_fine(conn, 20)
+    work_map = {name: side.handler(func) for name, func in POISON_MAP.items()}
+    pool = side.worker_pool(qc, work_map, 3, interval=0.05)
+    pool.start()
+    try:
+        await wait_until(
+            lambda: (
+                conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (len(poison),)
+                and conn.execute("SELECT count(*) FROM que_jobs WHERE error_count = 0").fetchone()
+                == (0,)
+            ),
+            60,
+            "fine jobs worked and poison jobs recorded",
+        )
+        assert_poison_recorded(conn, poison)
+        # Every worker is still alive: a fresh batch is worked by all three.
+        await r(qc.enqueue_many([que.Job(type="Fine", args=[n]) for n in range(30)]))
+        await wait_until(
+            lambda: conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (len(poison),),
+            60,
+            "the second batch worked",
+        )
+        assert all(worker.working for worker in pool.workers)
+    finally:
+        assert await side.call(pool.shutdown, 30) is True
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_batch_worker_survives_poison_and_keeps_other_outcomes(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], concurrency: int
+) -> None:
+    poison = enqueue_poison_and_fine(conn, 50)
+    work_map = {name: side.handler(func) for name, func in POISON_MAP.items()}
+    engine = side.batch_worker(qc, work_map, concurrency=concurrency, interval=0.05)
+    side.start_engine(engine)
+    try:
+        await wait_until(
+            lambda: (
+                conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (len(poison),)
+                and conn.execute("SELECT count(*) FROM que_jobs WHERE error_count = 0").fetchone()
+                == (0,)
+            ),
+            60,
+            "fine jobs deleted and poison jobs recorded",
+        )
+        assert_poison_recorded(conn, poison)
+        await r(qc.enqueue_many([que.Job(type="Fine", args=[n]) for n in range(30)]))
+        await wait_until(
+            lambda: conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (len(poison),),
+            60,
+            "the locker still claims",
+        )
+    finally:
+        assert await side.stop_engine(engine, 30)
+
+
+@PROPERTY
+@given(text=st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF)))
+def test_args_written_by_sql_are_worked_or_recorded(
+    client: que.Client, conn: psycopg.Connection[Any], text: str
+) -> None:
+    """Whatever string another producer put in args, the job is worked (the work
+    function sees the decoded text) or fails with a readable last_error."""
+    seen: list[Any] = []
+
+    def check(job: que.Job) -> None:
+        seen.append(job.args[0])
+        if len(text) % 2:
+            raise Hostile(f"odd text {job.args[0]}")
+
+    job_id = insert_by_sql(conn, "Check", "[" + json_string(text) + "]")
+    worker = que.Worker(client, {"Check": check}, interval=0.05)
+    assert worker.work_one() is True
+    assert seen == [text]
+    row = conn.execute(
+        "SELECT error_count, last_error FROM que_jobs WHERE job_id = %s", [job_id]
+    ).fetchone()
+    if len(text) % 2:
+        assert row is not None and row[0] == 1
+        assert row[1].startswith("Hostile: odd text ")
+        conn.execute("DELETE FROM que_jobs WHERE job_id = %s", [job_id])
+    else:
+        assert row is None
