@@ -24,6 +24,12 @@ from .job import BaseJob
 MAX_LINGER = 0.05
 # The longest the locker sleeps while every place is taken.
 SATURATED_WAIT = 0.5
+# Rows one claim statement walks (see sql.LOCK_JOBS); windows past a full
+# one double, up to MAX_CLAIM_WINDOW, so long runs of held jobs cost few trips.
+CLAIM_WINDOW = 1000
+MAX_CLAIM_WINDOW = 64000
+# A key before every row: where the first window of a claim starts.
+_FIRST_KEY = {"after_priority": -32768, "after_run_at": "-infinity", "after_id": -(2**63)}
 
 
 @dataclass(frozen=True)
@@ -220,6 +226,31 @@ def key_params(rows: list[dict[str, Any]], queue: str) -> dict[str, Any]:
         "run_ats": "{" + ",".join(f'"{r["run_at"].isoformat()}"' for r in rows) + "}",
         "ids": id_array([r["job_id"] for r in rows]),
     }
+
+
+def claim_params(
+    queue: str,
+    limit: int,
+    skip: list[int],
+    after: dict[str, Any] | None = None,
+    window: int = CLAIM_WINDOW,
+) -> dict[str, Any]:
+    """LOCK_JOBS and CLAIM_WINDOW_END parameters: the ``window`` due rows after
+    the key ``after`` (from the start when None), stepping over ``skip``.
+
+    >>> p = claim_params("mail", 5, [7])
+    >>> p["after_run_at"], p["held"], p["window"]
+    ('-infinity', '{7}', 1000)
+    """
+    if after is None:
+        key: dict[str, Any] = _FIRST_KEY
+    else:
+        key = {
+            "after_priority": after["priority"],
+            "after_run_at": after["run_at"].isoformat(),
+            "after_id": after["job_id"],
+        }
+    return {"queue": queue, "limit": limit, "held": id_array(skip), "window": window, **key}
 
 
 def id_array(ids: list[int]) -> str:

@@ -35,11 +35,13 @@ from ._acompat import (
     wait_event,
 )
 from ._engine_base import (
+    MAX_CLAIM_WINDOW,
     SATURATED_WAIT,
     BufferSizer,
     Completion,
     EngineBook,
     check_engine_options,
+    claim_params,
     id_array,
     key_params,
     vanished_ids,
@@ -244,6 +246,7 @@ class AsyncBatchWorker:
         book = self._book
         if not book.has_writes() and limit == 0:
             return 0
+        began = time.perf_counter()
         claim = conn.cursor(row_factory=dict_row)
         # One round trip: the writes commit in their own transaction before
         # the unlocks run (unlocking first would let another worker re-check
@@ -264,14 +267,48 @@ class AsyncBatchWorker:
             unlock = book.unlock_ids()
             if unlock:
                 await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
+            held = book.held_ids()
             if limit > 0:
-                params = {"queue": self.queue, "limit": limit, "held": id_array(book.held_ids())}
+                params = claim_params(self.queue, limit, held)
                 await claim.execute(sql.LOCK_JOBS, params, prepare=True)
         book.written()
         if limit == 0:
             return 0
         locked = await claim.fetchall()
-        return await self._recheck(conn, locked) if locked else 0
+        if len(locked) < limit:
+            locked += await self._claim_beyond(conn, limit - len(locked), held, locked)
+        claimed = await self._recheck(conn, locked) if locked else 0
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "queue %r: claimed %d of %d wanted in %.1f ms",
+                self.queue,
+                claimed,
+                limit,
+                (time.perf_counter() - began) * 1000,
+                extra={"queue": self.queue, "claimed": claimed, "wanted": limit},
+            )
+        return claimed
+
+    async def _claim_beyond(
+        self, conn: AnyConnection, wanted: int, held: list[int], locked: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Walk on past a full window whose free jobs ran out (other sessions hold
+        the rest), window after window, until ``wanted`` more are locked or no
+        window is full. Each window is its ``after`` key and the ids it skips."""
+        more: list[dict[str, Any]] = []
+        window = claim_params(self.queue, 0, held)
+        async with conn.cursor(row_factory=dict_row) as cur:
+            while len(more) < wanted:
+                await cur.execute(sql.CLAIM_WINDOW_END, window, prepare=True)
+                end = await cur.fetchone()
+                if end is None:
+                    break
+                mine = [row["job_id"] for row in locked + more]
+                size = min(2 * window["window"], MAX_CLAIM_WINDOW)
+                window = claim_params(self.queue, wanted - len(more), held + mine, end, size)
+                await cur.execute(sql.LOCK_JOBS, window, prepare=True)
+                more += await cur.fetchall()
+        return more
 
     async def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> int:
         async with conn.cursor(row_factory=dict_row) as cur:

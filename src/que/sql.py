@@ -91,27 +91,48 @@ WHERE queue = %(queue)s AND priority = %(priority)s
 UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s) AS unlocked"
 
 # The batched engine's claim: the same walk in key order, trying the lock on
-# each due row until %(limit)s are held, as one index scan instead of one
-# recursive step per row. The subquery's own LIMIT (a window far larger than
-# any claim) keeps the planner on the ordered index scan even when the
-# table's statistics are stale, and fences the subquery, so the volatile
-# lock call is never pushed below its ORDER BY: no row is locked out of
-# order. The outer LIMIT stops pulling rows, and so taking locks, as soon as
-# it has enough. Advisory locks are re-entrant, so the locker's own session
-# would lock its jobs in flight a second time: %(held)s lists them and the
-# walk steps over them.
+# each due row after the key %(after_*)s until %(limit)s are held, as one
+# index scan instead of one recursive step per row. The subquery's own LIMIT
+# (the window, %(window)s rows) keeps the planner on the ordered index scan
+# even when the table's statistics are stale, and fences the subquery, so
+# the volatile lock call is never pushed below its ORDER BY: no row is
+# locked out of order. The outer LIMIT stops pulling rows, and so taking
+# locks, as soon as it has enough. Advisory locks are re-entrant, so the
+# locker's own session would lock its jobs in flight a second time:
+# %(held)s lists them and the walk steps over them. When a window holds
+# fewer free jobs than wanted (other sessions hold the rest), CLAIM_WINDOW_END
+# gives its last key and the walk goes on after it: a due job is claimed
+# however many held jobs stand before it.
 LOCK_JOBS: Final = """
 SELECT due.priority, due.run_at, due.job_id
 FROM (
     SELECT j.priority, j.run_at, j.job_id
     FROM que_jobs AS j
     WHERE j.queue = %(queue)s AND j.run_at <= now()
+      AND (j.priority, j.run_at, j.job_id) > (
+          %(after_priority)s::smallint, %(after_run_at)s::text::timestamptz, %(after_id)s::bigint
+      )
       AND j.job_id <> ALL (%(held)s::text::bigint[])
     ORDER BY j.priority, j.run_at, j.job_id
-    LIMIT 1000
+    LIMIT %(window)s
 ) AS due
 WHERE pg_try_advisory_lock(due.job_id)
 LIMIT %(limit)s
+"""
+
+# The key of the last row of the window LOCK_JOBS walked with the same
+# parameters; no row when the window was not full (nothing lies beyond it).
+CLAIM_WINDOW_END: Final = """
+SELECT j.priority, j.run_at, j.job_id
+FROM que_jobs AS j
+WHERE j.queue = %(queue)s AND j.run_at <= now()
+  AND (j.priority, j.run_at, j.job_id) > (
+      %(after_priority)s::smallint, %(after_run_at)s::text::timestamptz, %(after_id)s::bigint
+  )
+  AND j.job_id <> ALL (%(held)s::text::bigint[])
+ORDER BY j.priority, j.run_at, j.job_id
+OFFSET %(window)s - 1
+LIMIT 1
 """
 
 # The batched statements take their keys as array literals built by the

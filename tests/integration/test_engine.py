@@ -30,6 +30,7 @@ from psycopg.rows import dict_row
 
 import que
 from que import sql
+from que._engine_base import claim_params
 from que.schema import install_notify, notify_installed, uninstall_notify
 
 from ..helpers import advisory_lock_count
@@ -293,6 +294,45 @@ async def test_engine_job_borrows_a_connection_when_it_asks_for_one(
     await eventually(lambda: remaining(conn) == 0, "both jobs deleted")
     assert sorted(row["n"] for row in seen) == [7, 8]
     assert held == [True, True]
+
+
+async def test_due_job_behind_ten_thousand_held_jobs_is_claimed(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Other sessions (Ruby or Go workers, other engines) hold the first 10,000
+    # due jobs; the engine must walk past all of them to the one that is free.
+    conn.execute(
+        "INSERT INTO que_jobs (job_class, priority) "
+        "SELECT 'Held', 10 FROM generate_series(1, 10000)"
+    )
+    conn.execute("ANALYZE que_jobs")
+    behind = await r(qc.enqueue(que.Job(type="Free", priority=50)))
+    worked: list[int] = []
+
+    async def free(job: Any) -> None:
+        worked.append(job.id)
+
+    with psycopg.connect(db_url, autocommit=True) as holder:
+        holder.execute("SELECT count(pg_advisory_lock(job_id)) FROM que_jobs WHERE priority = 10")
+        engine = engines({"Free": side.handler(free)}, concurrency=4)
+        with caplog.at_level(logging.DEBUG, logger=type(engine).__module__):
+            side.start_engine(engine)
+            await eventually(lambda: worked == [behind.id], "the free job worked")
+            assert await side.stop_engine(engine)
+        holder.execute("SELECT pg_advisory_unlock_all()")
+    claims = [
+        float(match.group(1))
+        for record in caplog.records
+        if (match := re.search(r"claimed 1 of \d+ wanted in ([0-9.]+) ms", record.getMessage()))
+    ]
+    assert claims, "the claim that found the free job was logged at DEBUG"
+    print(f"\nclaim past 10,000 held jobs ({side.name}): {claims[0]:.1f} ms")
+    assert remaining(conn) == 10000
 
 
 async def test_job_that_records_its_own_error_is_not_counted_twice(
@@ -598,9 +638,9 @@ def test_batch_claim_takes_one_lock_per_job_and_skips_held_ones(
 ) -> None:
     client.enqueue_many([que.Job(type="T") for _ in range(30)])
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as locker:
-        first = locker.execute(sql.LOCK_JOBS, {"queue": "", "limit": 10, "held": []}).fetchall()
+        first = locker.execute(sql.LOCK_JOBS, claim_params("", 10, [])).fetchall()
         held = [row["job_id"] for row in first]
-        second = locker.execute(sql.LOCK_JOBS, {"queue": "", "limit": 10, "held": held}).fetchall()
+        second = locker.execute(sql.LOCK_JOBS, claim_params("", 10, held)).fetchall()
         ids = held + [row["job_id"] for row in second]
         assert len(set(ids)) == 20
         assert advisory_lock_count(db_url) == 20
@@ -616,7 +656,7 @@ def test_batch_claim_skips_jobs_locked_elsewhere(
     for job_id in ids[:4]:  # a Ruby or Go worker holds these
         conn.execute("SELECT pg_advisory_lock(%s)", [job_id])
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as locker:
-        got = locker.execute(sql.LOCK_JOBS, {"queue": "", "limit": 10, "held": []}).fetchall()
+        got = locker.execute(sql.LOCK_JOBS, claim_params("", 10, [])).fetchall()
         assert [row["job_id"] for row in got] == ids[4:]
         locker.execute(sql.UNLOCK_JOBS, {"ids": ids[4:]})
     conn.execute("SELECT pg_advisory_unlock_all()")
