@@ -286,9 +286,12 @@ def _key(job: BaseJob) -> dict[str, Any]:
 
 
 def check_engine_options(
-    concurrency: object, buffer: int | None, listen: bool, max_connections: int
+    concurrency: object, buffer: int | None, listen: bool, limit: int | None
 ) -> int | None:
-    """Validate the engine's sizes; the fixed buffer, or None to size it on the fly."""
+    """Validate the engine's sizes; the fixed buffer, or None to size it on the fly.
+
+    ``limit`` is the size of a pool the caller gave the client (None: the
+    client's own pool, which grows to what the engine needs)."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive int, not {concurrency!r}")
     if buffer is not None and (
@@ -296,10 +299,15 @@ def check_engine_options(
     ):
         raise ValueError(f"buffer must be a non-negative int or None, not {buffer!r}")
     needed = 2 + (1 if listen else 0)
-    if max_connections < needed:
+    if limit is not None and limit < needed:
         raise ValueError(
-            f"the batched engine needs at least {needed} client connections "
-            "(locker, listener, one for job transactions); the client has "
-            f"{max_connections}"
+            f"the batched engine needs at least {needed} connections (locker, listener, "
+            f"one for job transactions); the pool given to the client has {limit}"
         )
     return buffer
+
+
+def engine_connections(concurrency: int, listen: bool) -> int:
+    """Connections an engine may use at once: its locker, its listener, and one
+    for each job that opens a transaction or asks for a connection."""
+    return 1 + (1 if listen else 0) + concurrency

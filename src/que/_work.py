@@ -98,14 +98,15 @@ def is_async_callable(func: object) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)
 
 
-def check_pool_count(count: object, max_connections: int) -> int:
-    """A worker pool's size, which must fit the client's connections."""
+def check_pool_count(count: object, limit: int | None) -> int:
+    """A worker pool's size. A client's own pool grows to fit it (``limit`` None);
+    a pool the caller gave the client must already hold one connection per worker."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"worker pool count must be a positive int, not {count!r}")
-    if count > max_connections:
+    if limit is not None and count > limit:
         raise ValueError(
-            f"worker pool count {count} exceeds the client's {max_connections} connections; "
-            "each worker holds one while it works: raise max_connections"
+            f"worker pool count {count} exceeds the {limit} connections of the pool given "
+            "to the client; each worker holds one while it works: give it a larger pool"
         )
     return count
 

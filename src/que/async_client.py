@@ -95,7 +95,7 @@ class AsyncClient(ClientBase[AsyncJob]):
                 name="que",
             )
             self._owns_pool = True
-        self.connections = AsyncConnections(pool, type(self).__name__)
+        self.connections = AsyncConnections(pool, type(self).__name__, owns_pool=self._owns_pool)
         if ASYNC:
             pass
         else:

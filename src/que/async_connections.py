@@ -25,9 +25,11 @@ AnyAsyncPool = psycopg_pool.AsyncConnectionPool[Any]
 class AsyncConnections:
     """The connections of one client: its pool, and whether it is open."""
 
-    def __init__(self, pool: AnyAsyncPool, owner: str) -> None:
+    def __init__(self, pool: AnyAsyncPool, owner: str, *, owns_pool: bool) -> None:
         self.pool = pool
         self.owner = owner
+        self.owns_pool = owns_pool
+        self.reserved = 0
         self.opened = False
         self.closed = False
         # A caller's pool may hand out connections outside autocommit: each
@@ -37,6 +39,23 @@ class AsyncConnections:
     @property
     def max_connections(self) -> int:
         return self.pool.max_size
+
+    @property
+    def limit(self) -> int | None:
+        """The most connections workers can count on: the size of a pool the
+        caller gave; None for the client's own pool, which grows (``reserve``)."""
+        return None if self.owns_pool else self.pool.max_size
+
+    async def reserve(self, count: int) -> None:
+        """Count on ``count`` more connections until ``unreserve``: the client's
+        own pool grows to hold every worker and engine started on it."""
+        self.reserved += count
+        if self.owns_pool and self.reserved > self.pool.max_size:
+            await self.pool.resize(self.pool.min_size, self.reserved)
+
+    def unreserve(self, count: int) -> None:
+        """Give back a reservation; the pool keeps its size, its idle connections close."""
+        self.reserved -= count
 
     def check_open(self) -> None:
         """Raise QueError unless the client is open and not yet closed."""

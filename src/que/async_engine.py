@@ -42,6 +42,7 @@ from ._engine_base import (
     EngineBook,
     check_engine_options,
     claim_params,
+    engine_connections,
     id_array,
     key_params,
     vanished_ids,
@@ -115,7 +116,7 @@ class AsyncBatchWorker:
             raise TypeError(
                 f"AsyncBatchWorker needs a que.AsyncClient, not {type(client).__name__}"
             )
-        extra = check_engine_options(concurrency, buffer, listen, client.max_connections)
+        extra = check_engine_options(concurrency, buffer, listen, client.connections.limit)
         self.client = client
         self.work_map = check_work_map(work_map, worker="AsyncBatchWorker", allow_async=ASYNC)
         self.queue = queue_name(queue)
@@ -183,7 +184,9 @@ class AsyncBatchWorker:
     async def _locker_loop(self) -> None:
         conn: AnyConnection | None = None
         failures = 0
+        reserved = engine_connections(self.concurrency, self.listen)
         try:
+            await self._connections.reserve(reserved)
             while True:
                 try:
                     if conn is None:
@@ -201,6 +204,7 @@ class AsyncBatchWorker:
                         conn = None
                     await self._wait(delay)
         finally:
+            self._connections.unreserve(reserved)
             self._watchdog.stop()
             if conn is not None:
                 # Any lock the session still holds dies with it.

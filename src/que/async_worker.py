@@ -77,6 +77,7 @@ class AsyncWorker:
         self._idle.clear()
         failures = 0
         try:
+            await self.client.connections.reserve(1)
             while not self._stop.is_set():
                 try:
                     worked = await self.work_one()
@@ -90,6 +91,7 @@ class AsyncWorker:
                 if not worked:
                     await wait_event(self._stop, self.interval)
         finally:
+            self.client.connections.unreserve(1)
             self._idle.set()
 
     async def work_one(self) -> bool:
@@ -143,7 +145,7 @@ class AsyncWorkerPool:
     ) -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(f"AsyncWorkerPool needs a que.AsyncClient, not {type(client).__name__}")
-        check_pool_count(count, client.max_connections)
+        check_pool_count(count, client.connections.limit)
         self.workers = [
             AsyncWorker(client, work_map, queue=queue, interval=interval) for _ in range(count)
         ]

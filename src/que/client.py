@@ -96,7 +96,7 @@ class Client(ClientBase[Job]):
                 name="que",
             )
             self._owns_pool = True
-        self.connections = Connections(pool, type(self).__name__)
+        self.connections = Connections(pool, type(self).__name__, owns_pool=self._owns_pool)
         self.open()
 
     @classmethod

@@ -43,6 +43,7 @@ from ._engine_base import (
     EngineBook,
     check_engine_options,
     claim_params,
+    engine_connections,
     id_array,
     key_params,
     vanished_ids,
@@ -114,7 +115,7 @@ class BatchWorker:
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"BatchWorker needs a que.Client, not {type(client).__name__}")
-        extra = check_engine_options(concurrency, buffer, listen, client.max_connections)
+        extra = check_engine_options(concurrency, buffer, listen, client.connections.limit)
         self.client = client
         self.work_map = check_work_map(work_map, worker="BatchWorker", allow_async=ASYNC)
         self.queue = queue_name(queue)
@@ -180,7 +181,9 @@ class BatchWorker:
     def _locker_loop(self) -> None:
         conn: AnyConnection | None = None
         failures = 0
+        reserved = engine_connections(self.concurrency, self.listen)
         try:
+            self._connections.reserve(reserved)
             while True:
                 try:
                     if conn is None:
@@ -198,6 +201,7 @@ class BatchWorker:
                         conn = None
                     self._wait(delay)
         finally:
+            self._connections.unreserve(reserved)
             self._watchdog.stop()
             if conn is not None:
                 # Any lock the session still holds dies with it.

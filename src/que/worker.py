@@ -78,6 +78,7 @@ class Worker:
         self._idle.clear()
         failures = 0
         try:
+            self.client.connections.reserve(1)
             while not self._stop.is_set():
                 try:
                     worked = self.work_one()
@@ -91,6 +92,7 @@ class Worker:
                 if not worked:
                     wait_event(self._stop, self.interval)
         finally:
+            self.client.connections.unreserve(1)
             self._idle.set()
 
     def work_one(self) -> bool:
@@ -144,7 +146,7 @@ class WorkerPool:
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"WorkerPool needs a que.Client, not {type(client).__name__}")
-        check_pool_count(count, client.max_connections)
+        check_pool_count(count, client.connections.limit)
         self.workers = [
             Worker(client, work_map, queue=queue, interval=interval) for _ in range(count)
         ]

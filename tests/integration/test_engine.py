@@ -335,6 +335,35 @@ async def test_due_job_behind_ten_thousand_held_jobs_is_claimed(
     assert remaining(conn) == 10000
 
 
+async def test_engine_larger_than_a_default_client_works(
+    side: Side, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    """30 jobs each holding a transaction at once, on a default client of 10
+    connections: the client's pool grows to what the engine needs."""
+    inside: list[int] = []
+    release = threading.Event()
+
+    async def write(job: Any) -> None:
+        await execute_in_job_tx(side, job, "SELECT 1")
+        inside.append(job.id)
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+
+    async with side.client(db_url) as client:
+        await r(client.enqueue_many([que.Job(type="Write") for _ in range(30)]))
+        engine = side.batch_worker(
+            client, {"Write": side.handler(write)}, concurrency=30, interval=0.05
+        )
+        side.start_engine(engine)
+        try:
+            await eventually(lambda: len(inside) == 30, "30 transactions open at once")
+            assert client.max_connections >= 32
+        finally:
+            release.set()
+        await eventually(lambda: remaining(conn) == 0, "every job deleted")
+        assert await side.stop_engine(engine, 30)
+
+
 async def test_job_that_records_its_own_error_is_not_counted_twice(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
 ) -> None:

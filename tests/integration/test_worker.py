@@ -298,11 +298,43 @@ async def test_database_errors_in_the_loop_are_logged_and_survived(
     assert "terminating connection" in caplog.text and "retrying in" in caplog.text
 
 
-async def test_pool_count_must_fit_the_connections(side: Side, qc: AnyClient) -> None:
-    with pytest.raises(ValueError, match="exceeds the client's 12 connections"):
-        side.worker_pool(qc, {}, 13)
-    with pytest.raises(ValueError, match="positive int"):
-        side.worker_pool(qc, {}, 0)
+async def test_pool_count_must_fit_a_pool_the_caller_gave(side: Side, db_url: str) -> None:
+    async with (
+        side.pool(db_url, min_size=1, max_size=3) as given,
+        side.client(given) as client,
+    ):
+        with pytest.raises(ValueError, match="exceeds the 3 connections of the pool given"):
+            side.worker_pool(client, {}, 4)
+    async with side.client(db_url) as client:
+        with pytest.raises(ValueError, match="positive int"):
+            side.worker_pool(client, {}, 0)
+
+
+async def test_a_pool_larger_than_a_default_client_works(
+    side: Side, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    """50 workers on a default client (10 connections): the client's pool grows,
+    and all 50 hold a job at the same time."""
+    holding: list[int] = []
+    release = threading.Event()
+
+    async def hold(job: Any) -> None:
+        holding.append(job.id)
+        while not release.is_set():  # polls: 50 waits must not take 50 threads
+            await asyncio.sleep(0.01)
+
+    async with side.client(db_url) as client:
+        assert client.max_connections == 10
+        await r(client.enqueue_many([que.Job(type="Hold") for _ in range(50)]))
+        pool = side.worker_pool(client, {"Hold": side.handler(hold)}, 50, interval=0.05)
+        pool.start()
+        try:
+            await wait_until(lambda: len(holding) == 50, 60, "50 jobs held at once")
+            assert client.max_connections >= 50
+        finally:
+            release.set()
+            assert await side.call(pool.shutdown, 60) is True
+        assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (0,)
 
 
 async def exactly_once(side: Side, db_url: str, workers: int, jobs: int) -> None:
