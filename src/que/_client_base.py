@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Generic, TypeVar
 
-from ._jobs import InsertParams, insert_params
+from ._jobs import InsertParams, insert_params, text_array
 from .backoff import Backoff, RetryInterval
 from .connect import Connector, get_connector_from_conninfo
 from .errors import LockAttemptsError
@@ -91,20 +91,6 @@ def bulk_params(params: list[InsertParams]) -> dict[str, str]:
         "job_classes": text_array([p.job_class for p in params]),
         "args": "[" + ",".join(p.args for p in params) + "]",
     }
-
-
-def text_array(values: list[str]) -> str:
-    r"""A PostgreSQL text[] literal; names repeat, so each is quoted once.
-
-    >>> print(text_array(["a", 'say "hi"', "a", "back\\slash"]))
-    {"a","say \"hi\"","a","back\\slash"}
-    """
-    quoted: dict[str, str] = {}
-    for value in values:
-        if value not in quoted:
-            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-            quoted[value] = f'"{escaped}"'
-    return "{" + ",".join(quoted[v] for v in values) + "}"
 
 
 def set_all_inserted(jobs: list[Any], params: list[InsertParams], rows: list[Any]) -> None:

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ._jobs import text_array
 from ._last_error import storable
 from ._work import Outcome
 from .backoff import Backoff
-from .job import BaseJob
+from .job import BaseJob, job_key
 
 # The longest the locker holds finished jobs' outcomes to write them in one batch.
 MAX_LINGER = 0.05
@@ -129,11 +130,11 @@ class EngineBook:
     def has_writes(self) -> bool:
         return bool(self.to_delete or self.to_fail or self.to_unlock)
 
-    def delete_params(self, queue: str) -> dict[str, Any]:
-        return key_params([_key(c.job) for c in self.to_delete], queue)
+    def delete_params(self) -> dict[str, Any]:
+        return key_params([job_key(c.job) for c in self.to_delete])
 
-    def fail_params(self, queue: str) -> dict[str, Any]:
-        params = key_params([_key(c.job) for c in self.to_fail], queue)
+    def fail_params(self) -> dict[str, Any]:
+        params = key_params([job_key(c.job) for c in self.to_fail])
         delays = [self.backoff.delay(c.job.type, c.job.error_count + 1) for c in self.to_fail]
         params["delays"] = "{" + ",".join(map(repr, delays)) + "}"
         params["messages"] = [storable(c.message) for c in self.to_fail]
@@ -217,11 +218,11 @@ def _smooth(old: float | None, new: float) -> float:
     return new if old is None else 0.7 * old + 0.3 * new
 
 
-def key_params(rows: list[dict[str, Any]], queue: str) -> dict[str, Any]:
-    """The full keys of rows of one queue as array literals, for the batched
-    re-check, delete and error update."""
+def key_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The full keys of rows as array literals, for the batched re-check,
+    delete and error update."""
     return {
-        "queue": queue,
+        "queues": text_array([r["queue"] for r in rows]),
         "priorities": "{" + ",".join(str(r["priority"]) for r in rows) + "}",
         "run_ats": "{" + ",".join(f'"{r["run_at"].isoformat()}"' for r in rows) + "}",
         "ids": id_array([r["job_id"] for r in rows]),
@@ -279,10 +280,6 @@ def wait_seconds(interval: float, next_run_at: datetime | None, now: datetime) -
     if next_run_at is None:
         return interval
     return max(0.0, min(interval, (next_run_at - now).total_seconds()))
-
-
-def _key(job: BaseJob) -> dict[str, Any]:
-    return {"priority": job.priority, "run_at": job.run_at, "job_id": job.id}
 
 
 def check_engine_options(

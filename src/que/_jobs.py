@@ -134,3 +134,17 @@ def _run_at(value: object) -> datetime | None:
 def check_queue(queue: object) -> str:
     """A queue name as given to lock_job or a worker, or InvalidJobError."""
     return _text("queue", queue)
+
+
+def text_array(values: list[str]) -> str:
+    r"""A PostgreSQL text[] literal; names repeat, so each is quoted once.
+
+    >>> print(text_array(["a", 'say "hi"', "a", "back\\slash"]))
+    {"a","say \"hi\"","a","back\\slash"}
+    """
+    quoted: dict[str, str] = {}
+    for value in values:
+        if value not in quoted:
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            quoted[value] = f'"{escaped}"'
+    return "{" + ",".join(quoted[v] for v in values) + "}"

@@ -7,7 +7,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._jobs import check_queue
@@ -44,6 +44,37 @@ def queue_name(value: str | None, environ: Mapping[str, str] | None = None) -> s
     """The queue a worker works: ``value``, else QUE_QUEUE, else the default queue ''."""
     env = os.environ if environ is None else environ
     return check_queue(env.get("QUE_QUEUE", "") if value is None else value)
+
+
+def queue_names(
+    value: str | Sequence[str] | None, environ: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """The queues a worker works, in the order it tries them: ``value`` (one
+    name or several), else QUE_QUEUE (names separated by commas), else ''.
+
+    A comma is never silently part of a name: in QUE_QUEUE it separates
+    names, and a name given in Python that holds one is refused.
+
+    >>> queue_names(["mail", "billing", "mail"]), queue_names(None, {"QUE_QUEUE": "a, b"})
+    (('mail', 'billing'), ('a', 'b'))
+    """
+    env = os.environ if environ is None else environ
+    if value is None:
+        raw = env.get("QUE_QUEUE", "")
+        names: list[str] = [name.strip() for name in raw.split(",")] if "," in raw else [raw]
+    elif isinstance(value, str):
+        names = [value]
+    else:
+        names = list(value)
+        if not names:
+            raise ValueError("give at least one queue to work")
+    for name in names:
+        if "," in check_queue(name):
+            raise ValueError(
+                f"queue name {name!r} holds a comma: give several queues as a list, "
+                "e.g. queue=['mail', 'billing']"
+            )
+    return tuple(dict.fromkeys(names))
 
 
 def retry_delay(failures: int, interval: float) -> float:
@@ -143,13 +174,37 @@ def log_outcome(
 
 
 def log_loop_error(
-    logger: logging.Logger, queue: str, exc: BaseException, failures: int, delay: float
+    logger: logging.Logger,
+    queues: Sequence[str],
+    exc: BaseException,
+    failures: int,
+    delay: float,
 ) -> None:
     logger.error(
-        "worker on queue %r: %s: %s; retrying in %.2fs",
-        queue,
+        "worker on %s: %s: %s; retrying in %.2fs",
+        describe_queues(queues),
         type(exc).__name__,
         exc,
         delay,
-        extra={"queue": queue, "failures": failures},
+        extra={"queues": list(queues), "failures": failures},
     )
+
+
+def rotated(items: Sequence[str], start: int) -> list[str]:
+    """``items`` starting at index ``start`` (modulo their count), wrapping round.
+
+    >>> rotated(["a", "b", "c"], 4)
+    ['b', 'c', 'a']
+    """
+    count = len(items)
+    return [items[(start + n) % count] for n in range(count)]
+
+
+def describe_queues(queues: Sequence[str]) -> str:
+    """``queue 'mail'``, or ``queues 'mail', 'billing'``.
+
+    >>> describe_queues(["mail"]), describe_queues(["mail", ""])
+    ("queue 'mail'", "queues 'mail', ''")
+    """
+    names = ", ".join(repr(name) for name in queues)
+    return f"queue {names}" if len(queues) == 1 else f"queues {names}"

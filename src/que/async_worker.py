@@ -9,7 +9,7 @@ functions in its worker threads and refuses async ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -28,7 +28,7 @@ from ._work import (
     check_pool_count,
     check_work_map,
     log_loop_error,
-    queue_name,
+    queue_names,
     retry_delay,
     wake_interval,
 )
@@ -42,10 +42,12 @@ AsyncWorkFunc = Callable[[AsyncJob], Any]
 
 
 class AsyncWorker:
-    """Works jobs of one queue, one at a time, until ``shutdown()``.
+    """Works jobs one at a time until ``shutdown()``.
 
-    ``queue`` defaults to QUE_QUEUE (else ''), ``interval`` (seconds slept when
-    the queue is empty) to QUE_WAKE_INTERVAL (else 5). A work function that
+    ``queue`` is a queue name or a list of them (default: QUE_QUEUE, names
+    separated by commas, else ''); each queue is worked in Que's priority
+    order, and the worker takes turns among them. ``interval`` (seconds slept
+    when no queue has a due job) defaults to QUE_WAKE_INTERVAL (else 5). A work function that
     returns normally has its job deleted (unless it deleted it itself); one
     that raises has the failure recorded and the job retried after backoff;
     a job whose type is not in the map fails the same way.
@@ -56,14 +58,15 @@ class AsyncWorker:
         client: AsyncClient,
         work_map: dict[str, AsyncWorkFunc],
         *,
-        queue: str | None = None,
+        queue: str | Sequence[str] | None = None,
         interval: float | None = None,
     ) -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(f"AsyncWorker needs a que.AsyncClient, not {type(client).__name__}")
         self.client = client
         self.work_map = check_work_map(work_map, worker="AsyncWorker", allow_async=ASYNC)
-        self.queue = queue_name(queue)
+        self.queues = queue_names(queue)
+        self._turn = 0
         self.interval = wake_interval(interval)
         self._stop = Event()
         self._idle = Event()
@@ -84,7 +87,7 @@ class AsyncWorker:
                 except (psycopg.Error, QueError) as exc:
                     failures += 1
                     delay = retry_delay(failures, self.interval)
-                    log_loop_error(logger, self.queue, exc, failures, delay)
+                    log_loop_error(logger, self.queues, exc, failures, delay)
                     await wait_event(self._stop, delay)
                     continue
                 failures = 0
@@ -94,14 +97,26 @@ class AsyncWorker:
             self.client.connections.unreserve(1)
             self._idle.set()
 
+    @property
+    def queue(self) -> str:
+        """The first of ``queues``."""
+        return self.queues[0]
+
     async def work_one(self) -> bool:
-        """Claim one job and run it. False when no job was due."""
-        job = await self.client.lock_job(self.queue)
-        if job is None:
-            return False
-        async with job:
-            await self._perform(job)
-        return True
+        """Claim one job and run it. False when no queue had a job due.
+
+        The queues take turns: each call starts with the one after the queue
+        tried first last time, so a busy queue never starves the others."""
+        count = len(self.queues)
+        for _ in range(count):
+            queue = self.queues[self._turn % count]
+            self._turn += 1
+            job = await self.client.lock_job(queue)
+            if job is not None:
+                async with job:
+                    await self._perform(job)
+                return True
+        return False
 
     async def _perform(self, job: AsyncJob) -> None:
         outcome, message = await perform(job, self.work_map.get(job.type), None, None)
@@ -140,7 +155,7 @@ class AsyncWorkerPool:
         work_map: dict[str, AsyncWorkFunc],
         count: int = 1,
         *,
-        queue: str | None = None,
+        queue: str | Sequence[str] | None = None,
         interval: float | None = None,
     ) -> None:
         if not isinstance(client, AsyncClient):

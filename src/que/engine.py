@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -49,14 +49,17 @@ from ._engine_base import (
     vanished_ids,
     wait_seconds,
 )
+from ._jobs import text_array
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
     Outcome,
     check_work_map,
+    describe_queues,
     log_loop_error,
     log_outcome,
-    queue_name,
+    queue_names,
     retry_delay,
+    rotated,
     wake_interval,
 )
 from .client import Client
@@ -105,7 +108,7 @@ class BatchWorker:
         work_map: dict[str, WorkFunc],
         *,
         concurrency: int = 8,
-        queue: str | None = None,
+        queue: str | Sequence[str] | None = None,
         interval: float | None = None,
         buffer: int | None = None,
         listen: bool = True,
@@ -118,7 +121,8 @@ class BatchWorker:
         extra = check_engine_options(concurrency, buffer, listen, client.connections.limit)
         self.client = client
         self.work_map = check_work_map(work_map, worker="BatchWorker", allow_async=ASYNC)
-        self.queue = queue_name(queue)
+        self.queues = queue_names(queue)
+        self._turn = 0
         self.interval = wake_interval(interval)
         self.concurrency = concurrency
         self.listen = listen
@@ -167,6 +171,11 @@ class BatchWorker:
         return True
 
     @property
+    def queue(self) -> str:
+        """The first of ``queues``."""
+        return self.queues[0]
+
+    @property
     def running(self) -> int:
         """Jobs whose work functions are running now."""
         return len(self._running)
@@ -195,7 +204,7 @@ class BatchWorker:
                 except Exception as exc:  # logged; the session is dropped and reopened
                     failures += 1
                     delay = retry_delay(failures, self.interval)
-                    log_loop_error(logger, self.queue, exc, failures, delay)
+                    log_loop_error(logger, self.queues, exc, failures, delay)
                     if conn is not None:
                         self._connections.drop(conn)
                         conn = None
@@ -257,59 +266,95 @@ class BatchWorker:
             if book.to_delete or book.to_fail:
                 conn.execute(sql.BEGIN)
                 if book.to_delete:
-                    conn.execute(sql.DELETE_JOBS, book.delete_params(self.queue), prepare=True)
+                    conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
                 if book.to_fail:
-                    conn.execute(sql.SET_JOBS_ERROR, book.fail_params(self.queue), prepare=True)
+                    conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
                 conn.execute(sql.COMMIT)
             unlock = book.unlock_ids()
             if unlock:
                 conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
             held = book.held_ids()
+            # The queues take turns at being claimed from first.
+            order = rotated(self.queues, self._turn)
+            self._turn += 1
             if limit > 0:
-                params = claim_params(self.queue, limit, held)
+                params = claim_params(order[0], limit, held)
                 claim.execute(sql.LOCK_JOBS, params, prepare=True)
         book.written()
         if limit == 0:
             return 0
         locked = claim.fetchall()
         if len(locked) < limit:
-            locked += self._claim_beyond(conn, limit - len(locked), held, locked)
+            locked += self._claim_more(conn, limit, held, order, locked)
         claimed = self._recheck(conn, locked) if locked else 0
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "queue %r: claimed %d of %d wanted in %.1f ms",
-                self.queue,
+                "%s: claimed %d of %d wanted in %.1f ms",
+                describe_queues(self.queues),
                 claimed,
                 limit,
                 (time.perf_counter() - began) * 1000,
-                extra={"queue": self.queue, "claimed": claimed, "wanted": limit},
+                extra={"queues": list(self.queues), "claimed": claimed, "wanted": limit},
             )
         return claimed
 
-    def _claim_beyond(
-        self, conn: AnyConnection, wanted: int, held: list[int], locked: list[dict[str, Any]]
+    def _claim_more(
+        self,
+        conn: AnyConnection,
+        limit: int,
+        held: list[int],
+        order: list[str],
+        locked: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
-        """Walk on past a full window whose free jobs ran out (other sessions hold
-        the rest), window after window, until ``wanted`` more are locked or no
-        window is full. Each window is its ``after`` key and the ids it skips."""
+        """After a short first claim: the rest of the first queue past full
+        windows, then the other queues in turn, until ``limit`` are locked."""
         more: list[dict[str, Any]] = []
-        window = claim_params(self.queue, 0, held)
         with conn.cursor(row_factory=dict_row) as cur:
-            while len(more) < wanted:
-                cur.execute(sql.CLAIM_WINDOW_END, window, prepare=True)
-                end = cur.fetchone()
-                if end is None:
+            for index, queue in enumerate(order):
+                # What this queue's first window skipped: the first queue's was
+                # sent with the writes, before this turn locked anything.
+                skip = held if index == 0 else held + [row["job_id"] for row in locked + more]
+                if index > 0:
+                    cur.execute(
+                        sql.LOCK_JOBS, claim_params(queue, limit - len(locked) - len(more), skip)
+                    )
+                    more += cur.fetchall()
+                if len(locked) + len(more) < limit:
+                    more += self._claim_beyond(cur, queue, limit, skip, locked + more)
+                if len(locked) + len(more) >= limit:
                     break
-                mine = [row["job_id"] for row in locked + more]
-                size = min(2 * window["window"], MAX_CLAIM_WINDOW)
-                window = claim_params(self.queue, wanted - len(more), held + mine, end, size)
-                cur.execute(sql.LOCK_JOBS, window, prepare=True)
-                more += cur.fetchall()
+        return more
+
+    def _claim_beyond(
+        self,
+        cur: psycopg.Cursor[Any],
+        queue: str,
+        limit: int,
+        skip: list[int],
+        locked: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """Walk on in ``queue`` past a full window whose free jobs ran out (other
+        sessions hold the rest), window after window, until ``limit`` are locked
+        in all or no window is full. A window is its ``after`` key and the ids
+        it skipped (``skip`` for the one just walked)."""
+        more: list[dict[str, Any]] = []
+        window = claim_params(queue, 0, skip)
+        while len(locked) + len(more) < limit:
+            cur.execute(sql.CLAIM_WINDOW_END, window, prepare=True)
+            end = cur.fetchone()
+            if end is None:
+                break
+            mine = [row["job_id"] for row in locked + more]
+            size = min(2 * window["window"], MAX_CLAIM_WINDOW)
+            wanted = limit - len(locked) - len(more)
+            window = claim_params(queue, wanted, skip + mine, end, size)
+            cur.execute(sql.LOCK_JOBS, window, prepare=True)
+            more += cur.fetchall()
         return more
 
     def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> int:
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql.RECHECK_JOBS, key_params(locked, self.queue), prepare=True)
+            cur.execute(sql.RECHECK_JOBS, key_params(locked), prepare=True)
             found = cur.fetchall()
             gone = vanished_ids(locked, found)
             if gone:  # finished by another worker after the walk's snapshot
@@ -326,7 +371,8 @@ class BatchWorker:
 
     def _idle_wait(self, conn: AnyConnection) -> float:
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql.NEXT_RUN_AT, {"queue": self.queue}, prepare=True)
+            queues = text_array(list(self.queues))
+            cur.execute(sql.NEXT_RUN_AT, {"queues": queues}, prepare=True)
             row = cur.fetchone()
         next_run_at = None if row is None else row["next_run_at"]
         return wait_seconds(self.interval, next_run_at, datetime.now(timezone.utc))
@@ -359,7 +405,7 @@ class BatchWorker:
                 failures = 0
                 while not self._stop.is_set():
                     for note in conn.notifies(timeout=0.5):
-                        if note.payload == self.queue:
+                        if note.payload in self.queues:
                             self._wake.set()
                 conn.execute(sql.UNLISTEN)
                 self._connections.give_back(conn)
@@ -367,7 +413,7 @@ class BatchWorker:
             except psycopg.Error as exc:
                 failures += 1
                 delay = retry_delay(failures, self.interval)
-                log_loop_error(logger, self.queue, exc, failures, delay)
+                log_loop_error(logger, self.queues, exc, failures, delay)
                 if conn is not None:
                     self._connections.drop(conn)
                 wait_event(self._stop, delay)

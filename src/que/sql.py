@@ -104,9 +104,9 @@ UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s) AS unlocked"
 # gives its last key and the walk goes on after it: a due job is claimed
 # however many held jobs stand before it.
 LOCK_JOBS: Final = """
-SELECT due.priority, due.run_at, due.job_id
+SELECT due.queue, due.priority, due.run_at, due.job_id
 FROM (
-    SELECT j.priority, j.run_at, j.job_id
+    SELECT j.queue, j.priority, j.run_at, j.job_id
     FROM que_jobs AS j
     WHERE j.queue = %(queue)s AND j.run_at <= now()
       AND (j.priority, j.run_at, j.job_id) > (
@@ -137,7 +137,7 @@ LIMIT 1
 
 # The batched statements take their keys as array literals built by the
 # engine (one string each, cast in SQL): psycopg would otherwise adapt
-# Python lists element by element. Each batch belongs to one queue.
+# Python lists element by element. A batch may hold jobs of several queues.
 
 # Re-read a batch of locked rows by their full keys in one fresh statement.
 # One primary-key lookup per row (LIMIT 1 keeps the planner from turning the
@@ -145,13 +145,14 @@ LIMIT 1
 RECHECK_JOBS: Final = """
 SELECT j.queue, j.priority, j.run_at, j.job_id, j.job_class, j.args, j.error_count, j.last_error
 FROM unnest(
-    %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
-) AS k(priority, run_at, job_id)
+    %(queues)s::text::text[], %(priorities)s::text::smallint[],
+    %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
+) AS k(queue, priority, run_at, job_id)
 CROSS JOIN LATERAL (
     SELECT r.queue, r.priority, r.run_at, r.job_id, r.job_class, r.args,
            r.error_count, r.last_error
     FROM que_jobs AS r
-    WHERE r.queue = %(queue)s AND r.priority = k.priority
+    WHERE r.queue = k.queue AND r.priority = k.priority
       AND r.run_at = k.run_at AND r.job_id = k.job_id
     LIMIT 1
 ) AS j
@@ -161,7 +162,9 @@ UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::text::b
 
 # When nothing is due: the earliest scheduled job, to sleep exactly until then.
 NEXT_RUN_AT: Final = """
-SELECT min(run_at) AS next_run_at FROM que_jobs WHERE queue = %(queue)s AND run_at > now()
+SELECT min(run_at) AS next_run_at
+FROM que_jobs
+WHERE queue = ANY (%(queues)s::text::text[]) AND run_at > now()
 """
 
 # -- finish ----------------------------------------------------------------
@@ -186,9 +189,10 @@ RETURNING error_count, run_at
 DELETE_JOBS: Final = """
 DELETE FROM que_jobs AS j
 USING unnest(
-    %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
-) AS k(priority, run_at, job_id)
-WHERE j.queue = %(queue)s AND j.priority = k.priority
+    %(queues)s::text::text[], %(priorities)s::text::smallint[],
+    %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
+) AS k(queue, priority, run_at, job_id)
+WHERE j.queue = k.queue AND j.priority = k.priority
   AND j.run_at = k.run_at AND j.job_id = k.job_id
 """
 
@@ -198,10 +202,11 @@ SET error_count = j.error_count + 1,
     run_at = now() + make_interval(secs => k.delay),
     last_error = k.last_error
 FROM unnest(
-    %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[],
+    %(queues)s::text::text[], %(priorities)s::text::smallint[],
+    %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[],
     %(delays)s::text::float8[], %(messages)s::text[]
-) AS k(priority, run_at, job_id, delay, last_error)
-WHERE j.queue = %(queue)s AND j.priority = k.priority
+) AS k(queue, priority, run_at, job_id, delay, last_error)
+WHERE j.queue = k.queue AND j.priority = k.priority
   AND j.run_at = k.run_at AND j.job_id = k.job_id
 """
 

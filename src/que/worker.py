@@ -10,7 +10,7 @@ functions in its worker threads and refuses async ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -29,7 +29,7 @@ from ._work import (
     check_pool_count,
     check_work_map,
     log_loop_error,
-    queue_name,
+    queue_names,
     retry_delay,
     wake_interval,
 )
@@ -43,10 +43,12 @@ WorkFunc = Callable[[Job], Any]
 
 
 class Worker:
-    """Works jobs of one queue, one at a time, until ``shutdown()``.
+    """Works jobs one at a time until ``shutdown()``.
 
-    ``queue`` defaults to QUE_QUEUE (else ''), ``interval`` (seconds slept when
-    the queue is empty) to QUE_WAKE_INTERVAL (else 5). A work function that
+    ``queue`` is a queue name or a list of them (default: QUE_QUEUE, names
+    separated by commas, else ''); each queue is worked in Que's priority
+    order, and the worker takes turns among them. ``interval`` (seconds slept
+    when no queue has a due job) defaults to QUE_WAKE_INTERVAL (else 5). A work function that
     returns normally has its job deleted (unless it deleted it itself); one
     that raises has the failure recorded and the job retried after backoff;
     a job whose type is not in the map fails the same way.
@@ -57,14 +59,15 @@ class Worker:
         client: Client,
         work_map: dict[str, WorkFunc],
         *,
-        queue: str | None = None,
+        queue: str | Sequence[str] | None = None,
         interval: float | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"Worker needs a que.Client, not {type(client).__name__}")
         self.client = client
         self.work_map = check_work_map(work_map, worker="Worker", allow_async=ASYNC)
-        self.queue = queue_name(queue)
+        self.queues = queue_names(queue)
+        self._turn = 0
         self.interval = wake_interval(interval)
         self._stop = Event()
         self._idle = Event()
@@ -85,7 +88,7 @@ class Worker:
                 except (psycopg.Error, QueError) as exc:
                     failures += 1
                     delay = retry_delay(failures, self.interval)
-                    log_loop_error(logger, self.queue, exc, failures, delay)
+                    log_loop_error(logger, self.queues, exc, failures, delay)
                     wait_event(self._stop, delay)
                     continue
                 failures = 0
@@ -95,14 +98,26 @@ class Worker:
             self.client.connections.unreserve(1)
             self._idle.set()
 
+    @property
+    def queue(self) -> str:
+        """The first of ``queues``."""
+        return self.queues[0]
+
     def work_one(self) -> bool:
-        """Claim one job and run it. False when no job was due."""
-        job = self.client.lock_job(self.queue)
-        if job is None:
-            return False
-        with job:
-            self._perform(job)
-        return True
+        """Claim one job and run it. False when no queue had a job due.
+
+        The queues take turns: each call starts with the one after the queue
+        tried first last time, so a busy queue never starves the others."""
+        count = len(self.queues)
+        for _ in range(count):
+            queue = self.queues[self._turn % count]
+            self._turn += 1
+            job = self.client.lock_job(queue)
+            if job is not None:
+                with job:
+                    self._perform(job)
+                return True
+        return False
 
     def _perform(self, job: Job) -> None:
         outcome, message = perform(job, self.work_map.get(job.type), None, None)
@@ -141,7 +156,7 @@ class WorkerPool:
         work_map: dict[str, WorkFunc],
         count: int = 1,
         *,
-        queue: str | None = None,
+        queue: str | Sequence[str] | None = None,
         interval: float | None = None,
     ) -> None:
         if not isinstance(client, Client):
