@@ -32,7 +32,7 @@ def end_process_on_overdue(database: Database) -> OverdueCallback:
         )
         try:
             with database.connector.connect() as conn:
-                delay = DEFAULT_BACKOFF.delay(job.type, job.error_count + 1)
+                delay = DEFAULT_BACKOFF.delay_for_failure(job.type, job.error_count + 1)
                 conn.execute(sql.SET_JOB_ERROR, error_params(job, message, delay))
         except Exception as exc:  # the process ends either way; the lock dies with it
             logger.error("could not record the timeout of job %s: %s", job.id, one_line(exc))

@@ -135,7 +135,9 @@ class EngineBook:
 
     def fail_params(self) -> dict[str, Any]:
         params = key_params([job_key(c.job) for c in self.to_fail])
-        delays = [self.backoff.delay(c.job.type, c.job.error_count + 1) for c in self.to_fail]
+        delays = [
+            self.backoff.delay_for_failure(c.job.type, c.job.error_count + 1) for c in self.to_fail
+        ]
         params["delays"] = "{" + ",".join(map(repr, delays)) + "}"
         params["messages"] = [storable(c.message) for c in self.to_fail]
         return params

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
+
+# The longest retry delay: a century. Far longer would leave the range of
+# PostgreSQL's interval arithmetic, and fail the statement that records it.
+MAX_DELAY = 100 * 365.25 * 86400.0
 
 RetryInterval = float | Callable[[int], float]
 """A fixed delay in seconds, or a function of the error count (after the failure)."""
@@ -39,7 +46,12 @@ class Backoff:
                 )
 
     def delay(self, job_type: str, error_count: int) -> float:
-        """Seconds until a job of ``job_type`` that has failed ``error_count`` times runs again."""
+        """Seconds until a job of ``job_type`` that has failed ``error_count`` times
+        runs again, at most MAX_DELAY.
+
+        >>> Backoff().delay("T", 10_000) == MAX_DELAY
+        True
+        """
         interval = self.overrides.get(job_type, self.default)
         seconds = interval(error_count) if callable(interval) else interval
         if not _is_delay(seconds):
@@ -47,7 +59,25 @@ class Backoff:
                 f"retry interval for job type {job_type!r} gave {seconds!r}; "
                 "expected a non-negative number of seconds"
             )
-        return float(seconds)
+        return min(float(seconds), MAX_DELAY)
+
+    def delay_for_failure(self, job_type: str, error_count: int) -> float:
+        """``delay()`` for recording a failure, which must not fail itself: a policy
+        that raises or gives a bad value is logged, and the default used instead.
+
+        >>> Backoff({"T": lambda n: 1 / 0}).delay_for_failure("T", 2)
+        19.0
+        """
+        try:
+            return self.delay(job_type, error_count)
+        except Exception as exc:
+            logger.error(
+                "retry interval for job type %r failed (%s: %s); using the default backoff",
+                job_type,
+                type(exc).__name__,
+                exc,
+            )
+            return min(float(default_backoff(error_count)), MAX_DELAY)
 
 
 def _is_delay(value: object) -> bool:

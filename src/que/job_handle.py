@@ -178,7 +178,10 @@ class JobHandle:
             conn.rollback()
             self._end_tx(conn)
         job = self.job
-        delay = self.backoff.delay(job.type, job.error_count + 1) if retry_in is None else retry_in
+        if retry_in is None:
+            delay = self.backoff.delay_for_failure(job.type, job.error_count + 1)
+        else:
+            delay = retry_in
         params = error_params(job, message, delay)
         # A dict_row cursor: the connection may come from a caller's pool with tuple rows.
         with conn.cursor(row_factory=dict_row) as cur:

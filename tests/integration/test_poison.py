@@ -206,3 +206,65 @@ def test_args_written_by_sql_are_worked_or_recorded(
         conn.execute("DELETE FROM que_jobs WHERE job_id = %s", [job_id])
     else:
         assert row is None
+
+
+async def broken(job: Any) -> None:
+    raise Hostile("fails as planned")
+
+
+HOSTILE_POLICIES: dict[str, Any] = {
+    "Raises": lambda n: 1 / 0,
+    "Negative": lambda n: -5,
+    "Enormous": lambda n: 1e30,
+    "NotANumber": lambda n: "soon",
+}
+
+
+@pytest.mark.parametrize("engine", ["pool", "batch"])
+async def test_hostile_retry_policies_cannot_stop_the_recording_of_failures(
+    side: Side, db_url: str, conn: psycopg.Connection[Any], engine: str
+) -> None:
+    """A retry policy that raises, or gives a value PostgreSQL cannot add to a
+    time, falls back to the default backoff (or is capped): the failure is
+    recorded, and the other jobs of the batch are still worked."""
+    names = [*HOSTILE_POLICIES, "Fine"]
+    for name in names:
+        for _ in range(3):
+            insert_by_sql(conn, name, "[]")
+    work_map = {name: side.handler(broken) for name in HOSTILE_POLICIES}
+    work_map["Fine"] = side.handler(succeed)
+    async with side.client(db_url, retry_intervals=HOSTILE_POLICIES) as client:
+        if engine == "pool":
+            runner = side.worker_pool(client, work_map, 2, interval=0.05)
+            runner.start()
+        else:
+            runner = side.batch_worker(client, work_map, concurrency=4, interval=0.05)
+            side.start_engine(runner)
+        try:
+            await wait_until(
+                lambda: (
+                    conn.execute(
+                        "SELECT count(*) FILTER (WHERE error_count = 0), count(*) FROM que_jobs"
+                    ).fetchone()
+                    == (0, 12)
+                ),
+                60,
+                "every failure recorded and every fine job deleted",
+            )
+        finally:
+            if engine == "pool":
+                assert await side.call(runner.shutdown, 30) is True
+            else:
+                assert await side.stop_engine(runner, 30)
+    rows = conn.execute(
+        "SELECT job_class, max(error_count), "
+        "min(extract(epoch FROM run_at - now())), max(extract(epoch FROM run_at - now())) "
+        "FROM que_jobs GROUP BY job_class ORDER BY job_class"
+    ).fetchall()
+    by_type = {row[0]: row[1:] for row in rows}
+    assert set(by_type) == set(HOSTILE_POLICIES)
+    for name in ("Raises", "Negative", "NotANumber"):  # the default backoff: 4 s
+        count, soonest, latest = by_type[name]
+        assert count == 1 and 0 < soonest <= latest <= 4
+    count, soonest, _ = by_type["Enormous"]
+    assert count == 1 and soonest > 99 * 365 * 86400  # capped at a century
