@@ -76,6 +76,7 @@ async def run_work(
     if is_async_callable(func):
         result = await run_with_timeout(func(job), job, limit)
     else:
+        watchdog = None if limit is None else watchdog  # no limit: nothing to watch
         if watchdog is not None:
             watchdog.started(job)
         try:
@@ -83,7 +84,7 @@ async def run_work(
         finally:
             if watchdog is not None:
                 watchdog.finished(job)
-    if inspect.isawaitable(result):  # a sync function that returned a coroutine
+    if result is not None and inspect.isawaitable(result):  # a sync function's coroutine
         await run_with_timeout(result, job, limit)
 
 

@@ -67,6 +67,7 @@ def run_work(
 
     A thread cannot be stopped, so ``limit`` only matters to the watchdog.
     """
+    watchdog = None if limit is None else watchdog  # no limit: nothing to watch
     if watchdog is not None:
         watchdog.started(job)
     try:
@@ -74,7 +75,7 @@ def run_work(
     finally:
         if watchdog is not None:
             watchdog.finished(job)
-    if inspect.isawaitable(result):
+    if result is not None and inspect.isawaitable(result):
         close = getattr(result, "close", None)
         if callable(close):
             close()  # a coroutine never awaited: close it so no warning follows

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ._jobs import text_array
 from ._last_error import storable
 from ._work import Outcome
 from .backoff import Backoff
@@ -130,17 +129,23 @@ class EngineBook:
     def has_writes(self) -> bool:
         return bool(self.to_delete or self.to_fail or self.to_unlock)
 
-    def delete_params(self) -> dict[str, Any]:
-        return key_params([job_key(c.job) for c in self.to_delete])
+    def delete_params(self) -> list[dict[str, Any]]:
+        """DELETE_JOBS parameters, one set per queue."""
+        return [key_params(rows) for rows in by_queue([job_key(c.job) for c in self.to_delete])]
 
-    def fail_params(self) -> dict[str, Any]:
-        params = key_params([job_key(c.job) for c in self.to_fail])
-        delays = [
-            self.backoff.delay_for_failure(c.job.type, c.job.error_count + 1) for c in self.to_fail
-        ]
-        params["delays"] = "{" + ",".join(map(repr, delays)) + "}"
-        params["messages"] = [storable(c.message) for c in self.to_fail]
-        return params
+    def fail_params(self) -> list[dict[str, Any]]:
+        """SET_JOBS_ERROR parameters, one set per queue."""
+        batches = []
+        for queue in dict.fromkeys(c.job.queue for c in self.to_fail):
+            failed = [c for c in self.to_fail if c.job.queue == queue]
+            params = key_params([job_key(c.job) for c in failed])
+            delays = [
+                self.backoff.delay_for_failure(c.job.type, c.job.error_count + 1) for c in failed
+            ]
+            params["delays"] = "{" + ",".join(map(repr, delays)) + "}"
+            params["messages"] = [storable(c.message) for c in failed]
+            batches.append(params)
+        return batches
 
     def finishing(self) -> list[Completion]:
         return self.to_delete + self.to_fail + self.to_unlock
@@ -220,11 +225,27 @@ def _smooth(old: float | None, new: float) -> float:
     return new if old is None else 0.7 * old + 0.3 * new
 
 
+def by_queue(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by queue (in the order each queue first appears): each
+    batched statement takes the rows of one queue.
+
+    >>> rows = [{"queue": q, "job_id": n} for n, q in enumerate("aba")]
+    >>> [[r["job_id"] for r in group] for group in by_queue(rows)]
+    [[0, 2], [1]]
+    """
+    if len({row["queue"] for row in rows}) <= 1:
+        return [rows] if rows else []
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["queue"], []).append(row)
+    return list(groups.values())
+
+
 def key_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The full keys of rows as array literals, for the batched re-check,
-    delete and error update."""
+    """The full keys of rows of one queue as array literals, for the batched
+    re-check, delete and error update."""
     return {
-        "queues": text_array([r["queue"] for r in rows]),
+        "queue": rows[0]["queue"],
         "priorities": "{" + ",".join(str(r["priority"]) for r in rows) + "}",
         "run_ats": "{" + ",".join(f'"{r["run_at"].isoformat()}"' for r in rows) + "}",
         "ids": id_array([r["job_id"] for r in rows]),

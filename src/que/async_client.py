@@ -40,7 +40,7 @@ from .async_schema import check_version_async
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .errors import DatabaseUnavailableError
-from .job import JobStats, job_fields
+from .job import JobStats, job_from_row
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ class AsyncClient(ClientBase[AsyncJob]):
                 await cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
                 found = await cur.fetchone()
                 if found is not None:
-                    job = AsyncJob(**job_fields(found))
+                    job = job_from_row(AsyncJob, found)
                     AsyncJobHandle(job, self.backoff, self._release, conn=conn)
                     return self._track(job)
                 # Deleted by another worker after our walk's snapshot was taken.

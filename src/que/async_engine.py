@@ -40,6 +40,7 @@ from ._engine_base import (
     BufferSizer,
     Completion,
     EngineBook,
+    by_queue,
     check_engine_options,
     claim_params,
     engine_connections,
@@ -64,7 +65,7 @@ from ._work import (
 from .async_client import AsyncClient
 from .async_job_handle import AsyncJob, AsyncJobHandle, perform
 from .errors import QueError
-from .job import job_fields
+from .job import job_from_row
 
 logger = logging.getLogger(__name__)
 
@@ -268,10 +269,10 @@ class AsyncBatchWorker:
         async with conn.pipeline():
             if book.to_delete or book.to_fail:
                 await conn.execute(sql.BEGIN)
-                if book.to_delete:
-                    await conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
-                if book.to_fail:
-                    await conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
+                for params in book.delete_params():
+                    await conn.execute(sql.DELETE_JOBS, params, prepare=True)
+                for params in book.fail_params():
+                    await conn.execute(sql.SET_JOBS_ERROR, params, prepare=True)
                 await conn.execute(sql.COMMIT)
             unlock = book.unlock_ids()
             if unlock:
@@ -357,14 +358,16 @@ class AsyncBatchWorker:
 
     async def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> int:
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(sql.RECHECK_JOBS, key_params(locked), prepare=True)
-            found = await cur.fetchall()
+            found = []
+            for rows in by_queue(locked):
+                await cur.execute(sql.RECHECK_JOBS, key_params(rows), prepare=True)
+                found += await cur.fetchall()
             gone = vanished_ids(locked, found)
             if gone:  # finished by another worker after the walk's snapshot
                 await cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
-            job = AsyncJob(**job_fields(row))
+            job = job_from_row(AsyncJob, row)
             handle = AsyncJobHandle(
                 job, self.client.backoff, self._give_back, lend=self._connections.take
             )

@@ -39,7 +39,7 @@ from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .connections import AnyPool, Connections
 from .errors import DatabaseUnavailableError
-from .job import JobStats, job_fields
+from .job import JobStats, job_from_row
 from .job_handle import Job, JobHandle
 from .schema import check_version
 
@@ -242,7 +242,7 @@ class Client(ClientBase[Job]):
                 cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
                 found = cur.fetchone()
                 if found is not None:
-                    job = Job(**job_fields(found))
+                    job = job_from_row(Job, found)
                     JobHandle(job, self.backoff, self._release, conn=conn)
                     return self._track(job)
                 # Deleted by another worker after our walk's snapshot was taken.

@@ -41,6 +41,7 @@ from ._engine_base import (
     BufferSizer,
     Completion,
     EngineBook,
+    by_queue,
     check_engine_options,
     claim_params,
     engine_connections,
@@ -64,7 +65,7 @@ from ._work import (
 )
 from .client import Client
 from .errors import QueError
-from .job import job_fields
+from .job import job_from_row
 from .job_handle import Job, JobHandle, perform
 
 logger = logging.getLogger(__name__)
@@ -265,10 +266,10 @@ class BatchWorker:
         with conn.pipeline():
             if book.to_delete or book.to_fail:
                 conn.execute(sql.BEGIN)
-                if book.to_delete:
-                    conn.execute(sql.DELETE_JOBS, book.delete_params(), prepare=True)
-                if book.to_fail:
-                    conn.execute(sql.SET_JOBS_ERROR, book.fail_params(), prepare=True)
+                for params in book.delete_params():
+                    conn.execute(sql.DELETE_JOBS, params, prepare=True)
+                for params in book.fail_params():
+                    conn.execute(sql.SET_JOBS_ERROR, params, prepare=True)
                 conn.execute(sql.COMMIT)
             unlock = book.unlock_ids()
             if unlock:
@@ -354,14 +355,16 @@ class BatchWorker:
 
     def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> int:
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql.RECHECK_JOBS, key_params(locked), prepare=True)
-            found = cur.fetchall()
+            found = []
+            for rows in by_queue(locked):
+                cur.execute(sql.RECHECK_JOBS, key_params(rows), prepare=True)
+                found += cur.fetchall()
             gone = vanished_ids(locked, found)
             if gone:  # finished by another worker after the walk's snapshot
                 cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
-            job = Job(**job_fields(row))
+            job = job_from_row(Job, row)
             handle = JobHandle(
                 job, self.client.backoff, self._give_back, lend=self._connections.take
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ._jobs import DEFAULT_PRIORITY
 
@@ -38,18 +38,22 @@ def job_key(job: BaseJob) -> dict[str, Any]:
     return {"queue": job.queue, "priority": job.priority, "run_at": job.run_at, "job_id": job.id}
 
 
-def job_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Constructor arguments of a job read from a que_jobs row."""
-    return {
-        "type": row["job_class"],
-        "args": row["args"],
-        "queue": row["queue"],
-        "priority": row["priority"],
-        "run_at": row["run_at"],
-        "id": row["job_id"],
-        "error_count": row["error_count"],
-        "last_error": row["last_error"],
-    }
+def job_from_row(cls: type[J], row: Mapping[str, Any]) -> J:
+    """A job of class ``cls`` read from a que_jobs row (an engine makes one per
+    job it claims: positional arguments, no dict in between)."""
+    return cls(
+        row["job_class"],
+        row["args"],
+        row["queue"],
+        row["priority"],
+        row["run_at"],
+        row["job_id"],
+        row["error_count"],
+        row["last_error"],
+    )
+
+
+J = TypeVar("J", bound=BaseJob)
 
 
 @dataclass(frozen=True)
@@ -77,4 +81,4 @@ def stats_from_row(row: Mapping[str, Any]) -> JobStats:
     )
 
 
-__all__ = ["BaseJob", "JobStats", "job_fields", "job_key", "stats_from_row"]
+__all__ = ["BaseJob", "JobStats", "job_from_row", "job_key", "stats_from_row"]

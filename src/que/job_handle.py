@@ -115,6 +115,19 @@ class JobHandle:
     client's ``lock_job``), or ``lend`` borrows one on demand (an engine,
     whose locker session holds the lock). ``release`` gives the job back."""
 
+    # An engine makes one per job: slots keep that cheap.
+    __slots__ = (
+        "_conn",
+        "_lend",
+        "_release",
+        "backoff",
+        "deleted",
+        "error_written",
+        "finished",
+        "in_tx",
+        "job",
+    )
+
     def __init__(
         self,
         job: Job,

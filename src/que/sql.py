@@ -137,7 +137,8 @@ LIMIT 1
 
 # The batched statements take their keys as array literals built by the
 # engine (one string each, cast in SQL): psycopg would otherwise adapt
-# Python lists element by element. A batch may hold jobs of several queues.
+# Python lists element by element. Each statement takes the jobs of one
+# queue (an engine serving several queues sends one statement per queue).
 
 # Re-read a batch of locked rows by their full keys in one fresh statement.
 # One primary-key lookup per row (LIMIT 1 keeps the planner from turning the
@@ -145,14 +146,13 @@ LIMIT 1
 RECHECK_JOBS: Final = """
 SELECT j.queue, j.priority, j.run_at, j.job_id, j.job_class, j.args, j.error_count, j.last_error
 FROM unnest(
-    %(queues)s::text::text[], %(priorities)s::text::smallint[],
-    %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
-) AS k(queue, priority, run_at, job_id)
+    %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
+) AS k(priority, run_at, job_id)
 CROSS JOIN LATERAL (
     SELECT r.queue, r.priority, r.run_at, r.job_id, r.job_class, r.args,
            r.error_count, r.last_error
     FROM que_jobs AS r
-    WHERE r.queue = k.queue AND r.priority = k.priority
+    WHERE r.queue = %(queue)s AND r.priority = k.priority
       AND r.run_at = k.run_at AND r.job_id = k.job_id
     LIMIT 1
 ) AS j
@@ -189,10 +189,9 @@ RETURNING error_count, run_at
 DELETE_JOBS: Final = """
 DELETE FROM que_jobs AS j
 USING unnest(
-    %(queues)s::text::text[], %(priorities)s::text::smallint[],
-    %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
-) AS k(queue, priority, run_at, job_id)
-WHERE j.queue = k.queue AND j.priority = k.priority
+    %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
+) AS k(priority, run_at, job_id)
+WHERE j.queue = %(queue)s AND j.priority = k.priority
   AND j.run_at = k.run_at AND j.job_id = k.job_id
 """
 
@@ -202,11 +201,10 @@ SET error_count = j.error_count + 1,
     run_at = now() + make_interval(secs => k.delay),
     last_error = k.last_error
 FROM unnest(
-    %(queues)s::text::text[], %(priorities)s::text::smallint[],
-    %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[],
+    %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[],
     %(delays)s::text::float8[], %(messages)s::text[]
-) AS k(queue, priority, run_at, job_id, delay, last_error)
-WHERE j.queue = k.queue AND j.priority = k.priority
+) AS k(priority, run_at, job_id, delay, last_error)
+WHERE j.queue = %(queue)s AND j.priority = k.priority
   AND j.run_at = k.run_at AND j.job_id = k.job_id
 """
 
