@@ -17,23 +17,20 @@ from collections.abc import Sequence
 import psycopg
 
 from . import embedded
+from ._cli_database import Database, connector_from_text, embedded_database, select_database
+from ._cli_logging import configure_logging
 from ._cli_parser import build_parser
 from ._cli_support import (
     EXIT_ERROR,
     EXIT_USAGE,
     CliError,
-    Database,
     UsageError,
-    configure_logging,
-    connector_from_text,
-    embedded_database,
     hide_password,
     local_now,
     one_line,
     parse_args_json,
     parse_run_at,
     run_at_in,
-    select_database,
     stats_json,
     stats_table,
 )
