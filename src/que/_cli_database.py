@@ -12,6 +12,7 @@ from . import embedded
 from ._cli_support import UsageError, hide_password, one_line
 from .connect import (
     LIBPQ_ENV_VARS,
+    URL_ENV_VARS,
     Connector,
     get_connector_from_conninfo,
     get_connector_from_url,
@@ -70,6 +71,17 @@ def connector_from_text(text: str, source: str) -> Connector:
         ) from exc
 
 
+def no_database_message() -> str:
+    """What a data command says when it was given no database: every setting it reads."""
+    return (
+        "no database given: pass --database-url, or set "
+        + ", ".join(URL_ENV_VARS)
+        + " or the libpq variables ("
+        + ", ".join(LIBPQ_ENV_VARS)
+        + "); or add --embedded to use the embedded PostgreSQL (que-pg[embedded])"
+    )
+
+
 def select_database(
     url: str | None,
     use_embedded: bool,
@@ -77,20 +89,28 @@ def select_database(
     *,
     notes: TextIO,
 ) -> Database:
-    """The database, in order: ``url``, QUE_DATABASE_URL, DATABASE_URL, PG* variables,
-    else (or with ``use_embedded``) the embedded server, started if needed."""
+    """The database, in order: ``url``, QUE_DATABASE_URL, DATABASE_URL, PG* variables;
+    the embedded server (started if needed) only with ``use_embedded``.
+
+    With none of them the command fails: a production command never writes to a
+    private embedded server that nothing else reads.
+    """
     if url is not None:
         if use_embedded:
             raise UsageError("--database-url and --embedded contradict each other; give one")
         return Database(connector_from_text(url, "--database-url"), "--database-url")
-    if not use_embedded:
-        for name in ("QUE_DATABASE_URL", "DATABASE_URL"):
-            if environ.get(name, "").strip():
-                return Database(connector_from_text(environ[name], name), name)
-        given = [name for name in LIBPQ_ENV_VARS if environ.get(name)]
-        if given:
-            return Database(Connector(""), ", ".join(given))
-    return embedded_database(notes=notes)
+    if use_embedded:
+        return embedded_database(notes=notes)
+    for name in URL_ENV_VARS:
+        value = environ.get(name, "")
+        if value and not value.strip():
+            raise UsageError(f"{name} is set but blank; unset it or give it a database URL")
+        if value:
+            return Database(connector_from_text(value, name), name)
+    given = [name for name in LIBPQ_ENV_VARS if environ.get(name)]
+    if given:
+        return Database(Connector(""), ", ".join(given))
+    raise UsageError(no_database_message())
 
 
 def embedded_database(*, database: str = "postgres", notes: TextIO) -> Database:

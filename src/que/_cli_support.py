@@ -30,9 +30,11 @@ environment variables:
   QUE_WAKE_INTERVAL  seconds an idle worker waits before looking again (default 5)
   QUE_EMBEDDED_DIR   data directory of the embedded PostgreSQL
                      (default: {data_dir})
-With no database configured, commands use the embedded PostgreSQL (the
-que-pg[embedded] extra), started once and left running for later commands;
-`que embedded stop` stops it and `que embedded remove` deletes it."""
+With no --database-url, URL variable or PG* variable, a command that needs a
+database fails; --embedded makes it use the embedded PostgreSQL (the
+que-pg[embedded] extra), started once and left running for later commands.
+`que demo` uses it unless given --database-url. `que embedded stop` stops it
+and `que embedded remove` deletes it."""
 
 
 class CliError(Exception):
