@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
 from . import embedded
-from ._cli_support import UsageError, hide_password, one_line
+from ._cli_support import UsageError, one_line
 from .connect import (
     LIBPQ_ENV_VARS,
     URL_ENV_VARS,
     Connector,
+    connector_from_env,
     get_connector_from_conninfo,
-    get_connector_from_url,
 )
 from .errors import QueError
-
-_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)?://")
 
 
 @dataclass(frozen=True)
@@ -38,37 +35,19 @@ class Database:
         return f"{self.connector.describe()} (from {self.source})"
 
 
-def connector_from_text(text: str, source: str) -> Connector:
-    """A Connector from a URL or conninfo given by ``source`` (an option or variable name)."""
-    value = text.strip()
-    if not value:
+def connector_from_setting(value: str, source: str) -> Connector:
+    """A Connector from the URL or conninfo string that ``source`` (an option or a
+    variable) gave, read by the library as que.connect reads it.
+
+    No error repeats ``value``, which may hold a password: the library's
+    messages never quote their input, and this one only names ``source``.
+    """
+    if not value.strip():
         raise UsageError(f"{source} is empty")
-    shown = hide_password(value)
-    url = _URL_SCHEME.match(value)
-    if url is not None:
-        scheme = url.group(1)
-        if scheme not in ("postgres", "postgresql"):
-            raise UsageError(
-                f"{source} must be a postgresql:// URL, not "
-                + (f"a {scheme}:// one" if scheme else repr(shown))
-            )
-        try:
-            return get_connector_from_url(value)
-        except (QueError, ValueError) as exc:  # urlsplit raises ValueError
-            raise UsageError(
-                f"{source} is not a valid database URL ({shown}): {hide_password(one_line(exc))}"
-            ) from exc
-    if "=" not in value:
-        raise UsageError(
-            f"{source} must be a postgresql:// URL or a libpq conninfo string "
-            f"such as 'host=... dbname=...', not {shown!r}"
-        )
     try:
         return get_connector_from_conninfo(value)
     except QueError as exc:
-        raise UsageError(
-            f"{source} is not a valid conninfo string ({shown}): {hide_password(one_line(exc))}"
-        ) from exc
+        raise UsageError(f"{source}: {one_line(exc)}") from exc
 
 
 def no_database_message() -> str:
@@ -98,19 +77,28 @@ def select_database(
     if url is not None:
         if use_embedded:
             raise UsageError("--database-url and --embedded contradict each other; give one")
-        return Database(connector_from_text(url, "--database-url"), "--database-url")
+        return Database(connector_from_setting(url, "--database-url"), "--database-url")
     if use_embedded:
         return embedded_database(notes=notes)
     for name in URL_ENV_VARS:
         value = environ.get(name, "")
         if value and not value.strip():
             raise UsageError(f"{name} is set but blank; unset it or give it a database URL")
-        if value:
-            return Database(connector_from_text(value, name), name)
-    given = [name for name in LIBPQ_ENV_VARS if environ.get(name)]
-    if given:
-        return Database(Connector(""), ", ".join(given))
-    raise UsageError(no_database_message())
+    try:
+        connector = connector_from_env(environ)
+    except QueError as exc:  # names the variable, never its value
+        raise UsageError(one_line(exc)) from exc
+    if connector is None:
+        raise UsageError(no_database_message())
+    return Database(connector, _environment_source(environ))
+
+
+def _environment_source(environ: Mapping[str, str]) -> str:
+    """The variables connector_from_env took the database from, for messages."""
+    for name in URL_ENV_VARS:
+        if environ.get(name):
+            return name
+    return ", ".join(name for name in LIBPQ_ENV_VARS if environ.get(name))
 
 
 def embedded_database(*, database: str = "postgres", notes: TextIO) -> Database:

@@ -6,7 +6,6 @@ Nothing here parses arguments; ``cli.py`` does, and passes plain values in.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -55,15 +54,6 @@ class UsageError(CliError):
 def one_line(text: object) -> str:
     """``text`` with every run of whitespace (newlines included) made one space."""
     return " ".join(str(text).split())
-
-
-_URL_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*@")
-_CONNINFO_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
-
-
-def hide_password(text: str) -> str:
-    """``text`` with passwords of URLs and ``password=`` pairs replaced by ***."""
-    return _CONNINFO_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
 # -- values -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import psycopg
 
 from . import embedded
-from ._cli_database import Database, connector_from_text, embedded_database, select_database
+from ._cli_database import Database, connector_from_setting, embedded_database, select_database
 from ._cli_logging import configure_logging
 from ._cli_parser import build_parser
 from ._cli_support import (
@@ -25,7 +25,6 @@ from ._cli_support import (
     EXIT_USAGE,
     CliError,
     UsageError,
-    hide_password,
     local_now,
     one_line,
     parse_args_json,
@@ -214,7 +213,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if url is not None:
         if getattr(args, "embedded", False):
             raise UsageError("--database-url and --embedded contradict each other; give one")
-        database = Database(connector_from_text(url, "--database-url"), "--database-url")
+        database = Database(connector_from_setting(url, "--database-url"), "--database-url")
     else:
         # A demo never writes to a database it was not pointed at explicitly.
         database = embedded_database(notes=sys.stdout)
@@ -293,15 +292,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidJobError as exc:
         return _fail(one_line(exc), EXIT_USAGE, debug)
     except QueError as exc:
-        return _fail(hide_password(one_line(exc)), EXIT_ERROR, debug)
+        # The library's messages never quote a connection string or password.
+        return _fail(one_line(exc), EXIT_ERROR, debug)
     except psycopg.Error as exc:
-        return _fail(f"database error: {hide_password(one_line(exc))}", EXIT_ERROR, debug)
+        # Errors of the server or libpq after connecting; the server never
+        # learns a password it could repeat (it gets a hash or a SCRAM proof).
+        return _fail(f"database error: {one_line(exc)}", EXIT_ERROR, debug)
     except KeyboardInterrupt:
         print("\nque: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
         return _fail(
-            f"unexpected {type(exc).__name__}: {hide_password(one_line(exc))} "
+            f"unexpected {type(exc).__name__}: {one_line(exc)} "
             "(--log-level DEBUG shows the traceback)",
             EXIT_ERROR,
             debug,
