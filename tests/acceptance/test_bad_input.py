@@ -43,6 +43,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
             [
                 "importing module 'tests.acceptance.broken_app' failed",
                 "RuntimeError: boom while importing",
+                "tests/acceptance/broken_app.py:3",
             ],
         ),
         (["worker", "tests.acceptance.apps:nope"], 2, ["has no attribute 'nope'"]),
