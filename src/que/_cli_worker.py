@@ -8,6 +8,7 @@ import os
 
 from ._cli_app import WorkMap
 from ._cli_database import Database
+from ._cli_diagnostics import log_setup
 from ._cli_logging import flush_logs
 from ._cli_overdue import end_process_on_overdue
 from ._cli_runners import Runner, make_runner
@@ -76,6 +77,7 @@ def _work_until_stopped(
         ", ".join(sorted(work_map)),
         extra={"queue": settings.queue, "concurrency": settings.concurrency},
     )
+    log_setup(settings, database, work_map, is_async=pool.is_async)
     pool.start()
     reason = ""
     while not reason:

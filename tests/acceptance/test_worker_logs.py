@@ -1,13 +1,19 @@
-"""What `que worker` tells an operator: where an APP failed to import."""
+"""What `que worker` tells an operator: where an APP failed to import, and at DEBUG,
+its whole setup and every claim of the engine."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
-from .conftest import Cli
+from que.connect import describe
+
+from .conftest import Cli, add_jobs
 from .test_bad_input import assert_one_line_error
+
+FAST = ("--wake-interval", "0.1")
 
 
 def write_app(root: Path, files: dict[str, str]) -> dict[str, Path]:
@@ -65,3 +71,76 @@ def test_an_app_failing_on_import_names_the_file_and_line(
     assert done.returncode == 1
     for name, number in places:
         assert f"{paths[name]}:{number}" in line, f"{name}.py:{number} not in {line!r}"
+
+
+def log_lines(text: str, level: str, logger: str) -> list[str]:
+    return [line for line in text.splitlines() if f" {level} {logger}[" in line]
+
+
+@pytest.mark.parametrize(
+    ("app", "engine", "claims"),
+    [
+        ("tests.acceptance.apps:work_map", "batch", "que.engine"),
+        ("tests.acceptance.apps:async_work_map", "batch", "que.async_engine"),
+        ("tests.acceptance.apps:work_map", "classic", None),
+    ],
+)
+def test_debug_logs_the_setup_and_every_claim(
+    cli: Cli, db_url: str, gate_dir: Path, app: str, engine: str, claims: str | None
+) -> None:
+    worker = cli.background(
+        "worker",
+        app,
+        "--log-level",
+        "DEBUG",
+        "--concurrency",
+        "2",
+        "--engine",
+        engine,
+        *FAST,
+        "--database-url",
+        db_url,
+    )
+    worker.wait_for_log("que worker started")
+    job_id = add_jobs(db_url, "Quick", gate_dir)[0]
+    worker.wait_for_log(f"job Quick id={job_id} ")
+    if claims is not None:
+        worker.wait_for_log("claimed 1 of")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    log = worker.stderr()
+
+    setup = "\n".join(log_lines(log, "DEBUG", "que.cli"))
+    for detail in (
+        f"{describe(db_url)} (from --database-url)",
+        "PostgreSQL ",
+        "que_jobs schema version 3",
+        "wake-up trigger not installed",
+        "queue ''",
+        f"{engine} engine",
+        "concurrency 2",
+        "wake interval 0.1s",
+        "shutdown timeout 30s",
+        "job timeout none",
+        "tests/acceptance/apps.py",
+        "Quick -> tests.acceptance.apps.quick",
+    ):
+        assert detail in setup, f"{detail!r} not in the DEBUG setup lines:\n{setup}"
+    if claims is not None:
+        claimed = log_lines(log, "DEBUG", claims)
+        assert any("queue '': claimed 1 of" in line for line in claimed), log
+    assert "Traceback" not in log
+
+
+def test_info_hides_the_debug_lines(cli: Cli, db_url: str, gate_dir: Path) -> None:
+    worker = cli.background(
+        "worker", "tests.acceptance.apps:work_map", *FAST, "--database-url", db_url
+    )
+    worker.wait_for_log("que worker started")
+    job_id = add_jobs(db_url, "Quick", gate_dir)[0]
+    worker.wait_for_log(f"job Quick id={job_id} ")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    log = worker.stderr()
+    assert " DEBUG " not in log
+    assert " wanted in " not in log  # the claim lines
