@@ -141,12 +141,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         processes=args.processes,
         interval=interval,
         shutdown_timeout=args.shutdown_timeout,
-        log_level=logging.getLogger("que").getEffectiveLevel(),
+        log_level=args.log_level,
         engine=args.engine,
         timeouts=parse_timeouts(args.job_timeout),
         timeout_args=tuple(args.job_timeout),
     )
     work_map = load_work_map(args.app)  # before the database: a bad APP fails fast
+    configure_logging(args.log_level)  # after APP, whose own logging set-up comes first
     return run_worker(settings, _database(args), work_map)
 
 
@@ -271,6 +272,8 @@ COMMANDS = {
 
 # Commands that log their progress at INFO by default.
 _CHATTY = ("worker",)
+# Commands that set up logging only after importing APP, which may configure it.
+_APP_CONFIGURES_LOGGING = ("worker",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -285,7 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default_level = "INFO" if args.command in _CHATTY else "WARNING"
         level = getattr(args, "log_level", None) or default_level
         debug = level == "DEBUG"
-        configure_logging(logging.getLevelName(level))
+        args.log_level = logging.getLevelName(level)
+        if args.command not in _APP_CONFIGURES_LOGGING:
+            configure_logging(args.log_level)
         return COMMANDS[args.command](args)
     except CliError as exc:
         return _fail(one_line(exc), exc.code, debug)

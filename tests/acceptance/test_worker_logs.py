@@ -3,6 +3,7 @@ its whole setup and every claim of the engine."""
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from que.connect import describe
 
-from .conftest import Cli, add_jobs
+from .conftest import REPO, Cli, add_jobs
 from .test_bad_input import assert_one_line_error
 
 FAST = ("--wake-interval", "0.1")
@@ -144,3 +145,30 @@ def test_info_hides_the_debug_lines(cli: Cli, db_url: str, gate_dir: Path) -> No
     log = worker.stderr()
     assert " DEBUG " not in log
     assert " wanted in " not in log  # the claim lines
+
+
+def test_an_app_that_configures_logging_gets_the_worker_lines_in_its_format(
+    cli: Cli, db_url: str, tmp_path: Path, gate_dir: Path
+) -> None:
+    write_app(
+        tmp_path / "app",
+        {
+            "jobs": "import logging\n\n"
+            'logging.basicConfig(format="APPFMT %(levelname)s %(name)s: %(message)s")\n\n'
+            "from tests.acceptance.apps import work_map\n"
+        },
+    )
+    worker = cli.background(
+        "worker",
+        "myapp.jobs:work_map",
+        *FAST,
+        "--database-url",
+        db_url,
+        env={"PYTHONPATH": f"{tmp_path / 'app'}{os.pathsep}{REPO}"},
+    )
+    worker.wait_for_log("APPFMT INFO que.cli: que worker started")
+    job_id = add_jobs(db_url, "Quick", gate_dir)[0]
+    worker.wait_for_log(f"APPFMT INFO que.worker: job Quick id={job_id} ")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert all(line.startswith("APPFMT ") for line in worker.stderr().splitlines())
