@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -64,4 +65,40 @@ def load_work_map(app: str) -> WorkMap:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {one_line(exc)}"
+    """The exception in one line, with the place in the code where it happened."""
+    # A SyntaxError's str() names the file without its folder; its place says more.
+    message = exc.msg if isinstance(exc, SyntaxError) and exc.msg else one_line(exc)
+    where = origin(exc)
+    return f"{type(exc).__name__}: {message}" + (f" ({where})" if where else "")
+
+
+def origin(exc: BaseException) -> str:
+    """Where ``exc`` was raised (file:line), and the first line of the app's code
+    that led there when that is another place; '' when the traceback names none.
+
+    The frames of this module and of the import machinery are left out: an
+    operator wants the line of the app to fix, not the line that imported it.
+    """
+    places = [
+        (frame.filename, frame.lineno)
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not _is_machinery(frame.filename)
+    ]
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        places.append((exc.filename, exc.lineno))  # the file that failed to compile
+    if not places:
+        return ""
+    raised, entry = places[-1], places[0]
+    text = f"at {raised[0]}:{raised[1]}"
+    return text if entry == raised else f"{text}, reached from {entry[0]}:{entry[1]}"
+
+
+_IMPORTLIB_DIR = os.path.dirname(importlib.__file__ or "")
+
+
+def _is_machinery(filename: str) -> bool:
+    return (
+        filename == __file__
+        or filename.startswith("<frozen ")
+        or os.path.dirname(filename) == _IMPORTLIB_DIR
+    )

@@ -8,7 +8,9 @@ import logging
 import os
 
 from . import sql
-from ._cli_support import Database, flush_logs, one_line
+from ._cli_database import Database
+from ._cli_logging import flush_logs
+from ._cli_support import one_line
 from ._timeouts import OverdueCallback
 from .backoff import DEFAULT_BACKOFF
 from .job import BaseJob

@@ -266,14 +266,13 @@ def _add_database_options(parser: argparse.ArgumentParser, default: object) -> N
         metavar="URL",
         default=default,
         help="postgresql:// URL or libpq conninfo of the database "
-        "(default: $QUE_DATABASE_URL, $DATABASE_URL, PG* variables, "
-        "else the embedded PostgreSQL)",
+        "(default: $QUE_DATABASE_URL, $DATABASE_URL, else the PG* variables)",
     )
     parser.add_argument(
         "--embedded",
         action="store_true",
         default=default,
-        help="use the embedded PostgreSQL even if a database is configured",
+        help="use the embedded PostgreSQL (started if needed) instead of a configured database",
     )
     parser.add_argument(
         "--log-level",

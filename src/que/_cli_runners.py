@@ -10,8 +10,9 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from ._cli_app import WorkMap
+from ._cli_database import Database
 from ._cli_settings import WorkerSettings
-from ._cli_support import Database, UsageError
+from ._cli_support import UsageError
 from ._timeouts import OverdueCallback
 from ._work import is_async_callable
 from .async_client import AsyncClient

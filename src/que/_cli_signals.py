@@ -11,7 +11,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from ._cli_support import flush_logs
+from ._cli_logging import flush_logs
 
 # One logger name for everything the command logs, as users filter on it.
 logger = logging.getLogger("que.cli")

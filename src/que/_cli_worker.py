@@ -7,12 +7,15 @@ import logging
 import os
 
 from ._cli_app import WorkMap
+from ._cli_database import Database
+from ._cli_diagnostics import log_setup
+from ._cli_logging import flush_logs
 from ._cli_overdue import end_process_on_overdue
 from ._cli_runners import Runner, make_runner
 from ._cli_settings import WorkerSettings
 from ._cli_signals import Signals, exit_now, ignore_repeat
 from ._cli_supervisor import NUMBER_ENV, Supervisor, supervisor_pid
-from ._cli_support import EXIT_ERROR, Database, flush_logs
+from ._cli_support import EXIT_ERROR
 
 # One logger name for everything the command logs, as users filter on it.
 logger = logging.getLogger("que.cli")
@@ -74,6 +77,7 @@ def _work_until_stopped(
         ", ".join(sorted(work_map)),
         extra={"queue": settings.queue, "concurrency": settings.concurrency},
     )
+    log_setup(settings, database, work_map, is_async=pool.is_async)
     pool.start()
     reason = ""
     while not reason:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TextIO
 
-from ._cli_support import Database, format_table, stats_table
+from ._cli_database import Database
+from ._cli_support import format_table, stats_table
 from ._schema_base import CURRENT_VERSION
 from .client import Client
 from .engine import BatchWorker

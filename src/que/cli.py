@@ -17,23 +17,19 @@ from collections.abc import Sequence
 import psycopg
 
 from . import embedded
+from ._cli_database import Database, connector_from_setting, embedded_database, select_database
+from ._cli_logging import configure_logging
 from ._cli_parser import build_parser
 from ._cli_support import (
     EXIT_ERROR,
     EXIT_USAGE,
     CliError,
-    Database,
     UsageError,
-    configure_logging,
-    connector_from_text,
-    embedded_database,
-    hide_password,
     local_now,
     one_line,
     parse_args_json,
     parse_run_at,
     run_at_in,
-    select_database,
     stats_json,
     stats_table,
 )
@@ -145,12 +141,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         processes=args.processes,
         interval=interval,
         shutdown_timeout=args.shutdown_timeout,
-        log_level=logging.getLogger("que").getEffectiveLevel(),
+        log_level=args.log_level,
         engine=args.engine,
         timeouts=parse_timeouts(args.job_timeout),
         timeout_args=tuple(args.job_timeout),
     )
     work_map = load_work_map(args.app)  # before the database: a bad APP fails fast
+    configure_logging(args.log_level)  # after APP, whose own logging set-up comes first
     return run_worker(settings, _database(args), work_map)
 
 
@@ -217,7 +214,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if url is not None:
         if getattr(args, "embedded", False):
             raise UsageError("--database-url and --embedded contradict each other; give one")
-        database = Database(connector_from_text(url, "--database-url"), "--database-url")
+        database = Database(connector_from_setting(url, "--database-url"), "--database-url")
     else:
         # A demo never writes to a database it was not pointed at explicitly.
         database = embedded_database(notes=sys.stdout)
@@ -275,6 +272,8 @@ COMMANDS = {
 
 # Commands that log their progress at INFO by default.
 _CHATTY = ("worker",)
+# Commands that set up logging only after importing APP, which may configure it.
+_APP_CONFIGURES_LOGGING = ("worker",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -289,22 +288,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         default_level = "INFO" if args.command in _CHATTY else "WARNING"
         level = getattr(args, "log_level", None) or default_level
         debug = level == "DEBUG"
-        configure_logging(logging.getLevelName(level))
+        args.log_level = logging.getLevelName(level)
+        if args.command not in _APP_CONFIGURES_LOGGING:
+            configure_logging(args.log_level)
         return COMMANDS[args.command](args)
     except CliError as exc:
         return _fail(one_line(exc), exc.code, debug)
     except InvalidJobError as exc:
         return _fail(one_line(exc), EXIT_USAGE, debug)
     except QueError as exc:
-        return _fail(hide_password(one_line(exc)), EXIT_ERROR, debug)
+        # The library's messages never quote a connection string or password.
+        return _fail(one_line(exc), EXIT_ERROR, debug)
     except psycopg.Error as exc:
-        return _fail(f"database error: {hide_password(one_line(exc))}", EXIT_ERROR, debug)
+        # Errors of the server or libpq after connecting; the server never
+        # learns a password it could repeat (it gets a hash or a SCRAM proof).
+        return _fail(f"database error: {one_line(exc)}", EXIT_ERROR, debug)
     except KeyboardInterrupt:
         print("\nque: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
         return _fail(
-            f"unexpected {type(exc).__name__}: {hide_password(one_line(exc))} "
+            f"unexpected {type(exc).__name__}: {one_line(exc)} "
             "(--log-level DEBUG shows the traceback)",
             EXIT_ERROR,
             debug,

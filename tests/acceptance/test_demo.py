@@ -1,4 +1,4 @@
-"""`que demo` and `que embedded`, on an embedded PostgreSQL the command starts itself."""
+"""`que demo`, `--embedded` and `que embedded`, on an embedded PostgreSQL the command starts."""
 
 from __future__ import annotations
 
@@ -8,20 +8,28 @@ from pathlib import Path
 from .conftest import Cli, pid_alive
 
 
-def test_commands_without_configuration_start_the_embedded_server_and_reuse_it(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_embedded_commands_start_the_embedded_server_and_reuse_it(cli: Cli, tmp_path: Path) -> None:
     data_dir = tmp_path / "embedded"
-    started = cli("migrate")
+    started = cli("migrate", "--embedded")
     assert started.returncode == 0, started.stderr
     assert f"using the embedded PostgreSQL in {data_dir} (started it)" in started.stderr
     assert "`que embedded stop` stops it, `que embedded remove` deletes it" in started.stderr
-    assert cli.ok("enqueue", "Hello").strip() == "1"
-    stats = cli("stats")
+    assert cli.ok("enqueue", "SendWelcome", "[1]", "--embedded").strip() == "1"
+    stats = cli("--embedded", "stats")
     assert "(already running)" in stats.stderr
-    assert "Hello" in stats.stdout
+    assert "SendWelcome" in stats.stdout
 
-    done = cli("demo", "--embedded", "--jobs", "400", "--concurrency", "4", timeout=120)
+    # The demo needs no option: it uses the embedded server even when a
+    # database is configured, so that it never writes to one it was not given.
+    done = cli(
+        "demo",
+        "--jobs",
+        "400",
+        "--concurrency",
+        "4",
+        env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/app"},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     out = done.stdout
     assert f"using the embedded PostgreSQL in {data_dir} (already running)" in out
@@ -32,7 +40,7 @@ def test_commands_without_configuration_start_the_embedded_server_and_reuse_it(
     assert "no jobs left" in out
     assert re.search(r"throughput: [\d,]+ jobs/s", out)
     assert "Traceback" not in done.stderr
-    assert "Hello" in cli.ok("stats"), "the demo touched a job outside its queue"
+    assert "SendWelcome" in cli.ok("stats", "--embedded"), "the demo touched another queue"
 
     status = cli.ok("embedded", "status")
     assert "state: running" in status
