@@ -20,6 +20,7 @@ from ._cli_app import WorkMap
 from ._cli_database import Database
 from ._cli_settings import WorkerSettings
 from ._cli_support import one_line
+from ._work import describe_queues
 from .errors import QueError
 from .schema import current_version, notify_installed
 
@@ -35,9 +36,9 @@ def log_setup(
     logger.debug("database %s: %s", database.describe(), _database_state(database, settings))
     engine = f"{settings.engine} engine" + (" (asyncio)" if is_async else "")
     logger.debug(
-        "settings: queue %r, %s, concurrency %d, wake interval %gs, shutdown timeout %gs, "
+        "settings: %s, %s, concurrency %d, wake interval %gs, shutdown timeout %gs, "
         "job timeout %s; pid %d, que %s, psycopg %s (libpq %s), Python %s",
-        settings.queue,
+        describe_queues(settings.queues),
         engine,
         settings.concurrency,
         settings.interval,

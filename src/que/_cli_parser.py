@@ -127,8 +127,10 @@ def _add_worker_parser(commands: _Subcommands) -> None:
     p.add_argument(
         "--queue",
         "-q",
+        action="append",
         default=None,
-        help="the queue to work (default: $QUE_QUEUE, else the '' queue)",
+        help="a queue to work; repeat it or separate names with commas to work several "
+        "(default: $QUE_QUEUE, names separated by commas, else the '' queue)",
     )
     p.add_argument(
         "--concurrency",

@@ -109,7 +109,7 @@ class AsyncRunner(Runner):
 
 
 def _where(settings: WorkerSettings) -> dict[str, Any]:
-    return {"queue": settings.queue, "interval": settings.interval}
+    return {"queue": list(settings.queues), "interval": settings.interval}
 
 
 def _batch_options(settings: WorkerSettings, on_overdue: OverdueCallback | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from ._timeouts import Timeouts
 @dataclass(frozen=True)
 class WorkerSettings:
     app: str
-    queue: str
+    queues: tuple[str, ...]
     concurrency: int
     processes: int
     interval: float

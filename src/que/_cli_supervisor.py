@@ -21,6 +21,7 @@ from ._cli_overdue import EXIT_JOB_TIMEOUT
 from ._cli_settings import WorkerSettings
 from ._cli_signals import Signals
 from ._cli_support import EXIT_ERROR
+from ._work import describe_queues
 from .client import Client
 
 # One logger name for everything the command logs, as users filter on it.
@@ -73,11 +74,11 @@ class Supervisor:
             # database, wrong schema version.
             Client(self.database.connector, max_connections=1).close()
             logger.info(
-                "que worker started: %d processes of %d threads each, queue %r, "
+                "que worker started: %d processes of %d threads each, %s, "
                 "wake interval %gs, database %s",
                 self.settings.processes,
                 self.settings.concurrency,
-                self.settings.queue,
+                describe_queues(self.settings.queues),
                 self.settings.interval,
                 self.database.describe(),
             )
@@ -96,8 +97,7 @@ class Supervisor:
             "que.cli",
             "worker",
             s.app,
-            "--queue",
-            s.queue,
+            *[arg for queue in s.queues for arg in ("--queue", queue)],
             "--concurrency",
             str(s.concurrency),
             "--processes",

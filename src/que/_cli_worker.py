@@ -16,6 +16,7 @@ from ._cli_settings import WorkerSettings
 from ._cli_signals import Signals, exit_now, ignore_repeat
 from ._cli_supervisor import NUMBER_ENV, Supervisor, supervisor_pid
 from ._cli_support import EXIT_ERROR
+from ._work import describe_queues
 
 # One logger name for everything the command logs, as users filter on it.
 logger = logging.getLogger("que.cli")
@@ -65,17 +66,17 @@ def _work_until_stopped(
 ) -> None:
     number = os.environ.get(NUMBER_ENV)
     logger.info(
-        "que worker%s started: queue %r, concurrency %d, %s engine%s, wake interval %gs, "
+        "que worker%s started: %s, concurrency %d, %s engine%s, wake interval %gs, "
         "database %s, job types: %s",
         f" process {number}" if number else "",
-        settings.queue,
+        describe_queues(settings.queues),
         settings.concurrency,
         settings.engine,
         " (asyncio)" if pool.is_async else "",
         settings.interval,
         database.describe(),
         ", ".join(sorted(work_map)),
-        extra={"queue": settings.queue, "concurrency": settings.concurrency},
+        extra={"queues": list(settings.queues), "concurrency": settings.concurrency},
     )
     log_setup(settings, database, work_map, is_async=pool.is_async)
     pool.start()

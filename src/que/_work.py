@@ -41,9 +41,32 @@ def wake_interval(value: float | None, environ: Mapping[str, str] | None = None)
 
 
 def queue_name(value: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """The queue a worker works: ``value``, else QUE_QUEUE, else the default queue ''."""
+    """The one queue a job goes to: ``value``, else QUE_QUEUE, else the default queue ''.
+
+    A comma is refused rather than taken as part of the name, since a worker
+    reads it as separating queues."""
     env = os.environ if environ is None else environ
-    return check_queue(env.get("QUE_QUEUE", "") if value is None else value)
+    name = check_queue(env.get("QUE_QUEUE", "") if value is None else value)
+    if "," in name:
+        raise ValueError(f"queue {name!r} holds a comma: a job goes to one queue")
+    return name
+
+
+def split_queues(text: str, source: str) -> list[str]:
+    """Queue names separated by commas, as QUE_QUEUE and ``que worker -q`` take them.
+
+    >>> split_queues("mail, billing", "-q"), split_queues("", "-q")
+    (['mail', 'billing'], [''])
+    """
+    if "," not in text:
+        return [text]
+    names = [name.strip() for name in text.split(",")]
+    if "" in names:
+        raise ValueError(
+            f"{source} {text!r} has an empty name between commas; the default queue is "
+            "named by an empty value on its own"
+        )
+    return names
 
 
 def queue_names(
@@ -60,8 +83,7 @@ def queue_names(
     """
     env = os.environ if environ is None else environ
     if value is None:
-        raw = env.get("QUE_QUEUE", "")
-        names: list[str] = [name.strip() for name in raw.split(",")] if "," in raw else [raw]
+        names: list[str] = split_queues(env.get("QUE_QUEUE", ""), "QUE_QUEUE")
     elif isinstance(value, str):
         names = [value]
     else:

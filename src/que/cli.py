@@ -36,7 +36,7 @@ from ._cli_support import (
 from ._jobs import insert_params
 from ._schema_base import CURRENT_VERSION, schema_sql
 from ._timeouts import Timeouts
-from ._work import queue_name, wake_interval
+from ._work import queue_name, queue_names, split_queues, wake_interval
 from .client import Client
 from .errors import InvalidJobError, QueError
 from .job_handle import Job
@@ -130,13 +130,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.shutdown_timeout < 0:
         raise UsageError(f"--shutdown-timeout must not be negative, not {args.shutdown_timeout}")
     try:
-        queue = queue_name(args.queue)
+        queues = queue_names(None if args.queue is None else _split_each(args.queue))
         interval = wake_interval(args.wake_interval)
     except (InvalidJobError, ValueError) as exc:
         raise UsageError(one_line(exc)) from exc
     settings = WorkerSettings(
         app=args.app,
-        queue=queue,
+        queues=queues,
         concurrency=args.concurrency,
         processes=args.processes,
         interval=interval,
@@ -173,6 +173,11 @@ def parse_timeouts(values: Sequence[str]) -> Timeouts:
         raise UsageError(f"--job-timeout: {one_line(exc)}") from exc
 
 
+def _split_each(values: Sequence[str]) -> list[str]:
+    """The queues that repeated ``-q`` options name, each a list separated by commas."""
+    return [name for value in values for name in split_queues(value, "-q")]
+
+
 def cmd_enqueue(args: argparse.Namespace) -> int:
     job_args = parse_args_json(args.args_json)
     now = local_now()
@@ -181,7 +186,10 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         run_at = parse_run_at(args.run_at, now)
     elif args.run_in is not None:
         run_at = run_at_in(args.run_in, now)
-    queue = args.queue if args.queue is not None else os.environ.get("QUE_QUEUE", "")
+    try:
+        queue = queue_name(args.queue)
+    except (InvalidJobError, ValueError) as exc:
+        raise UsageError(one_line(exc)) from exc
     job = Job(type=args.type, args=job_args, queue=queue, priority=args.priority, run_at=run_at)
     try:
         # Every check the client makes, made before touching the database.

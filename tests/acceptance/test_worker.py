@@ -8,6 +8,7 @@ import re
 import signal
 from pathlib import Path
 
+import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
@@ -289,3 +290,45 @@ def test_an_async_work_map_runs_on_the_asyncio_engine(
     assert f"{engine} engine (asyncio)" in log
     assert "Traceback" not in log
     assert advisory_lock_count(db_url) == 0
+
+
+def queues_left(url: str) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT DISTINCT queue FROM que_jobs ORDER BY queue").fetchall()
+    return [row[0] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("options", "processes"),
+    [
+        (("-q", "mail", "-q", "billing"), "1"),
+        (("-q", "mail,billing"), "1"),
+        (("-q", "mail", "-q", "billing"), "2"),
+    ],
+    ids=["repeated", "comma", "two-processes"],
+)
+def test_one_worker_serves_several_queues(
+    cli: Cli, db_url: str, gate_dir: Path, options: tuple[str, ...], processes: str
+) -> None:
+    for queue in ("mail", "billing", "other"):
+        for _ in range(3):
+            enqueue(cli, db_url, "Quick", str(gate_dir), queue=queue)
+    worker = cli.background(
+        "worker", APP, *options, "--processes", processes, *FAST, "--database-url", db_url
+    )
+    wait_for(lambda: job_count(db_url) == 3, "the mail and billing jobs worked")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert queues_left(db_url) == ["other"]
+    assert len(markers(gate_dir, "done")) == 6
+    assert "queues 'mail', 'billing'" in worker.stderr()
+
+
+def test_a_comma_is_never_part_of_a_queue_name(cli: Cli, db_url: str) -> None:
+    refused = cli("enqueue", "Quick", "[]", "-q", "mail,billing", "--database-url", db_url)
+    assert refused.returncode == 2
+    assert "holds a comma: a job goes to one queue" in refused.stderr
+    empty = cli("worker", APP, "-q", "mail,", "--database-url", db_url)
+    assert empty.returncode == 2
+    assert "empty name between commas" in empty.stderr
+    assert job_count(db_url) == 0
