@@ -199,6 +199,11 @@ def _ruff(text: str, target: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if sys.version_info[:2] != (3, 11):
+        # Python 3.12 tokenizes f-strings into parts, which would leave their
+        # text unrenamed: the output is defined by 3.11's tokenizer.
+        print("scripts/generate_sync.py runs on Python 3.11 (.venv/bin/python)", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="fail if a generated file is stale; write nothing"

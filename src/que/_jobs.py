@@ -7,7 +7,7 @@ the very same rows.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from .errors import InvalidJobError, MissingTypeError
@@ -128,7 +128,27 @@ def _run_at(value: object) -> datetime | None:
             f"job run_at {value.isoformat()} is naive; give it a timezone "
             "(for example datetime.now(timezone.utc))"
         )
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidJobError(
+            f"job run_at {value.isoformat()} is outside the years 1 to 9999 in UTC, "
+            "which no worker could read back"
+        ) from None
     return value
+
+
+def decode_args(text: str) -> tuple[Any, str | None]:
+    """A job's args from the JSON text of its row, and why they could not be
+    decoded (None when they could; the raw text stands in for them then).
+
+    >>> decode_args('[1, "a"]'), decode_args("[" + "9" * 5000 + "]")[1][:30]
+    (([1, 'a'], None), 'ValueError: Exceeds the limit ')
+    """
+    try:
+        return json.loads(text), None
+    except (ValueError, RecursionError) as exc:
+        return text, f"{type(exc).__name__}: {exc}"
 
 
 def check_queue(queue: object) -> str:

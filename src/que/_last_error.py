@@ -27,21 +27,35 @@ def failure_message(exc: BaseException) -> str:
     'unknown job type: "Billing::Refund"'
     """
     if isinstance(exc, UnknownJobTypeError):
-        return storable(exception_text(exc))
-    head = headline(exc)
+        return cap(storable(exception_text(exc)), LAST_ERROR_LIMIT)
     try:
         trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except Exception:  # a str() that raises, again, deep in the traceback module
         trace = "Traceback (most recent call last):\n" + "".join(
             traceback.format_tb(exc.__traceback__)
         )
-    return storable(cap(f"{head}\n{trace.rstrip()}", LAST_ERROR_LIMIT))
+    return cap(f"{headline(exc)}\n{storable(trace.rstrip())}", LAST_ERROR_LIMIT)
+
+
+def undecodable_message(problem: str) -> str:
+    """Why a job whose args this worker cannot decode fails.
+
+    >>> undecodable_message("RecursionError: maximum recursion depth exceeded")
+    'job args could not be decoded: RecursionError: maximum recursion depth exceeded'
+    """
+    return f"job args could not be decoded: {problem}"
 
 
 def headline(exc: BaseException) -> str:
-    """``ExceptionType: message``, one line of at most MESSAGE_LIMIT message characters."""
-    message = cap(exception_text(exc), MESSAGE_LIMIT)
-    return storable(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+    r"""``ExceptionType: message`` on one line, the message cut at MESSAGE_LIMIT characters.
+
+    >>> headline(ValueError("a\nb")), len(headline(ValueError("x" * 900)))
+    ('ValueError: a b', 512)
+    """
+    message = " ".join(storable(exception_text(exc)).splitlines())
+    if len(message) > MESSAGE_LIMIT:
+        message = message[: MESSAGE_LIMIT - 1] + "…"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def exception_text(exc: BaseException) -> str:
@@ -53,15 +67,21 @@ def exception_text(exc: BaseException) -> str:
 
 
 def cap(text: str, limit: int) -> str:
-    """``text`` cut to about ``limit`` characters, keeping its start and its end.
+    r"""``text`` in at most ``limit`` characters: its first line, then as much of
+    its end as fits after a note that the middle was cut.
 
-    >>> cap("a" * 10 + "b" * 10, 12)
-    'aaaaaa\\n[... 8 characters cut ...]\\nbbbbbb'
+    >>> cap("head\n" + "a" * 10 + "b" * 10, 24)
+    'head\n[... cut ...]\nbbbbb'
     """
     if len(text) <= limit:
         return text
-    keep = limit // 2
-    return f"{text[:keep]}\n[... {len(text) - 2 * keep} characters cut ...]\n{text[-keep:]}"
+    first, _, rest = text.partition("\n")
+    first = first[:limit]
+    keep = limit - len(first) - 1 - len(_CUT)
+    return f"{first}\n{_CUT}{rest[-keep:]}" if keep > 0 else first
+
+
+_CUT = "[... cut ...]\n"
 
 
 def storable(text: str) -> str:

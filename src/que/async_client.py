@@ -34,12 +34,13 @@ from ._client_base import (
     unlocked,
 )
 from ._jobs import check_queue
+from ._last_error import headline, undecodable_message
 from .async_connections import AnyAsyncPool, AsyncConnections
 from .async_job_handle import AsyncJob, AsyncJobHandle
 from .async_schema import check_version_async
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
-from .errors import DatabaseUnavailableError
+from .errors import DatabaseUnavailableError, QueError
 from .job import JobStats, job_from_row
 
 logger = logging.getLogger(__name__)
@@ -260,10 +261,15 @@ class AsyncClient(ClientBase[AsyncJob]):
                 await cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
                 found = await cur.fetchone()
                 if found is not None:
-                    job = job_from_row(AsyncJob, found)
-                    AsyncJobHandle(job, self.backoff, self._release, conn=conn)
-                    return self._track(job)
-                # Deleted by another worker after our walk's snapshot was taken.
+                    job, problem = job_from_row(AsyncJob, found)
+                    handle = AsyncJobHandle(job, self.backoff, self._release, conn=conn)
+                    if problem is None:
+                        return self._track(job)
+                    # Args no worker can decode: recorded as this job's failure
+                    # (it moves to its retry time), and the walk goes on.
+                    await handle.error(headline(QueError(undecodable_message(problem))))
+                # Gone (another worker deleted it after our walk's snapshot was
+                # taken), or failed above: unlock it and walk again.
                 await cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
         raise lock_attempts_error(queue)
 

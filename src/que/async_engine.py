@@ -367,9 +367,13 @@ class AsyncBatchWorker:
                 await cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
-            job = job_from_row(AsyncJob, row)
+            job, problem = job_from_row(AsyncJob, row)
             handle = AsyncJobHandle(
-                job, self.client.backoff, self._give_back, lend=self._connections.take
+                job,
+                self.client.backoff,
+                self._give_back,
+                lend=self._connections.take,
+                problem=problem,
             )
             self._book.claimed(job)
             self._jobs.put_nowait(Claimed(job, handle, generation))

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from . import sql
 from ._acompat import ASYNC, run_work
-from ._last_error import failure_message, headline, storable
+from ._last_error import failure_message, headline, storable, undecodable_message
 from ._timeouts import Watchdog
 from ._work import Outcome, log_outcome
 from .backoff import Backoff
@@ -133,6 +133,7 @@ class AsyncJobHandle:
         "finished",
         "in_tx",
         "job",
+        "problem",
     )
 
     def __init__(
@@ -143,8 +144,10 @@ class AsyncJobHandle:
         *,
         conn: AnyConnection | None = None,
         lend: Lend | None = None,
+        problem: str | None = None,
     ) -> None:
         self.job = job
+        self.problem = problem
         self.backoff = backoff
         self.deleted = False
         self.error_written = False
@@ -244,6 +247,8 @@ async def perform(
     handle = job._claimed()
     started = time.monotonic()
     try:
+        if handle.problem is not None:
+            raise QueError(undecodable_message(handle.problem))
         if func is None:
             raise UnknownJobTypeError(job.type)
         await run_work(func, job, limit, watchdog)

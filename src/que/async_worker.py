@@ -12,8 +12,6 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import psycopg
-
 from ._acompat import (
     ASYNC,
     Background,
@@ -84,7 +82,7 @@ class AsyncWorker:
             while not self._stop.is_set():
                 try:
                     worked = await self.work_one()
-                except (psycopg.Error, QueError) as exc:
+                except Exception as exc:  # logged and retried: a worker never dies silently
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)

@@ -35,10 +35,11 @@ from ._client_base import (
 )
 from ._compat import OTHER_CLIENT, OtherConnection, OtherPool
 from ._jobs import check_queue
+from ._last_error import headline, undecodable_message
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .connections import AnyPool, Connections
-from .errors import DatabaseUnavailableError
+from .errors import DatabaseUnavailableError, QueError
 from .job import JobStats, job_from_row
 from .job_handle import Job, JobHandle
 from .schema import check_version
@@ -242,10 +243,15 @@ class Client(ClientBase[Job]):
                 cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
                 found = cur.fetchone()
                 if found is not None:
-                    job = job_from_row(Job, found)
-                    JobHandle(job, self.backoff, self._release, conn=conn)
-                    return self._track(job)
-                # Deleted by another worker after our walk's snapshot was taken.
+                    job, problem = job_from_row(Job, found)
+                    handle = JobHandle(job, self.backoff, self._release, conn=conn)
+                    if problem is None:
+                        return self._track(job)
+                    # Args no worker can decode: recorded as this job's failure
+                    # (it moves to its retry time), and the walk goes on.
+                    handle.error(headline(QueError(undecodable_message(problem))))
+                # Gone (another worker deleted it after our walk's snapshot was
+                # taken), or failed above: unlock it and walk again.
                 cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
         raise lock_attempts_error(queue)
 

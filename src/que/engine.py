@@ -364,9 +364,13 @@ class BatchWorker:
                 cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
-            job = job_from_row(Job, row)
+            job, problem = job_from_row(Job, row)
             handle = JobHandle(
-                job, self.client.backoff, self._give_back, lend=self._connections.take
+                job,
+                self.client.backoff,
+                self._give_back,
+                lend=self._connections.take,
+                problem=problem,
             )
             self._book.claimed(job)
             self._jobs.put_nowait(Claimed(job, handle, generation))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ._jobs import DEFAULT_PRIORITY
+from ._jobs import DEFAULT_PRIORITY, decode_args
 
 
 @dataclass(eq=False)
@@ -38,12 +38,14 @@ def job_key(job: BaseJob) -> dict[str, Any]:
     return {"queue": job.queue, "priority": job.priority, "run_at": job.run_at, "job_id": job.id}
 
 
-def job_from_row(cls: type[J], row: Mapping[str, Any]) -> J:
-    """A job of class ``cls`` read from a que_jobs row (an engine makes one per
-    job it claims: positional arguments, no dict in between)."""
-    return cls(
+def job_from_row(cls: type[J], row: Mapping[str, Any]) -> tuple[J, str | None]:
+    """A job of class ``cls`` read from a re-checked que_jobs row (args as JSON
+    text), and why its args could not be decoded (None when they could). An
+    engine makes one per job it claims: positional arguments, no dict between."""
+    args, problem = decode_args(row["args"])
+    job = cls(
         row["job_class"],
-        row["args"],
+        args,
         row["queue"],
         row["priority"],
         row["run_at"],
@@ -51,6 +53,7 @@ def job_from_row(cls: type[J], row: Mapping[str, Any]) -> J:
         row["error_count"],
         row["last_error"],
     )
+    return job, problem
 
 
 J = TypeVar("J", bound=BaseJob)
@@ -79,6 +82,20 @@ def stats_from_row(row: Mapping[str, Any]) -> JobStats:
         highest_error_count=row["highest_error_count"],
         oldest_run_at=row["oldest_run_at"],
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``que.job.Job`` and ``que.job.AsyncJob``, where they lived before the job
+    handles got modules of their own (imported late: those modules import this one)."""
+    if name == "Job":
+        from .job_handle import Job
+
+        return Job
+    if name == "AsyncJob":
+        from .async_job_handle import AsyncJob
+
+        return AsyncJob
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["BaseJob", "JobStats", "job_from_row", "job_key", "stats_from_row"]

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from . import sql
 from ._compat import run_work
-from ._last_error import failure_message, headline, storable
+from ._last_error import failure_message, headline, storable, undecodable_message
 from ._timeouts import Watchdog
 from ._work import Outcome, log_outcome
 from .backoff import Backoff
@@ -126,6 +126,7 @@ class JobHandle:
         "finished",
         "in_tx",
         "job",
+        "problem",
     )
 
     def __init__(
@@ -136,8 +137,10 @@ class JobHandle:
         *,
         conn: AnyConnection | None = None,
         lend: Lend | None = None,
+        problem: str | None = None,
     ) -> None:
         self.job = job
+        self.problem = problem
         self.backoff = backoff
         self.deleted = False
         self.error_written = False
@@ -233,6 +236,8 @@ def perform(
     handle = job._claimed()
     started = time.monotonic()
     try:
+        if handle.problem is not None:
+            raise QueError(undecodable_message(handle.problem))
         if func is None:
             raise UnknownJobTypeError(job.type)
         run_work(func, job, limit, watchdog)

@@ -81,8 +81,11 @@ LIMIT 1
 
 # The walk's snapshot may predate another worker's delete: re-read the row
 # by its full key in a fresh statement (a fresh snapshot in autocommit).
+# Re-reads return args as text: the worker decodes them itself, so args it
+# cannot decode (another producer's bignum, JSON nested thousands deep) fail
+# that one job instead of every claim that meets its row.
 RECHECK_JOB: Final = """
-SELECT queue, priority, run_at, job_id, job_class, args, error_count, last_error
+SELECT queue, priority, run_at, job_id, job_class, args::text AS args, error_count, last_error
 FROM que_jobs
 WHERE queue = %(queue)s AND priority = %(priority)s
   AND run_at = %(run_at)s AND job_id = %(job_id)s
@@ -144,7 +147,8 @@ LIMIT 1
 # One primary-key lookup per row (LIMIT 1 keeps the planner from turning the
 # lookups into a scan of the whole queue when its statistics are stale).
 RECHECK_JOBS: Final = """
-SELECT j.queue, j.priority, j.run_at, j.job_id, j.job_class, j.args, j.error_count, j.last_error
+SELECT j.queue, j.priority, j.run_at, j.job_id, j.job_class, j.args::text AS args,
+       j.error_count, j.last_error
 FROM unnest(
     %(priorities)s::text::smallint[], %(run_ats)s::text::timestamptz[], %(ids)s::text::bigint[]
 ) AS k(priority, run_at, job_id)
@@ -177,7 +181,7 @@ WHERE queue = %(queue)s AND priority = %(priority)s
 
 SET_JOB_ERROR: Final = """
 UPDATE que_jobs
-SET error_count = error_count + 1,
+SET error_count = least(error_count, 2147483646) + 1,
     run_at = now() + make_interval(secs => %(delay)s),
     last_error = %(last_error)s
 WHERE queue = %(queue)s AND priority = %(priority)s
@@ -197,7 +201,7 @@ WHERE j.queue = %(queue)s AND j.priority = k.priority
 
 SET_JOBS_ERROR: Final = """
 UPDATE que_jobs AS j
-SET error_count = j.error_count + 1,
+SET error_count = least(j.error_count, 2147483646) + 1,
     run_at = now() + make_interval(secs => k.delay),
     last_error = k.last_error
 FROM unnest(

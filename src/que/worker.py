@@ -13,8 +13,6 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import psycopg
-
 from ._compat import (
     ASYNC,
     Background,
@@ -85,7 +83,7 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     worked = self.work_one()
-                except (psycopg.Error, QueError) as exc:
+                except Exception as exc:  # logged and retried: a worker never dies silently
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)

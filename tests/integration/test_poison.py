@@ -29,6 +29,9 @@ PROPERTY = settings(
 # Args as Ruby, Go or a SQL producer can write them into the json column:
 # PostgreSQL's json keeps the text as given, lone surrogates and \u0000 too.
 POISON_ARGS = ['["\\ud800"]', '["\\u0000"]', '["tab\\tnew\\nline"]', '["\\udfff\\ud800x"]']
+# Valid JSON that Python's json cannot decode: a Ruby bignum of 5,000 digits,
+# and arrays nested far deeper than the recursion limit.
+UNDECODABLE_ARGS = ["[" + "9" * 5000 + "]", "[" * 5000 + "]" * 5000]
 
 
 def insert_by_sql(conn: psycopg.Connection[Any], job_class: str, args_json: str) -> int:
@@ -95,6 +98,7 @@ def enqueue_poison_and_fine(conn: psycopg.Connection[Any], fine: int) -> list[in
     poison = [insert_by_sql(conn, "WithArgs", args) for args in POISON_ARGS]
     poison.append(insert_by_sql(conn, "Unprintable", "[]"))
     poison.append(insert_by_sql(conn, "Huge", "[]"))
+    poison += [insert_by_sql(conn, "Fine", args) for args in UNDECODABLE_ARGS]
     for n in range(fine):
         insert_by_sql(conn, "Fine", f"[{n}]")
     return poison
@@ -110,6 +114,9 @@ def assert_poison_recorded(conn: psycopg.Connection[Any], poison: list[int]) -> 
         first = last_error.splitlines()[0]
         if job_class == "WithArgs":
             assert first.startswith("Hostile: cannot handle "), first
+        elif job_class == "Fine":  # args no worker can decode
+            assert first.startswith("QueError: job args could not be decoded: "), first
+            assert "ValueError" in first or "RecursionError" in first
         elif job_class == "Unprintable":
             assert first.startswith("Unprintable: <its message could not be read"), first
         else:
@@ -268,3 +275,32 @@ async def test_hostile_retry_policies_cannot_stop_the_recording_of_failures(
         assert count == 1 and 0 < soonest <= latest <= 4
     count, soonest, _ = by_type["Enormous"]
     assert count == 1 and soonest > 99 * 365 * 86400  # capped at a century
+
+
+async def test_a_job_at_the_highest_error_count_fails_again_without_undoing_others(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any]
+) -> None:
+    """error_count is an int4: a job already at its maximum (a Ruby or Go worker
+    retried it forever, or SQL set it) stays there instead of failing the batch."""
+    conn.execute("INSERT INTO que_jobs (job_class, error_count) VALUES ('Broken', 2147483647)")
+    for _ in range(5):
+        insert_by_sql(conn, "Fine", "[]")
+    work_map = {"Broken": side.handler(broken), "Fine": side.handler(succeed)}
+    engine = side.batch_worker(qc, work_map, concurrency=4, interval=0.05)
+    side.start_engine(engine)
+    try:
+        await wait_until(
+            lambda: (
+                conn.execute(
+                    "SELECT count(*), max(last_error) IS NOT NULL FROM que_jobs"
+                ).fetchone()
+                == (1, True)
+            ),
+            60,
+            "the fine jobs deleted and the failure recorded",
+        )
+    finally:
+        assert await side.stop_engine(engine, 30)
+    row = conn.execute("SELECT error_count, last_error FROM que_jobs").fetchone()
+    assert row is not None and row[0] == 2147483647
+    assert row[1].startswith("Hostile: fails as planned")

@@ -59,6 +59,17 @@ def test_missing_type(job_type: object) -> None:
         ("priority", {"priority": True}, "priority must be an int"),
         ("run_at", {"run_at": datetime(2026, 1, 1)}, "is naive"),
         ("run_at", {"run_at": "2026-01-01"}, "run_at must be a datetime"),
+        # Year 0 in UTC: PostgreSQL would store it, and no worker could read it back.
+        (
+            "run_at",
+            {"run_at": datetime(1, 1, 1, 2, tzinfo=timezone(timedelta(hours=5)))},
+            "outside the years 1 to 9999 in UTC",
+        ),
+        (
+            "run_at",
+            {"run_at": datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))},
+            "outside the years 1 to 9999 in UTC",
+        ),
         ("args", {"args": "\ud800"}, "not JSON-serialisable|Unicode"),
     ],
 )
