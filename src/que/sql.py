@@ -106,10 +106,8 @@ UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s) AS unlocked"
 # fewer free jobs than wanted (other sessions hold the rest), CLAIM_WINDOW_END
 # gives its last key and the walk goes on after it: a due job is claimed
 # however many held jobs stand before it.
-LOCK_JOBS: Final = """
-SELECT due.queue, due.priority, due.run_at, due.job_id
-FROM (
-    SELECT j.queue, j.priority, j.run_at, j.job_id
+# The window of due rows both statements below walk: they must agree on it.
+_CLAIM_WINDOW: Final = """
     FROM que_jobs AS j
     WHERE j.queue = %(queue)s AND j.run_at <= now()
       AND (j.priority, j.run_at, j.job_id) > (
@@ -117,26 +115,31 @@ FROM (
       )
       AND j.job_id <> ALL (%(held)s::text::bigint[])
     ORDER BY j.priority, j.run_at, j.job_id
-    LIMIT %(window)s
+"""
+
+LOCK_JOBS: Final = (
+    """
+SELECT due.queue, due.priority, due.run_at, due.job_id
+FROM (
+    SELECT j.queue, j.priority, j.run_at, j.job_id"""
+    + _CLAIM_WINDOW
+    + """    LIMIT %(window)s
 ) AS due
 WHERE pg_try_advisory_lock(due.job_id)
 LIMIT %(limit)s
 """
+)
 
 # The key of the last row of the window LOCK_JOBS walked with the same
 # parameters; no row when the window was not full (nothing lies beyond it).
-CLAIM_WINDOW_END: Final = """
-SELECT j.priority, j.run_at, j.job_id
-FROM que_jobs AS j
-WHERE j.queue = %(queue)s AND j.run_at <= now()
-  AND (j.priority, j.run_at, j.job_id) > (
-      %(after_priority)s::smallint, %(after_run_at)s::text::timestamptz, %(after_id)s::bigint
-  )
-  AND j.job_id <> ALL (%(held)s::text::bigint[])
-ORDER BY j.priority, j.run_at, j.job_id
-OFFSET %(window)s - 1
-LIMIT 1
+CLAIM_WINDOW_END: Final = (
+    """
+    SELECT j.priority, j.run_at, j.job_id"""
+    + _CLAIM_WINDOW
+    + """    OFFSET %(window)s - 1
+    LIMIT 1
 """
+)
 
 # The batched statements take their keys as array literals built by the
 # engine (one string each, cast in SQL): psycopg would otherwise adapt
