@@ -43,6 +43,15 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
     return event.is_set()
 
 
+def being_cancelled() -> bool:
+    """Whether the running task was asked to stop. A CancelledError that a work
+    function raises without that (from a task of its own) is a job failure.
+    Python 3.10 cannot tell: there, every CancelledError stops the task."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or bool(cancelling())
+
+
 async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 

@@ -36,6 +36,11 @@ def wait_event(event: threading.Event, timeout: float | None) -> bool:
     return event.wait(None if timeout is None else max(0.0, timeout))
 
 
+def being_cancelled() -> bool:
+    """A thread is never cancelled (see ``_acompat``)."""
+    return False
+
+
 def sleep(seconds: float) -> None:
     time.sleep(seconds)
 

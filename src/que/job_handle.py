@@ -21,7 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from . import sql
-from ._compat import run_work
+from ._compat import Cancelled, being_cancelled, run_work
 from ._last_error import failure_message, headline, storable, undecodable_message
 from ._timeouts import Watchdog
 from ._work import Outcome, log_outcome
@@ -243,7 +243,9 @@ def perform(
         run_work(func, job, limit, watchdog)
         if handle.in_tx and not handle.deleted:
             handle.delete()  # commits the job's own writes with its delete
-    except Exception as exc:
+    except (Exception, Cancelled) as exc:
+        if isinstance(exc, Cancelled) and being_cancelled():
+            raise  # the worker itself is being stopped: the job goes back untouched
         log_outcome(job, started, f"failed: {headline(exc)}", exc)
         if handle.error_written:
             return Outcome.UNLOCK, ""

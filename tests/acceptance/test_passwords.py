@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -88,10 +89,11 @@ def test_a_working_worker_logs_no_password_even_at_debug(
 ) -> None:
     parts = conninfo_to_dict(db_url)
     port = f":{parts['port']}" if parts.get("port") else ""
+    host = quote(str(parts["host"]), safe="")  # a socket directory holds "/"
     # Trust authentication accepts any password.
     url = (
         "postgresql+psycopg://postgres:Kx7q%40Vb3m%3APz8w%2FJr5t%3FHn6y"
-        f"@{parts['host']}{port}/{parts['dbname']}"
+        f"@{host}{port}/{parts['dbname']}"
     )
     worker = cli.background(
         *WORKER, "--log-level", "DEBUG", "--wake-interval", "0.1", "--database-url", url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from urllib.parse import quote
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -15,7 +16,8 @@ def url_of(conninfo: str, scheme: str) -> str:
     parts = conninfo_to_dict(conninfo)
     port = f":{parts['port']}" if parts.get("port") else ""
     user = parts.get("user", "postgres")
-    return f"{scheme}://{user}@{parts['host']}{port}/{parts['dbname']}"
+    host = quote(str(parts["host"]), safe="")  # a socket directory holds "/"
+    return f"{scheme}://{user}@{host}{port}/{parts['dbname']}"
 
 
 SCHEMES = [

@@ -9,6 +9,7 @@ never undoes the others.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
@@ -304,3 +305,41 @@ async def test_a_job_at_the_highest_error_count_fails_again_without_undoing_othe
     row = conn.execute("SELECT error_count, last_error FROM que_jobs").fetchone()
     assert row is not None and row[0] == 2147483647
     assert row[1].startswith("Hostile: fails as planned")
+
+
+@pytest.mark.parametrize("side", ["async"], indirect=True)  # threads are never cancelled
+@pytest.mark.parametrize("engine", ["pool", "batch"])
+async def test_a_cancelled_error_from_a_work_function_is_a_failure(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engine: str
+) -> None:
+    """A work function that lets a CancelledError out (from a task of its own)
+    fails its job; the worker task goes on working the rest."""
+
+    async def inner_cancelled(job: Any) -> None:
+        raise asyncio.CancelledError()
+
+    insert_by_sql(conn, "Cancels", "[]")
+    for _ in range(5):
+        insert_by_sql(conn, "Fine", "[]")
+    work_map = {"Cancels": inner_cancelled, "Fine": succeed}
+    if engine == "pool":
+        runner = side.worker_pool(qc, work_map, 1, interval=0.05)
+        runner.start()
+    else:
+        runner = side.batch_worker(qc, work_map, concurrency=1, interval=0.05)
+        side.start_engine(runner)
+    try:
+        await wait_until(
+            lambda: (
+                conn.execute("SELECT count(*), max(error_count) FROM que_jobs").fetchone() == (1, 1)
+            ),
+            60,
+            "the fine jobs worked and the cancelled one recorded",
+        )
+    finally:
+        if engine == "pool":
+            assert await side.call(runner.shutdown, 30) is True
+        else:
+            assert await side.stop_engine(runner, 30)
+    row = conn.execute("SELECT last_error FROM que_jobs").fetchone()
+    assert row is not None and row[0].startswith("CancelledError")
