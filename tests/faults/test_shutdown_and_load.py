@@ -35,11 +35,28 @@ def working(url: str) -> int:
     )
 
 
+def in_transaction(url: str) -> int:
+    """Sessions of the test's database inside a transaction: jobs that are running."""
+    return int(
+        scalar(
+            url,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction'",
+        )
+    )
+
+
 def test_sigterm_with_50_jobs_running(workers: Workers, fault_db: str) -> None:
     ids = enqueue_records(fault_db, 120, seconds=2.0)
     worker = workers.start("--concurrency", "50", "--shutdown-timeout", "30")
-    # 50 running, 25 more claimed ahead by the batched engine
-    wait_for(lambda: working(fault_db) == 75, "50 jobs running and 25 claimed ahead", 60)
+    # 50 running (each has written its effect in its open transaction), 25 more
+    # claimed ahead by the batched engine. Locks alone are not enough: a claimed
+    # job may still wait in the engine's queue for a free thread.
+    wait_for(
+        lambda: working(fault_db) == 75 and in_transaction(fault_db) == 50,
+        "50 jobs running and 25 claimed ahead",
+        60,
+    )
     stopped = time.monotonic()
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(60) == 0
