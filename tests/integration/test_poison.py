@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -35,6 +37,28 @@ POISON_ARGS = ['["\\ud800"]', '["\\u0000"]', '["tab\\tnew\\nline"]', '["\\udfff\
 # and arrays nested 12,000 deep (PostgreSQL takes that; Python 3.13 decodes up
 # to about 8,000 levels, earlier versions fewer).
 UNDECODABLE_ARGS = ["[" + "9" * 5000 + "]", "[" * 12000 + "]" * 12000]
+
+
+@asynccontextmanager
+async def running(
+    side: Side, client: AnyClient, work_map: dict[str, Any], engine: str, size: int
+) -> AsyncIterator[None]:
+    """A WorkerPool ("pool") or BatchWorker ("batch") of ``size`` working until the
+    block ends; it must then stop within 30 seconds."""
+    if engine == "pool":
+        pool = side.worker_pool(client, work_map, size, interval=0.05)
+        pool.start()
+        try:
+            yield
+        finally:
+            assert await side.call(pool.shutdown, 30) is True
+    else:
+        batch = side.batch_worker(client, work_map, concurrency=size, interval=0.05)
+        side.start_engine(batch)
+        try:
+            yield
+        finally:
+            assert await side.stop_engine(batch, 30)
 
 
 def insert_by_sql(conn: psycopg.Connection[Any], job_class: str, args_json: str) -> int:
@@ -243,29 +267,20 @@ async def test_hostile_retry_policies_cannot_stop_the_recording_of_failures(
             insert_by_sql(conn, name, "[]")
     work_map = {name: side.handler(broken) for name in HOSTILE_POLICIES}
     work_map["Fine"] = side.handler(succeed)
-    async with side.client(db_url, retry_intervals=HOSTILE_POLICIES) as client:
-        if engine == "pool":
-            runner = side.worker_pool(client, work_map, 2, interval=0.05)
-            runner.start()
-        else:
-            runner = side.batch_worker(client, work_map, concurrency=4, interval=0.05)
-            side.start_engine(runner)
-        try:
-            await wait_until(
-                lambda: (
-                    conn.execute(
-                        "SELECT count(*) FILTER (WHERE error_count = 0), count(*) FROM que_jobs"
-                    ).fetchone()
-                    == (0, 12)
-                ),
-                60,
-                "every failure recorded and every fine job deleted",
-            )
-        finally:
-            if engine == "pool":
-                assert await side.call(runner.shutdown, 30) is True
-            else:
-                assert await side.stop_engine(runner, 30)
+    async with (
+        side.client(db_url, retry_intervals=HOSTILE_POLICIES) as client,
+        running(side, client, work_map, engine, 2 if engine == "pool" else 4),
+    ):
+        await wait_until(
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FILTER (WHERE error_count = 0), count(*) FROM que_jobs"
+                ).fetchone()
+                == (0, 12)
+            ),
+            60,
+            "every failure recorded and every fine job deleted",
+        )
     rows = conn.execute(
         "SELECT job_class, max(error_count), "
         "min(extract(epoch FROM run_at - now())), max(extract(epoch FROM run_at - now())) "
@@ -328,13 +343,7 @@ async def test_a_cancelled_error_from_a_work_function_is_a_failure(
     for _ in range(5):
         insert_by_sql(conn, "Fine", "[]")
     work_map = {"Cancels": inner_cancelled, "Fine": succeed}
-    if engine == "pool":
-        runner = side.worker_pool(qc, work_map, 1, interval=0.05)
-        runner.start()
-    else:
-        runner = side.batch_worker(qc, work_map, concurrency=1, interval=0.05)
-        side.start_engine(runner)
-    try:
+    async with running(side, qc, work_map, engine, 1):
         await wait_until(
             lambda: (
                 conn.execute("SELECT count(*), max(error_count) FROM que_jobs").fetchone() == (1, 1)
@@ -342,10 +351,5 @@ async def test_a_cancelled_error_from_a_work_function_is_a_failure(
             60,
             "the fine jobs worked and the cancelled one recorded",
         )
-    finally:
-        if engine == "pool":
-            assert await side.call(runner.shutdown, 30) is True
-        else:
-            assert await side.stop_engine(runner, 30)
     row = conn.execute("SELECT last_error FROM que_jobs").fetchone()
     assert row is not None and row[0].startswith("CancelledError")
