@@ -158,6 +158,21 @@ def _add_worker_parser(commands: _Subcommands) -> None:
         "(the fast path; wakes on NOTIFY after `que migrate --notify`); classic: "
         "one connection and one claim per job, as Ruby que 0.x and Go do (default batch)",
     )
+    p.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="the database URL goes through PgBouncer in transaction pooling: claims "
+        "hold transaction-level locks, nothing is prepared server-side, and workers "
+        "poll unless --listen-url is given (see docs/deploy.md)",
+    )
+    p.add_argument(
+        "--listen-url",
+        default=None,
+        metavar="URL",
+        help="with --pgbouncer: a direct connection to PostgreSQL (not through "
+        "PgBouncer) for LISTEN, so workers wake at once on new jobs "
+        "(default: $QUE_LISTEN_URL)",
+    )
 
 
 def _add_worker_timing_options(p: argparse.ArgumentParser) -> None:

@@ -72,9 +72,7 @@ class AsyncRunner(Runner):
     async def _open(
         self, settings: WorkerSettings, database: Database, work_map: WorkMap
     ) -> tuple[AsyncClient, AsyncBatchWorker | AsyncWorkerPool]:
-        client = await AsyncClient.connect(
-            database.connector, max_connections=settings.concurrency + 3
-        )
+        client = await AsyncClient.connect(database.connector, **_client_options(settings))
         worker: AsyncBatchWorker | AsyncWorkerPool
         if settings.engine == "classic":
             worker = AsyncWorkerPool(client, work_map, settings.concurrency, **_where(settings))
@@ -108,6 +106,14 @@ class AsyncRunner(Runner):
         self._loop.close()
 
 
+def _client_options(settings: WorkerSettings) -> dict[str, Any]:
+    return {
+        "max_connections": settings.concurrency + 3,
+        "pgbouncer": settings.pgbouncer,
+        "listen_url": settings.listen_url,
+    }
+
+
 def _where(settings: WorkerSettings) -> dict[str, Any]:
     return {"queue": list(settings.queues), "interval": settings.interval}
 
@@ -133,7 +139,7 @@ def make_runner(
         raise UsageError("--job-timeout needs the batch engine (drop --engine classic)")
     if any(is_async_callable(func) for func in work_map.values()):
         return AsyncRunner(settings, database, work_map, on_overdue)
-    client = Client(database.connector, max_connections=settings.concurrency + 3)
+    client = Client(database.connector, **_client_options(settings))
     try:
         worker: BatchWorker | WorkerPool
         if settings.engine == "classic":

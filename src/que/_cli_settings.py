@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 from ._timeouts import Timeouts
 
+# Where ``que worker`` reads --listen-url's default, and how worker processes get it.
+LISTEN_URL_ENV = "QUE_LISTEN_URL"
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -22,3 +25,7 @@ class WorkerSettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     # What each --job-timeout said, to pass on to worker processes.
     timeout_args: tuple[str, ...] = ()
+    pgbouncer: bool = False
+    # A URL that may hold a password: worker processes get it in their
+    # environment (QUE_LISTEN_URL), never on their command line.
+    listen_url: str | None = None

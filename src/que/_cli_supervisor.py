@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ._cli_database import Database, child_environment
 from ._cli_logging import flush_logs
 from ._cli_overdue import EXIT_JOB_TIMEOUT
-from ._cli_settings import WorkerSettings
+from ._cli_settings import LISTEN_URL_ENV, WorkerSettings
 from ._cli_signals import Signals
 from ._cli_support import EXIT_ERROR
 from ._work import describe_queues
@@ -72,7 +72,9 @@ class Supervisor:
         try:
             # Fail here, once, rather than in every process: unreachable
             # database, wrong schema version.
-            Client(self.database.connector, max_connections=1).close()
+            Client(
+                self.database.connector, max_connections=1, pgbouncer=self.settings.pgbouncer
+            ).close()
             logger.info(
                 "que worker started: %d processes of %d threads each, %s, "
                 "wake interval %gs, database %s",
@@ -111,12 +113,14 @@ class Supervisor:
             "--engine",
             s.engine,
             *[arg for value in s.timeout_args for arg in ("--job-timeout", value)],
+            *(["--pgbouncer"] if s.pgbouncer else []),
         ]
 
     def _spawn(self, number: int) -> _Child:
-        env = child_environment(
-            self.database, {PARENT_ENV: str(os.getpid()), NUMBER_ENV: str(number)}
-        )
+        extra = {PARENT_ENV: str(os.getpid()), NUMBER_ENV: str(number)}
+        if self.settings.listen_url is not None:
+            extra[LISTEN_URL_ENV] = self.settings.listen_url
+        env = child_environment(self.database, extra)
         # A session of its own: a Ctrl-C in the terminal reaches the
         # supervisor only, which forwards it once.
         process = subprocess.Popen(self._command(), env=env, start_new_session=True)

@@ -18,6 +18,7 @@ from typing import Any
 from ._last_error import storable
 from ._work import Outcome
 from .backoff import Backoff
+from .errors import QueError
 from .job import BaseJob, job_key
 
 # The longest the locker holds finished jobs' outcomes to write them in one batch.
@@ -306,7 +307,12 @@ def wait_seconds(interval: float, next_run_at: datetime | None, now: datetime) -
 
 
 def check_engine_options(
-    concurrency: object, buffer: int | None, listen: bool, limit: int | None
+    concurrency: object,
+    buffer: int | None,
+    listen: bool,
+    limit: int | None,
+    *,
+    pgbouncer: bool = False,
 ) -> int | None:
     """Validate the engine's sizes; the fixed buffer, or None to size it on the fly.
 
@@ -318,16 +324,41 @@ def check_engine_options(
         isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0
     ):
         raise ValueError(f"buffer must be a non-negative int or None, not {buffer!r}")
-    needed = 2 + (1 if listen else 0)
+    if pgbouncer:
+        needed, what = 3, "locker, one claim transaction, one for job transactions"
+    else:
+        needed = 2 + (1 if listen else 0)
+        what = "locker, listener, one for job transactions"
     if limit is not None and limit < needed:
         raise ValueError(
-            f"the batched engine needs at least {needed} connections (locker, listener, "
-            f"one for job transactions); the pool given to the client has {limit}"
+            f"the batched engine needs at least {needed} connections ({what}); "
+            f"the pool given to the client has {limit}"
         )
     return buffer
 
 
-def engine_connections(concurrency: int, listen: bool) -> int:
-    """Connections an engine may use at once: its locker, its listener, and one
-    for each job that opens a transaction or asks for a connection."""
+def check_listen(listen: bool | None, can_listen: bool) -> bool:
+    """Whether an engine listens: as asked, by default whenever it can.
+
+    >>> check_listen(None, can_listen=False), check_listen(False, can_listen=True)
+    (False, False)
+    """
+    if listen is None:
+        return can_listen
+    if listen and not can_listen:
+        raise QueError(
+            "listen=True, but LISTEN does not work through PgBouncer in transaction "
+            "pooling: give the client listen_url (a direct connection to PostgreSQL) "
+            "or let the engine poll (listen=False)"
+        )
+    return bool(listen)
+
+
+def engine_connections(concurrency: int, listen: bool, *, pgbouncer: bool = False) -> int:
+    """Pooled connections an engine may use at once: its locker, its listener,
+    and one for each job that opens a transaction or asks for a connection.
+    Behind PgBouncer the listener is a direct connection outside the pool, and
+    up to ``concurrency`` claim transactions (holds) are open besides."""
+    if pgbouncer:
+        return 1 + 2 * concurrency
     return 1 + (1 if listen else 0) + concurrency

@@ -51,6 +51,12 @@ class AsyncClient(ClientBase[AsyncJob]):
 
     ``source`` is a URL or libpq conninfo string, a Connector, or a
     ``psycopg_pool.AsyncConnectionPool`` you own.
+
+    ``pgbouncer=True`` is for a ``source`` behind PgBouncer in transaction
+    pooling: each claim holds its jobs with transaction-level advisory locks
+    in a transaction open until their outcomes are written, and no statement
+    is prepared server-side. LISTEN needs ``listen_url``, a direct connection
+    to PostgreSQL; without it workers poll. See docs/deploy.md.
     """
 
     def __init__(
@@ -62,6 +68,8 @@ class AsyncClient(ClientBase[AsyncJob]):
         retry_intervals: dict[str, RetryInterval] | None = None,
         connect_timeout: float = 10.0,
         check_schema: bool = True,
+        pgbouncer: bool = False,
+        listen_url: str | Connector | None = None,
     ) -> None:
         super().__init__(
             min_connections=min_connections,
@@ -71,6 +79,14 @@ class AsyncClient(ClientBase[AsyncJob]):
         self._connect_timeout = connect_timeout
         self._check_schema = check_schema
         self._connector: Connector | None = None
+        if listen_url is not None and not pgbouncer:
+            raise ValueError(
+                "listen_url is for pgbouncer=True: otherwise workers listen on the pool"
+            )
+        listen_conninfo = None
+        if listen_url is not None:
+            listen_conninfo = as_connector(listen_url, "listen_url", "a URL").conninfo
+        self.pgbouncer = pgbouncer
         if isinstance(source, OtherPool):
             raise TypeError(
                 "AsyncClient needs a psycopg_pool.AsyncConnectionPool, not a "
@@ -88,7 +104,7 @@ class AsyncClient(ClientBase[AsyncJob]):
                 connector.conninfo,
                 min_size=min_connections,
                 max_size=max_connections,
-                kwargs={"autocommit": True, "row_factory": dict_row},
+                kwargs={"autocommit": True, "row_factory": dict_row, **_prepare_kwargs(pgbouncer)},
                 # A connection killed by a server restart or pg_terminate_backend
                 # is replaced on checkout instead of failing the caller's statement.
                 check=psycopg_pool.AsyncConnectionPool.check_connection,
@@ -96,7 +112,13 @@ class AsyncClient(ClientBase[AsyncJob]):
                 name="que",
             )
             self._owns_pool = True
-        self.connections = AsyncConnections(pool, type(self).__name__, owns_pool=self._owns_pool)
+        self.connections = AsyncConnections(
+            pool,
+            type(self).__name__,
+            owns_pool=self._owns_pool,
+            pgbouncer=pgbouncer,
+            listen_conninfo=listen_conninfo,
+        )
         if ASYNC:
             pass
         else:
@@ -134,6 +156,7 @@ class AsyncClient(ClientBase[AsyncJob]):
                 connector.conninfo,
                 autocommit=True,
                 connect_timeout=max(1, round(self._connect_timeout)),
+                **_prepare_kwargs(self.pgbouncer),
             )
         except psycopg.OperationalError as exc:
             message = redact(str(exc), connector.conninfo)
@@ -218,7 +241,7 @@ class AsyncClient(ClientBase[AsyncJob]):
             """Claim the next due job of ``queue``: ``await`` it for an AsyncJob or None,
             or ``async with client.lock_job() as job:`` to have ``done()`` run at the end.
 
-            The job holds a session advisory lock and a pooled connection until
+            The job holds an advisory lock and a pooled connection until
             ``done()``. Raises LockAttemptsError if ten walks in a row found only
             jobs that other workers deleted meanwhile.
             """
@@ -229,7 +252,7 @@ class AsyncClient(ClientBase[AsyncJob]):
         def lock_job(self, queue: str = "") -> AsyncJob | None:
             """Claim the next due job of ``queue``, or return None if there is none.
 
-            The job holds a session advisory lock and a pooled connection until
+            The job holds an advisory lock and a pooled connection until
             ``job.done()``; ``with job:`` makes sure that happens. Raises
             LockAttemptsError if ten walks in a row found only jobs that other
             workers deleted meanwhile.
@@ -241,28 +264,42 @@ class AsyncClient(ClientBase[AsyncJob]):
         self.connections.check_open()
         conn = await self.connections.take()
         try:
+            if self.pgbouncer:
+                # The claim's transaction holds the lock (see _claim).
+                await conn.set_autocommit(False)
             job = await self._claim(conn, queue)
         except BaseException:
-            # A session advisory lock may have been taken: closing the
-            # session is the one way to be sure it is gone.
+            # An advisory lock may have been taken: closing the session
+            # (or, behind PgBouncer, its transaction) is the one way to be
+            # sure it is gone.
             await self.connections.drop(conn)
             raise
         if job is None:
+            await self.connections.reset(conn)
             await self.connections.give_back(conn)
         return job
 
     async def _claim(self, conn: psycopg.AsyncConnection[Any], queue: str) -> AsyncJob | None:
+        """The Que walk and re-check. Behind PgBouncer ``conn`` is in a
+        transaction, whose transaction-level lock lasts until it ends: a lock
+        on a row found gone stays until then, harmlessly."""
+        xact = self.pgbouncer
+        lock_job = sql.LOCK_JOB_XACT if xact else sql.LOCK_JOB
         async with conn.cursor(row_factory=dict_row) as cur:
             for _ in range(MAX_LOCK_ATTEMPTS):
-                await cur.execute(sql.LOCK_JOB, {"queue": queue}, prepare=True)
+                await cur.execute(lock_job, {"queue": queue}, prepare=True)
                 locked = await cur.fetchone()
                 if locked is None:
                     return None
                 await cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
                 found = await cur.fetchone()
                 if found is not None:
+                    if xact:
+                        # Everything the job writes nests here: error() rolls
+                        # it back to this point and keeps the lock.
+                        await cur.execute(sql.JOB_SAVEPOINT)
                     job, problem = job_from_row(AsyncJob, found)
-                    handle = AsyncJobHandle(job, self.backoff, self._release, conn=conn)
+                    handle = AsyncJobHandle(job, self.backoff, self._release, conn=conn, xact=xact)
                     if problem is None:
                         return self._track(job)
                     # Args no worker can decode: recorded as this job's failure
@@ -270,7 +307,8 @@ class AsyncClient(ClientBase[AsyncJob]):
                     await handle.error(headline(QueError(undecodable_message(problem))))
                 # Gone (another worker deleted it after our walk's snapshot was
                 # taken), or failed above: unlock it and walk again.
-                await cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
+                if not xact:
+                    await cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
         raise lock_attempts_error(queue)
 
     async def _release(self, handle: AsyncJobHandle) -> None:
@@ -279,6 +317,9 @@ class AsyncClient(ClientBase[AsyncJob]):
         self._untrack(job)
         conn = handle.detach()
         if conn is None:
+            return
+        if self.pgbouncer:
+            await self._end_claim(conn, job)
             return
         if not await self.connections.reset(conn):
             logger.warning("could not reset job %s's connection; dropped it, and its lock", job.id)
@@ -298,6 +339,13 @@ class AsyncClient(ClientBase[AsyncJob]):
             return
         if not unlocked(row):
             logger.warning("job %s was not locked by its session at done()", job.id)
+        await self.connections.give_back(conn)
+
+    async def _end_claim(self, conn: psycopg.AsyncConnection[Any], job: AsyncJob) -> None:
+        """Behind PgBouncer: end the claim's transaction, which releases the job's
+        lock and rolls back what the job wrote without a delete() or error()."""
+        if not await self.connections.reset(conn):
+            logger.warning("could not end job %s's claim; closed its connection", job.id)
         await self.connections.give_back(conn)
 
     # -- stats -----------------------------------------------------------------
@@ -374,6 +422,12 @@ def _check_conn(conn: object) -> None:
         raise TypeError(
             f"conn must be a psycopg.AsyncConnection (psycopg 3), not {type(conn).__name__}"
         )
+
+
+def _prepare_kwargs(pgbouncer: bool) -> dict[str, Any]:
+    """Connection options: behind PgBouncer nothing is prepared server-side,
+    as the next transaction may run on another server connection."""
+    return {"prepare_threshold": None} if pgbouncer else {}
 
 
 async def prepare_statements_async(conn: psycopg.AsyncConnection[Any]) -> None:

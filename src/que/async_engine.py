@@ -8,6 +8,12 @@ statement, records failures in another, and only then unlocks them. A
 listener session wakes the locker on NOTIFY (see ``que.install_notify``);
 polling at the wake interval remains the fallback, and jobs scheduled for
 later are claimed when they come due.
+
+Behind PgBouncer (a client made with ``pgbouncer=True``) there is no session
+to hold locks between transactions: each claim opens a transaction of its
+own (a *hold*) and takes transaction-level locks in it; the locker writes
+outcomes as usual and ends a hold once all of its jobs are written, which
+releases their locks.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from ._engine_base import (
     EngineBook,
     by_queue,
     check_engine_options,
+    check_listen,
     claim_params,
     engine_connections,
     id_array,
@@ -73,6 +80,13 @@ AsyncWorkFunc = Callable[[AsyncJob], Any]
 AnyConnection = psycopg.AsyncConnection[Any]
 
 
+class Hold(NamedTuple):
+    """PgBouncer mode: one claim's transaction and the ids it still holds."""
+
+    conn: AnyConnection
+    ids: set[int]
+
+
 class Claimed(NamedTuple):
     """A job handed to a worker, with its handle and the locker session it was claimed on."""
 
@@ -100,6 +114,10 @@ class AsyncBatchWorker:
     A work function's job borrows a pooled connection only if it asks for one
     (``connection()``, ``transaction()``, or a ``delete()``/``error()`` of its
     own); the lock stays with the locker session.
+
+    ``listen`` (default: whenever the client can) wakes the engine on NOTIFY;
+    behind PgBouncer that needs the client's ``listen_url``, and without it
+    the engine polls every ``interval``.
     """
 
     def __init__(
@@ -111,7 +129,7 @@ class AsyncBatchWorker:
         queue: str | Sequence[str] | None = None,
         interval: float | None = None,
         buffer: int | None = None,
-        listen: bool = True,
+        listen: bool | None = None,
         timeout: float | None = None,
         timeouts: Mapping[str, float] | None = None,
         on_overdue: OverdueCallback | None = None,
@@ -120,7 +138,11 @@ class AsyncBatchWorker:
             raise TypeError(
                 f"AsyncBatchWorker needs a que.AsyncClient, not {type(client).__name__}"
             )
-        extra = check_engine_options(concurrency, buffer, listen, client.connections.limit)
+        connections = client.connections
+        listen = check_listen(listen, connections.can_listen)
+        extra = check_engine_options(
+            concurrency, buffer, listen, connections.limit, pgbouncer=connections.pgbouncer
+        )
         self.client = client
         self.work_map = check_work_map(work_map, worker="AsyncBatchWorker", allow_async=ASYNC)
         self.queues = queue_names(queue)
@@ -128,7 +150,9 @@ class AsyncBatchWorker:
         self.interval = wake_interval(interval)
         self.concurrency = concurrency
         self.listen = listen
-        self._connections = client.connections
+        self._connections = connections
+        self._holds: dict[int, Hold] = {}
+        self._lock_jobs = sql.LOCK_JOBS_XACT if connections.pgbouncer else sql.LOCK_JOBS
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
         self._jobs: Queue[Claimed | None] = Queue()
@@ -194,7 +218,9 @@ class AsyncBatchWorker:
     async def _locker_loop(self) -> None:
         conn: AnyConnection | None = None
         failures = 0
-        reserved = engine_connections(self.concurrency, self.listen)
+        reserved = engine_connections(
+            self.concurrency, self.listen, pgbouncer=self._connections.pgbouncer
+        )
         try:
             await self._connections.reserve(reserved)
             while True:
@@ -222,6 +248,9 @@ class AsyncBatchWorker:
                     await self._connections.drop(conn)
                 else:
                     await self._connections.give_back(conn)
+            for hold in self._holds.values():  # jobs still running: their locks go
+                await self._connections.drop(hold.conn)
+            self._holds.clear()
 
     async def _step(self, conn: AnyConnection) -> bool:
         """One turn of the locker: write outcomes, claim, or sleep. True when stopped."""
@@ -260,6 +289,8 @@ class AsyncBatchWorker:
         book = self._book
         if not book.has_writes() and limit == 0:
             return 0
+        if self._connections.pgbouncer:
+            return await self._write_and_claim_in_hold(conn, limit)
         began = time.perf_counter()
         claim = conn.cursor(row_factory=dict_row)
         # One round trip: the writes commit in their own transaction before
@@ -290,7 +321,68 @@ class AsyncBatchWorker:
         locked = await claim.fetchall()
         if len(locked) < limit:
             locked += await self._claim_more(conn, limit, held, order, locked)
-        claimed = await self._recheck(conn, locked) if locked else 0
+        claimed = len(await self._recheck(conn, locked)) if locked else 0
+        self._log_claim(claimed, limit, began)
+        return claimed
+
+    async def _write_and_claim_in_hold(self, conn: AnyConnection, limit: int) -> int:
+        """PgBouncer mode: write the outcomes in a transaction of their own, end
+        the holds whose jobs are all written, and claim in a new hold."""
+        book = self._book
+        began = time.perf_counter()
+        finishing = book.finishing()
+        if book.to_delete or book.to_fail:
+            async with conn.transaction():
+                for params in book.delete_params():
+                    await conn.execute(sql.DELETE_JOBS, params)
+                for params in book.fail_params():
+                    await conn.execute(sql.SET_JOBS_ERROR, params)
+        book.written()
+        for done in finishing:
+            hold = self._holds.get(done.generation)
+            if hold is not None and done.job.id is not None:
+                hold.ids.discard(done.job.id)
+        for generation, hold in list(self._holds.items()):
+            if not hold.ids:
+                del self._holds[generation]
+                await self._end_hold(hold.conn)
+        # Every hold pins a server connection of PgBouncer's pool while its
+        # jobs run: no more of them than workers.
+        if limit == 0 or len(self._holds) >= self.concurrency:
+            return 0
+        held = book.held_ids()
+        order = rotated(self.queues, self._turn)
+        self._turn += 1
+        hold_conn = await self._connections.take()
+        try:
+            await hold_conn.set_autocommit(False)
+            generation = book.new_session()
+            async with hold_conn.cursor(row_factory=dict_row) as claim:
+                await claim.execute(self._lock_jobs, claim_params(order[0], limit, held))
+                locked = await claim.fetchall()
+            if len(locked) < limit:
+                locked += await self._claim_more(hold_conn, limit, held, order, locked)
+            found = await self._recheck(hold_conn, locked) if locked else []
+        except BaseException:
+            await self._connections.drop(hold_conn)
+            raise
+        if found:
+            self._holds[generation] = Hold(hold_conn, set(found))
+        else:
+            await self._end_hold(hold_conn)
+        self._log_claim(len(found), limit, began)
+        return len(found)
+
+    async def _end_hold(self, conn: AnyConnection) -> None:
+        """End a hold's transaction (its locks with it) and return its connection."""
+        if not await self._connections.reset(conn):
+            logger.warning(
+                "%s: could not end a claim's transaction; closed its connection",
+                describe_queues(self.queues),
+            )
+        await self._connections.give_back(conn)
+
+    def _log_claim(self, claimed: int, limit: int, began: float) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s: claimed %d of %d wanted in %.1f ms",
@@ -300,7 +392,6 @@ class AsyncBatchWorker:
                 (time.perf_counter() - began) * 1000,
                 extra={"queues": list(self.queues), "claimed": claimed, "wanted": limit},
             )
-        return claimed
 
     async def _claim_more(
         self,
@@ -320,7 +411,7 @@ class AsyncBatchWorker:
                 skip = held if index == 0 else held + [row["job_id"] for row in locked + more]
                 if index > 0:
                     await cur.execute(
-                        sql.LOCK_JOBS, claim_params(queue, limit - len(locked) - len(more), skip)
+                        self._lock_jobs, claim_params(queue, limit - len(locked) - len(more), skip)
                     )
                     more += await cur.fetchall()
                 if len(locked) + len(more) < limit:
@@ -352,18 +443,22 @@ class AsyncBatchWorker:
             size = min(2 * window["window"], MAX_CLAIM_WINDOW)
             wanted = limit - len(locked) - len(more)
             window = claim_params(queue, wanted, skip + mine, end, size)
-            await cur.execute(sql.LOCK_JOBS, window, prepare=True)
+            await cur.execute(self._lock_jobs, window, prepare=True)
             more += await cur.fetchall()
         return more
 
-    async def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> int:
+    async def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> list[int]:
+        """Re-read the locked rows, hand the ones still there to the workers, and
+        return their ids. A transaction-level lock on a row found gone stays
+        until its hold ends."""
         async with conn.cursor(row_factory=dict_row) as cur:
             found = []
             for rows in by_queue(locked):
                 await cur.execute(sql.RECHECK_JOBS, key_params(rows), prepare=True)
                 found += await cur.fetchall()
             gone = vanished_ids(locked, found)
-            if gone:  # finished by another worker after the walk's snapshot
+            if gone and not self._connections.pgbouncer:
+                # Finished by another worker after the walk's snapshot.
                 await cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
@@ -377,7 +472,7 @@ class AsyncBatchWorker:
             )
             self._book.claimed(job)
             self._jobs.put_nowait(Claimed(job, handle, generation))
-        return len(found)
+        return [row["job_id"] for row in found]
 
     async def _idle_wait(self, conn: AnyConnection) -> float:
         async with conn.cursor(row_factory=dict_row) as cur:
@@ -410,7 +505,7 @@ class AsyncBatchWorker:
         while not self._stop.is_set():
             conn: AnyConnection | None = None
             try:
-                conn = await self._connections.take()
+                conn = await self._connections.take_listener()
                 await conn.execute(sql.LISTEN)
                 failures = 0
                 while not self._stop.is_set():
@@ -418,14 +513,14 @@ class AsyncBatchWorker:
                         if note.payload in self.queues:
                             self._wake.set()
                 await conn.execute(sql.UNLISTEN)
-                await self._connections.give_back(conn)
+                await self._connections.give_back_listener(conn)
                 conn = None
             except psycopg.Error as exc:
                 failures += 1
                 delay = retry_delay(failures, self.interval)
                 log_loop_error(logger, self.queues, exc, failures, delay)
                 if conn is not None:
-                    await self._connections.drop(conn)
+                    await self._connections.drop_listener(conn)
                 await wait_event(self._stop, delay)
 
     # -- the workers ---------------------------------------------------------------

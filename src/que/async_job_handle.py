@@ -120,7 +120,15 @@ else:
 class AsyncJobHandle:
     """Finishes one claimed job. ``conn`` is the claiming connection (the
     client's ``lock_job``), or ``lend`` borrows one on demand (an engine,
-    whose locker session holds the lock). ``release`` gives the job back."""
+    whose locker session holds the lock). ``release`` gives the job back.
+
+    ``xact``: ``conn`` is in the transaction whose transaction-level lock
+    holds the job (PgBouncer mode), with a savepoint taken after the claim.
+    Everything the job writes on it is then one transaction with its
+    outcome: delete() commits it, error() rolls back to the savepoint and
+    commits the error, and done() without either rolls it all back. Ending
+    that transaction is what releases the lock.
+    """
 
     # An engine makes one per job: slots keep that cheap.
     __slots__ = (
@@ -134,6 +142,7 @@ class AsyncJobHandle:
         "in_tx",
         "job",
         "problem",
+        "xact",
     )
 
     def __init__(
@@ -145,8 +154,10 @@ class AsyncJobHandle:
         conn: AnyConnection | None = None,
         lend: Lend | None = None,
         problem: str | None = None,
+        xact: bool = False,
     ) -> None:
         self.job = job
+        self.xact = xact
         self.problem = problem
         self.backoff = backoff
         self.deleted = False
@@ -178,21 +189,24 @@ class AsyncJobHandle:
     async def transaction(self) -> AnyConnection:
         conn = await self.connection()
         if not self.in_tx:
-            await conn.set_autocommit(False)
+            if not self.xact:  # with xact, the claim's transaction is already open
+                await conn.set_autocommit(False)
             self.in_tx = True
         return conn
 
     async def delete(self) -> None:
         conn = await self.connection()
         cur = await conn.execute(sql.DELETE_JOB, job_key(self.job), prepare=True)
-        if self.in_tx:
+        if self.xact:
             if cur.rowcount == 0:
-                logger.warning(
-                    "job %s id=%s was already finished by another worker (this one lost its "
-                    "lock); its transaction is rolled back",
-                    self.job.type,
-                    self.job.id,
-                )
+                self._warn_finished_elsewhere()
+                await conn.rollback()
+            else:
+                await conn.commit()  # the job's writes, its delete, and the lock's end
+            self.in_tx = False
+        elif self.in_tx:
+            if cur.rowcount == 0:
+                self._warn_finished_elsewhere()
                 await conn.rollback()
             else:
                 await conn.commit()
@@ -201,7 +215,10 @@ class AsyncJobHandle:
 
     async def error(self, message: str, *, retry_in: float | None = None) -> None:
         conn = await self.connection()
-        if self.in_tx:
+        if self.xact:
+            await conn.execute(sql.ROLLBACK_TO_JOB_SAVEPOINT)
+            self.in_tx = False
+        elif self.in_tx:
             await conn.rollback()
             await self._end_tx(conn)
         job = self.job
@@ -214,6 +231,8 @@ class AsyncJobHandle:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(sql.SET_JOB_ERROR, params, prepare=True)
             row = await cur.fetchone()
+        if self.xact:
+            await conn.commit()  # the error, and the lock's end
         if row is None:
             raise QueError(f"job {job.id} is no longer in que_jobs; its error was not recorded")
         job.error_count = row["error_count"]
@@ -232,6 +251,14 @@ class AsyncJobHandle:
         conn, self._conn = self._conn, None
         self.in_tx = False
         return conn
+
+    def _warn_finished_elsewhere(self) -> None:
+        logger.warning(
+            "job %s id=%s was already finished by another worker (this one lost its "
+            "lock); its transaction is rolled back",
+            self.job.type,
+            self.job.id,
+        )
 
     async def _end_tx(self, conn: AnyConnection) -> None:
         await conn.set_autocommit(True)

@@ -119,6 +119,23 @@ def cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_url(args: argparse.Namespace) -> str | None:
+    """--listen-url, else $QUE_LISTEN_URL, checked; only with --pgbouncer."""
+    from ._cli_database import connector_from_setting
+    from ._cli_settings import LISTEN_URL_ENV
+
+    value, source = args.listen_url, "--listen-url"
+    if value is None:
+        value, source = os.environ.get(LISTEN_URL_ENV) or None, LISTEN_URL_ENV
+    if value is None:
+        return None
+    if not args.pgbouncer:
+        raise UsageError(
+            f"{source} is for --pgbouncer: without PgBouncer, workers listen on their own pool"
+        )
+    return connector_from_setting(value, source).conninfo
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from ._cli_app import load_work_map
     from ._cli_settings import WorkerSettings
@@ -134,6 +151,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         interval = wake_interval(args.wake_interval)
     except (InvalidJobError, ValueError) as exc:
         raise UsageError(one_line(exc)) from exc
+    listen_url = _listen_url(args)
     settings = WorkerSettings(
         app=args.app,
         queues=queues,
@@ -145,6 +163,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         engine=args.engine,
         timeouts=parse_timeouts(args.job_timeout),
         timeout_args=tuple(args.job_timeout),
+        pgbouncer=args.pgbouncer,
+        listen_url=listen_url,
     )
     work_map = load_work_map(args.app)  # before the database: a bad APP fails fast
     configure_logging(args.log_level)  # after APP, whose own logging set-up comes first

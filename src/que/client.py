@@ -52,6 +52,12 @@ class Client(ClientBase[Job]):
 
     ``source`` is a URL or libpq conninfo string, a Connector, or a
     ``psycopg_pool.ConnectionPool`` you own.
+
+    ``pgbouncer=True`` is for a ``source`` behind PgBouncer in transaction
+    pooling: each claim holds its jobs with transaction-level advisory locks
+    in a transaction open until their outcomes are written, and no statement
+    is prepared server-side. LISTEN needs ``listen_url``, a direct connection
+    to PostgreSQL; without it workers poll. See docs/deploy.md.
     """
 
     def __init__(
@@ -63,6 +69,8 @@ class Client(ClientBase[Job]):
         retry_intervals: dict[str, RetryInterval] | None = None,
         connect_timeout: float = 10.0,
         check_schema: bool = True,
+        pgbouncer: bool = False,
+        listen_url: str | Connector | None = None,
     ) -> None:
         super().__init__(
             min_connections=min_connections,
@@ -72,6 +80,14 @@ class Client(ClientBase[Job]):
         self._connect_timeout = connect_timeout
         self._check_schema = check_schema
         self._connector: Connector | None = None
+        if listen_url is not None and not pgbouncer:
+            raise ValueError(
+                "listen_url is for pgbouncer=True: otherwise workers listen on the pool"
+            )
+        listen_conninfo = None
+        if listen_url is not None:
+            listen_conninfo = as_connector(listen_url, "listen_url", "a URL").conninfo
+        self.pgbouncer = pgbouncer
         if isinstance(source, OtherPool):
             raise TypeError(
                 "Client needs a psycopg_pool.ConnectionPool, not a "
@@ -89,7 +105,7 @@ class Client(ClientBase[Job]):
                 connector.conninfo,
                 min_size=min_connections,
                 max_size=max_connections,
-                kwargs={"autocommit": True, "row_factory": dict_row},
+                kwargs={"autocommit": True, "row_factory": dict_row, **_prepare_kwargs(pgbouncer)},
                 # A connection killed by a server restart or pg_terminate_backend
                 # is replaced on checkout instead of failing the caller's statement.
                 check=psycopg_pool.ConnectionPool.check_connection,
@@ -97,7 +113,13 @@ class Client(ClientBase[Job]):
                 name="que",
             )
             self._owns_pool = True
-        self.connections = Connections(pool, type(self).__name__, owns_pool=self._owns_pool)
+        self.connections = Connections(
+            pool,
+            type(self).__name__,
+            owns_pool=self._owns_pool,
+            pgbouncer=pgbouncer,
+            listen_conninfo=listen_conninfo,
+        )
         self.open()
 
     @classmethod
@@ -132,6 +154,7 @@ class Client(ClientBase[Job]):
                 connector.conninfo,
                 autocommit=True,
                 connect_timeout=max(1, round(self._connect_timeout)),
+                **_prepare_kwargs(self.pgbouncer),
             )
         except psycopg.OperationalError as exc:
             message = redact(str(exc), connector.conninfo)
@@ -211,7 +234,7 @@ class Client(ClientBase[Job]):
     def lock_job(self, queue: str = "") -> Job | None:
         """Claim the next due job of ``queue``, or return None if there is none.
 
-        The job holds a session advisory lock and a pooled connection until
+        The job holds an advisory lock and a pooled connection until
         ``job.done()``; ``with job:`` makes sure that happens. Raises
         LockAttemptsError if ten walks in a row found only jobs that other
         workers deleted meanwhile.
@@ -223,28 +246,42 @@ class Client(ClientBase[Job]):
         self.connections.check_open()
         conn = self.connections.take()
         try:
+            if self.pgbouncer:
+                # The claim's transaction holds the lock (see _claim).
+                conn.set_autocommit(False)
             job = self._claim(conn, queue)
         except BaseException:
-            # A session advisory lock may have been taken: closing the
-            # session is the one way to be sure it is gone.
+            # An advisory lock may have been taken: closing the session
+            # (or, behind PgBouncer, its transaction) is the one way to be
+            # sure it is gone.
             self.connections.drop(conn)
             raise
         if job is None:
+            self.connections.reset(conn)
             self.connections.give_back(conn)
         return job
 
     def _claim(self, conn: psycopg.Connection[Any], queue: str) -> Job | None:
+        """The Que walk and re-check. Behind PgBouncer ``conn`` is in a
+        transaction, whose transaction-level lock lasts until it ends: a lock
+        on a row found gone stays until then, harmlessly."""
+        xact = self.pgbouncer
+        lock_job = sql.LOCK_JOB_XACT if xact else sql.LOCK_JOB
         with conn.cursor(row_factory=dict_row) as cur:
             for _ in range(MAX_LOCK_ATTEMPTS):
-                cur.execute(sql.LOCK_JOB, {"queue": queue}, prepare=True)
+                cur.execute(lock_job, {"queue": queue}, prepare=True)
                 locked = cur.fetchone()
                 if locked is None:
                     return None
                 cur.execute(sql.RECHECK_JOB, recheck_key(locked, queue), prepare=True)
                 found = cur.fetchone()
                 if found is not None:
+                    if xact:
+                        # Everything the job writes nests here: error() rolls
+                        # it back to this point and keeps the lock.
+                        cur.execute(sql.JOB_SAVEPOINT)
                     job, problem = job_from_row(Job, found)
-                    handle = JobHandle(job, self.backoff, self._release, conn=conn)
+                    handle = JobHandle(job, self.backoff, self._release, conn=conn, xact=xact)
                     if problem is None:
                         return self._track(job)
                     # Args no worker can decode: recorded as this job's failure
@@ -252,7 +289,8 @@ class Client(ClientBase[Job]):
                     handle.error(headline(QueError(undecodable_message(problem))))
                 # Gone (another worker deleted it after our walk's snapshot was
                 # taken), or failed above: unlock it and walk again.
-                cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
+                if not xact:
+                    cur.execute(sql.UNLOCK_JOB, {"job_id": locked["job_id"]}, prepare=True)
         raise lock_attempts_error(queue)
 
     def _release(self, handle: JobHandle) -> None:
@@ -261,6 +299,9 @@ class Client(ClientBase[Job]):
         self._untrack(job)
         conn = handle.detach()
         if conn is None:
+            return
+        if self.pgbouncer:
+            self._end_claim(conn, job)
             return
         if not self.connections.reset(conn):
             logger.warning("could not reset job %s's connection; dropped it, and its lock", job.id)
@@ -280,6 +321,13 @@ class Client(ClientBase[Job]):
             return
         if not unlocked(row):
             logger.warning("job %s was not locked by its session at done()", job.id)
+        self.connections.give_back(conn)
+
+    def _end_claim(self, conn: psycopg.Connection[Any], job: Job) -> None:
+        """Behind PgBouncer: end the claim's transaction, which releases the job's
+        lock and rolls back what the job wrote without a delete() or error()."""
+        if not self.connections.reset(conn):
+            logger.warning("could not end job %s's claim; closed its connection", job.id)
         self.connections.give_back(conn)
 
     # -- stats -----------------------------------------------------------------
@@ -327,6 +375,12 @@ def _check_conn(conn: object) -> None:
         )
     if not isinstance(conn, psycopg.Connection):
         raise TypeError(f"conn must be a psycopg.Connection (psycopg 3), not {type(conn).__name__}")
+
+
+def _prepare_kwargs(pgbouncer: bool) -> dict[str, Any]:
+    """Connection options: behind PgBouncer nothing is prepared server-side,
+    as the next transaction may run on another server connection."""
+    return {"prepare_threshold": None} if pgbouncer else {}
 
 
 def prepare_statements(conn: psycopg.Connection[Any]) -> None:

@@ -5,6 +5,11 @@ This is the one seam between a client and the code that works jobs: take a
 connection in autocommit, give it back, or drop it (closing the session is
 the one sure way to release every advisory lock it holds). Workers and
 engines use it instead of reaching into the client's pool.
+
+Behind PgBouncer in transaction pooling (``pgbouncer``), a session is not
+kept between transactions: claims hold transaction-level locks instead,
+nothing is prepared server-side, and LISTEN needs a direct connection of
+its own (``listen_conninfo``).
 """
 
 from __future__ import annotations
@@ -26,10 +31,20 @@ AnyPool = psycopg_pool.ConnectionPool[Any]
 class Connections:
     """The connections of one client: its pool, and whether it is open."""
 
-    def __init__(self, pool: AnyPool, owner: str, *, owns_pool: bool) -> None:
+    def __init__(
+        self,
+        pool: AnyPool,
+        owner: str,
+        *,
+        owns_pool: bool,
+        pgbouncer: bool = False,
+        listen_conninfo: str | None = None,
+    ) -> None:
         self.pool = pool
         self.owner = owner
         self.owns_pool = owns_pool
+        self.pgbouncer = pgbouncer
+        self.listen_conninfo = listen_conninfo
         self.reserved = 0
         self.opened = False
         self.closed = False
@@ -71,6 +86,9 @@ class Connections:
     def take(self) -> psycopg.Connection[Any]:
         """A pooled connection in autocommit; give it back with ``give_back`` or ``drop``."""
         conn: psycopg.Connection[Any] = self.pool.getconn()
+        if self.pgbouncer:
+            # A statement prepared on one server connection is unknown on the next.
+            conn.prepare_threshold = None
         try:
             if not conn.autocommit:
                 conn.set_autocommit(True)
@@ -105,6 +123,38 @@ class Connections:
             conn.close()
             return False
         return True
+
+    @property
+    def can_listen(self) -> bool:
+        """Whether LISTEN works: always on a direct connection; behind
+        PgBouncer only through ``listen_conninfo``."""
+        return not self.pgbouncer or self.listen_conninfo is not None
+
+    def take_listener(self) -> psycopg.Connection[Any]:
+        """A connection in autocommit for LISTEN, kept for as long as it listens:
+        from the pool, or behind PgBouncer a direct one of its own."""
+        if not self.pgbouncer:
+            return self.take()
+        if self.listen_conninfo is None:
+            raise QueError(
+                "LISTEN does not work through PgBouncer in transaction pooling: "
+                "give listen_url (a direct connection to PostgreSQL), or poll (listen=False)"
+            )
+        return psycopg.Connection.connect(self.listen_conninfo, autocommit=True)
+
+    def give_back_listener(self, conn: psycopg.Connection[Any]) -> None:
+        """Return (or close) a connection from ``take_listener``."""
+        if self.pgbouncer:
+            conn.close()
+        else:
+            self.give_back(conn)
+
+    def drop_listener(self, conn: psycopg.Connection[Any]) -> None:
+        """Close a broken connection from ``take_listener``."""
+        if self.pgbouncer:
+            conn.close()
+        else:
+            self.drop(conn)
 
     @contextmanager
     def cursor(self) -> Iterator[psycopg.Cursor[DictRow]]:

@@ -113,7 +113,15 @@ Lend = Callable[[], AnyConnection]
 class JobHandle:
     """Finishes one claimed job. ``conn`` is the claiming connection (the
     client's ``lock_job``), or ``lend`` borrows one on demand (an engine,
-    whose locker session holds the lock). ``release`` gives the job back."""
+    whose locker session holds the lock). ``release`` gives the job back.
+
+    ``xact``: ``conn`` is in the transaction whose transaction-level lock
+    holds the job (PgBouncer mode), with a savepoint taken after the claim.
+    Everything the job writes on it is then one transaction with its
+    outcome: delete() commits it, error() rolls back to the savepoint and
+    commits the error, and done() without either rolls it all back. Ending
+    that transaction is what releases the lock.
+    """
 
     # An engine makes one per job: slots keep that cheap.
     __slots__ = (
@@ -127,6 +135,7 @@ class JobHandle:
         "in_tx",
         "job",
         "problem",
+        "xact",
     )
 
     def __init__(
@@ -138,8 +147,10 @@ class JobHandle:
         conn: AnyConnection | None = None,
         lend: Lend | None = None,
         problem: str | None = None,
+        xact: bool = False,
     ) -> None:
         self.job = job
+        self.xact = xact
         self.problem = problem
         self.backoff = backoff
         self.deleted = False
@@ -167,21 +178,24 @@ class JobHandle:
     def transaction(self) -> AnyConnection:
         conn = self.connection()
         if not self.in_tx:
-            conn.set_autocommit(False)
+            if not self.xact:  # with xact, the claim's transaction is already open
+                conn.set_autocommit(False)
             self.in_tx = True
         return conn
 
     def delete(self) -> None:
         conn = self.connection()
         cur = conn.execute(sql.DELETE_JOB, job_key(self.job), prepare=True)
-        if self.in_tx:
+        if self.xact:
             if cur.rowcount == 0:
-                logger.warning(
-                    "job %s id=%s was already finished by another worker (this one lost its "
-                    "lock); its transaction is rolled back",
-                    self.job.type,
-                    self.job.id,
-                )
+                self._warn_finished_elsewhere()
+                conn.rollback()
+            else:
+                conn.commit()  # the job's writes, its delete, and the lock's end
+            self.in_tx = False
+        elif self.in_tx:
+            if cur.rowcount == 0:
+                self._warn_finished_elsewhere()
                 conn.rollback()
             else:
                 conn.commit()
@@ -190,7 +204,10 @@ class JobHandle:
 
     def error(self, message: str, *, retry_in: float | None = None) -> None:
         conn = self.connection()
-        if self.in_tx:
+        if self.xact:
+            conn.execute(sql.ROLLBACK_TO_JOB_SAVEPOINT)
+            self.in_tx = False
+        elif self.in_tx:
             conn.rollback()
             self._end_tx(conn)
         job = self.job
@@ -203,6 +220,8 @@ class JobHandle:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(sql.SET_JOB_ERROR, params, prepare=True)
             row = cur.fetchone()
+        if self.xact:
+            conn.commit()  # the error, and the lock's end
         if row is None:
             raise QueError(f"job {job.id} is no longer in que_jobs; its error was not recorded")
         job.error_count = row["error_count"]
@@ -221,6 +240,14 @@ class JobHandle:
         conn, self._conn = self._conn, None
         self.in_tx = False
         return conn
+
+    def _warn_finished_elsewhere(self) -> None:
+        logger.warning(
+            "job %s id=%s was already finished by another worker (this one lost its "
+            "lock); its transaction is rolled back",
+            self.job.type,
+            self.job.id,
+        )
 
     def _end_tx(self, conn: AnyConnection) -> None:
         conn.set_autocommit(True)

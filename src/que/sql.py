@@ -93,6 +93,12 @@ WHERE queue = %(queue)s AND priority = %(priority)s
 
 UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s) AS unlocked"
 
+# PgBouncer mode: the same walk taking transaction-level locks, which share
+# the key space of the session locks (a Ruby or Go worker's lock on a job
+# still excludes it, and ours excludes theirs). The claim's transaction holds
+# them until it ends; they cannot be unlocked one by one.
+LOCK_JOB_XACT: Final = LOCK_JOB.replace("pg_try_advisory_lock", "pg_try_advisory_xact_lock")
+
 # The batched engine's claim: the same walk in key order, trying the lock on
 # each due row after the key %(after_*)s until %(limit)s are held, as one
 # index scan instead of one recursive step per row. The subquery's own LIMIT
@@ -167,6 +173,9 @@ CROSS JOIN LATERAL (
 
 UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::text::bigint[]) AS id"
 
+# PgBouncer mode's batched claim (see LOCK_JOB_XACT).
+LOCK_JOBS_XACT: Final = LOCK_JOBS.replace("pg_try_advisory_lock", "pg_try_advisory_xact_lock")
+
 # When nothing is due: the earliest scheduled job, to sleep exactly until then.
 NEXT_RUN_AT: Final = """
 SELECT min(run_at) AS next_run_at
@@ -219,6 +228,11 @@ WHERE j.queue = %(queue)s AND j.priority = k.priority
 # are committed before the statements after it run.
 BEGIN: Final = "BEGIN"
 COMMIT: Final = "COMMIT"
+
+# PgBouncer mode: a job's own transaction nests in the transaction that holds
+# its lock, so rolling the job's writes back keeps the lock.
+JOB_SAVEPOINT: Final = "SAVEPOINT que_job"
+ROLLBACK_TO_JOB_SAVEPOINT: Final = "ROLLBACK TO SAVEPOINT que_job"
 
 # -- stats -----------------------------------------------------------------
 
