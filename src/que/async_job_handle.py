@@ -37,7 +37,13 @@ AnyConnection = psycopg.AsyncConnection[Any]
 class AsyncJob(BaseJob):
     """A Que job. One returned by ``AsyncClient.lock_job`` (or
     given to a work function) holds an advisory lock until ``done()``; use
-    ``async with`` so that ``done()`` always runs."""
+    ``async with`` so that ``done()`` always runs.
+
+    Behind PgBouncer (a client with ``pgbouncer=True``) a job claimed by
+    ``lock_job`` lives in its claim's transaction: whatever it writes on
+    ``conn`` commits with ``delete()``, and ``error()`` or a bare ``done()``
+    rolls it back.
+    """
 
     _handle: AsyncJobHandle | None = field(default=None, init=False, repr=False)
 

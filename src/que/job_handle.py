@@ -38,7 +38,13 @@ AnyConnection = psycopg.Connection[Any]
 class Job(BaseJob):
     """A Que job. One returned by ``Client.lock_job`` (or
     given to a work function) holds an advisory lock until ``done()``; use
-    ``with`` so that ``done()`` always runs."""
+    ``with`` so that ``done()`` always runs.
+
+    Behind PgBouncer (a client with ``pgbouncer=True``) a job claimed by
+    ``lock_job`` lives in its claim's transaction: whatever it writes on
+    ``conn`` commits with ``delete()``, and ``error()`` or a bare ``done()``
+    rolls it back.
+    """
 
     _handle: JobHandle | None = field(default=None, init=False, repr=False)
 
