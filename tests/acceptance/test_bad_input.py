@@ -74,6 +74,16 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
             2,
             ["timeout for 'Gate' must be a positive number of seconds"],
         ),
+        (
+            [*WORKER, "--listen-url", "postgresql://u:hunter2@127.0.0.1/db"],
+            2,
+            ["--listen-url is for --pgbouncer"],
+        ),
+        (
+            [*WORKER, "--pgbouncer", "--listen-url", "http://u:hunter2@example.com/db"],
+            2,
+            ["--listen-url: unsupported database URL scheme 'http'"],
+        ),
         (["schema", "--version", "7"], 2, ["--version must be 0 to 3"]),
         (["migrate", "--version", "9"], 2, ["--version must be 0 to 3"]),
         (
@@ -90,8 +100,15 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
 )
 def test_bad_arguments(cli: Cli, args: list[str], code: int, expected: list[str]) -> None:
     done = cli(*args)
-    assert_one_line_error(done, *expected)
+    line = assert_one_line_error(done, *expected)
     assert done.returncode == code
+    assert "hunter2" not in line
+
+
+def test_a_listen_url_variable_without_pgbouncer(cli: Cli, db_url: str) -> None:
+    done = cli(*WORKER, "--database-url", db_url, env={"QUE_LISTEN_URL": db_url})
+    assert_one_line_error(done, "QUE_LISTEN_URL is for --pgbouncer")
+    assert done.returncode == 2
 
 
 def test_a_bad_url_does_not_show_its_password(cli: Cli) -> None:
