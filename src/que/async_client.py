@@ -195,7 +195,9 @@ class AsyncClient(ClientBase[AsyncJob]):
         if conn is not None:
             _check_conn(conn)
             async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
+                # Behind PgBouncer a statement prepared on the caller's
+                # connection may be unknown to its next server connection.
+                await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=not self.pgbouncer)
                 row = await cur.fetchone()
         else:
             async with self.connections.cursor() as cur:

@@ -191,7 +191,9 @@ class Client(ClientBase[Job]):
         if conn is not None:
             _check_conn(conn)
             with conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
+                # Behind PgBouncer a statement prepared on the caller's
+                # connection may be unknown to its next server connection.
+                cur.execute(sql.INSERT_JOB, params.as_params(), prepare=not self.pgbouncer)
                 row = cur.fetchone()
         else:
             with self.connections.cursor() as cur:
