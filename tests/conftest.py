@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 import que
 from que import embedded
 
-from .helpers import assert_clean, assert_clean_either
+from .helpers import advisory_lock_count, assert_clean, assert_clean_either
 from .pgbouncer import PgBouncer, required_executable
 from .sides import SIDES, AnyClient, Side
 
@@ -154,16 +154,22 @@ def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
 
 
 @pytest.fixture
-def bouncer_url(pgbouncer: PgBouncer, db_url: str) -> str:
+def bouncer_url(pgbouncer: PgBouncer, db_url: str) -> Iterator[str]:
     """Conninfo of the test's fresh database (the one of ``db_url``) through PgBouncer.
 
     Connect with ``prepare_threshold=None``: PgBouncer 1.18 in transaction
-    mode does not keep prepared statements. The server connections PgBouncer
-    keeps to the database hold on to any session advisory lock a test leaves,
-    so the ``db_url`` teardown still finds it; dropping the database with
-    FORCE then closes them.
+    mode does not keep prepared statements. After the test, no advisory lock
+    may be left (a session lock stays on the server connection PgBouncer
+    keeps, not with the client that took it); then PgBouncer closes its
+    connections to the database, so that they do not pile up on the server
+    while used databases wait to be dropped.
     """
-    return pgbouncer.url(str(conninfo_to_dict(db_url)["dbname"]))
+    name = str(conninfo_to_dict(db_url)["dbname"])
+    yield pgbouncer.url(name)
+    try:
+        assert advisory_lock_count(db_url) == 0, f"advisory locks left in {name}"
+    finally:
+        pgbouncer.disconnect(name)
 
 
 @pytest.fixture

@@ -1,14 +1,18 @@
 """A real PgBouncer in transaction pooling mode, in front of the test server.
 
 :class:`PgBouncer` writes a ``pgbouncer.ini`` into a temporary directory,
-starts ``pgbouncer`` in the foreground on a free port of 127.0.0.1 and stops
-it again. Every database name a client asks for is forwarded to the same
-name on the server, so one PgBouncer serves each test's fresh database.
+starts ``pgbouncer`` in the foreground on a free port of 127.0.0.1 (never the
+packaged service's 6432, and no Unix socket) and stops it again. Every
+database name a client asks for is forwarded to the same name on the server,
+so one PgBouncer serves each test's fresh database. Clients give no password
+(``auth_type = any``); PgBouncer logs in to the server as the user of the
+server URL, with its password if it has one. As with a PgBouncer left at its
+defaults, a client that sends startup ``options`` is refused.
 
 PgBouncer refuses to run as root: started by root, it switches to the owner
 of the server's socket directory (who can reach the socket) or, for a server
-reached over TCP, to ``nobody``. It needs no writable directory: its log goes
-to a file this process opens.
+reached over TCP, to ``nobody``. It reads its configuration before switching
+and needs no writable directory: its log goes to a file this process opens.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from types import TracebackType
 
 import psycopg
 import pytest
+from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 
 # Where the Debian package puts it; /usr/sbin is not on every user's PATH.
@@ -62,8 +67,9 @@ class PgBouncer:
     """One PgBouncer process forwarding every database of the server at ``server_url``.
 
     Use it as a context manager; :meth:`url` gives the conninfo of a database
-    through it. ``pool_size`` is how many server connections it opens at most
-    for each database.
+    through it, :meth:`disconnect` closes its connections for one database.
+    ``pool_size`` is how many server connections it opens at most for each
+    database: as many transactions as that run at once through it.
     """
 
     def __init__(self, server_url: str, *, executable: str, pool_size: int = 40) -> None:
@@ -80,6 +86,17 @@ class PgBouncer:
     def url(self, dbname: str) -> str:
         """Conninfo of ``dbname`` on the server, through this PgBouncer."""
         return make_conninfo(host="127.0.0.1", port=self.port, dbname=dbname, user=self._user)
+
+    def disconnect(self, dbname: str) -> None:
+        """Close every client and server connection PgBouncer has for ``dbname``.
+
+        Server connections it keeps idle would otherwise stay open (holding
+        any session lock left on them) until the database is dropped.
+        """
+        with psycopg.connect(self.url("pgbouncer"), autocommit=True) as console:
+            # KILL pauses the database for new clients too; RESUME lifts that.
+            for command in ("KILL {}", "RESUME {}"):
+                console.execute(pgsql.SQL(command).format(pgsql.Identifier(dbname)))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -145,6 +162,7 @@ listen_port = {self.port}
 unix_socket_dir =
 pool_mode = transaction
 auth_type = any
+admin_users = {server["user"]}
 default_pool_size = {self._pool_size}
 max_client_conn = 500
 """

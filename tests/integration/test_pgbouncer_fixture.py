@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
 
 from ..helpers import advisory_lock_count
 from ..pgbouncer import PgBouncer
@@ -90,3 +91,23 @@ def test_a_session_lock_stays_with_the_backend_not_the_client(
         assert backend_pid(other) == pid
         assert other.execute("SELECT pg_advisory_unlock(0, 42)").fetchone() == (True,)
     assert advisory_lock_count(db_url) == 0
+
+
+def test_disconnect_closes_the_server_connections_and_lets_clients_back(
+    pgbouncer: PgBouncer, bouncer_url: str
+) -> None:
+    name = str(conninfo_to_dict(bouncer_url)["dbname"])
+
+    def server_connections() -> list[dict[str, Any]]:
+        with psycopg.connect(
+            pgbouncer.url("pgbouncer"), autocommit=True, row_factory=dict_row
+        ) as c:
+            return [s for s in c.execute("SHOW SERVERS").fetchall() if s["database"] == name]
+
+    with through(bouncer_url) as client:
+        pid = backend_pid(client)
+        assert [s["remote_pid"] for s in server_connections()] == [pid]
+    pgbouncer.disconnect(name)
+    assert server_connections() == []
+    with through(bouncer_url) as client:
+        assert backend_pid(client) != pid
