@@ -4,6 +4,8 @@ The server is QUE_TEST_DATABASE_URL when set, otherwise an embedded
 PostgreSQL started for the session. Every test that touches the database
 gets its own database cloned from a migrated template, and after it the
 fixtures assert that no advisory lock and no borrowed connection is left.
+The same databases can be reached through a real PgBouncer in transaction
+pooling mode (``pgbouncer``, ``bouncer_url``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql as pgsql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import que
 from que import embedded
 
-from .helpers import assert_clean, assert_clean_either
+from .helpers import advisory_lock_count, assert_clean, assert_clean_either
+from .pgbouncer import PgBouncer, required_executable
 from .sides import SIDES, AnyClient, Side
 
 ADVISORY_LOCKS = """
@@ -137,6 +140,36 @@ def db_url(server_url: str, template_db: str, _dropper: _Dropper) -> Iterator[st
 def empty_db_url(server_url: str, _dropper: _Dropper) -> Iterator[str]:
     """Conninfo of a fresh database without que_jobs (schema version 0)."""
     yield from _fresh_database(server_url, "template0", _dropper)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
+    """A PgBouncer (pool_mode = transaction) in front of the test server, for the session.
+
+    It forwards every database name to the same database on the server.
+    Skips the test when pgbouncer is not installed; fails it when $CI is set.
+    """
+    with PgBouncer(server_url, executable=required_executable()) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture
+def bouncer_url(pgbouncer: PgBouncer, db_url: str) -> Iterator[str]:
+    """Conninfo of the test's fresh database (the one of ``db_url``) through PgBouncer.
+
+    Connect with ``prepare_threshold=None``: PgBouncer 1.18 in transaction
+    mode does not keep prepared statements. After the test, no advisory lock
+    may be left (a session lock stays on the server connection PgBouncer
+    keeps, not with the client that took it); then PgBouncer closes its
+    connections to the database, so that they do not pile up on the server
+    while used databases wait to be dropped.
+    """
+    name = str(conninfo_to_dict(db_url)["dbname"])
+    yield pgbouncer.url(name)
+    try:
+        assert advisory_lock_count(db_url) == 0, f"advisory locks left in {name}"
+    finally:
+        pgbouncer.disconnect(name)
 
 
 @pytest.fixture
