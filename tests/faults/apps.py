@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from que import Job
 
@@ -32,4 +33,14 @@ def hang_once(job: Job) -> None:
     record(job)
 
 
-work_map = {"Record": record, "HangOnce": hang_once}
+def hang_first_run(job: Job) -> None:
+    """Hangs on its first run, marked by creating the file args[0] (the test kills
+    that worker); records its effect on the next run."""
+    marker = Path(job.args[0])
+    if not marker.exists():
+        marker.touch()
+        time.sleep(120)
+    job.tx.execute("INSERT INTO results (job_id, pid) VALUES (%s, %s)", [job.id, os.getpid()])
+
+
+work_map = {"Record": record, "HangOnce": hang_once, "HangFirstRun": hang_first_run}
