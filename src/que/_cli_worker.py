@@ -67,7 +67,7 @@ def _work_until_stopped(
     number = os.environ.get(NUMBER_ENV)
     logger.info(
         "que worker%s started: %s, concurrency %d, %s engine%s, wake interval %gs, "
-        "database %s, job types: %s",
+        "database %s%s, job types: %s",
         f" process {number}" if number else "",
         describe_queues(settings.queues),
         settings.concurrency,
@@ -75,6 +75,7 @@ def _work_until_stopped(
         " (asyncio)" if pool.is_async else "",
         settings.interval,
         database.describe(),
+        _pgbouncer_note(settings),
         ", ".join(sorted(work_map)),
         extra={"queues": list(settings.queues), "concurrency": settings.concurrency},
     )
@@ -99,3 +100,12 @@ def _work_until_stopped(
         )
         flush_logs()
         os._exit(EXIT_ERROR)  # the threads still running jobs cannot be joined
+
+
+def _pgbouncer_note(settings: WorkerSettings) -> str:
+    """How the worker runs behind PgBouncer, for its start-up line (no URL: it may
+    hold a password)."""
+    if not settings.pgbouncer:
+        return ""
+    wakes = "LISTEN on --listen-url" if settings.listen_url else "polling"
+    return f" through PgBouncer (transaction-level locks, {wakes})"

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+import que
 from tests.helpers import advisory_lock_count
 
 from .conftest import Cli, add_jobs, job_count, markers, parent_of, pid_alive, wait_for
@@ -332,3 +333,55 @@ def test_a_comma_is_never_part_of_a_queue_name(cli: Cli, db_url: str) -> None:
     assert empty.returncode == 2
     assert "empty name between commas" in empty.stderr
     assert job_count(db_url) == 0
+
+
+def test_processes_behind_pgbouncer_listen_on_the_direct_url(
+    cli: Cli, db_url: str, bouncer_url: str, gate_dir: Path
+) -> None:
+    """Each worker process gets --pgbouncer and, through its environment (never
+    its command line), the direct URL to LISTEN on: with a wake interval of ten
+    minutes only a notification can start the jobs enqueued after start-up."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        que.install_notify(conn)
+    listen_url = make_conninfo(db_url, password="not-shown")
+    parent = cli.background(
+        "worker",
+        APP,
+        "--pgbouncer",
+        "--processes",
+        "2",
+        "--wake-interval",
+        "600",
+        "--database-url",
+        bouncer_url,
+        env={"QUE_LISTEN_URL": listen_url},
+    )
+    wait_for(lambda: parent.stderr().count("que worker process") == 2, "both processes started")
+    for pid in (
+        int(m) for m in re.findall(r"started worker process \d+ \(pid (\d+)\)", parent.stderr())
+    ):
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().split(b"\0")
+        assert b"--pgbouncer" in argv and not any(b"not-shown" in arg for arg in argv)
+    wait_for(
+        lambda: advisory_lock_count(db_url) == 0 and _listeners(db_url) == 2,
+        "a listener in each process",
+    )
+    ids = add_jobs(db_url, "Quick", gate_dir, 4)
+    wait_for(lambda: job_count(db_url) == 0, "the jobs to be worked")
+    assert sorted(markers(gate_dir, "done")) == sorted(ids)
+    parent.signal(signal.SIGTERM)
+    assert parent.wait() == 0
+    log = parent.stderr()
+    assert log.count("through PgBouncer (transaction-level locks, LISTEN on --listen-url)") == 2
+    assert "not-shown" not in log
+
+
+def _listeners(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN que_jobs' "
+            "AND datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
