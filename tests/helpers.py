@@ -14,14 +14,28 @@ import psycopg
 import que
 
 
-def advisory_lock_count(url: str) -> int:
+def _count(url: str, query: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        ).fetchone()
+        row = conn.execute(query).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def advisory_lock_count(url: str) -> int:
+    return _count(
+        url,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+
+
+def listener_count(url: str) -> int:
+    """Sessions on the database of ``url`` that LISTEN for new jobs."""
+    return _count(
+        url,
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE query = 'LISTEN que_jobs' AND datname = current_database()",
+    )
 
 
 def borrowed_connections(client: que.Client | que.AsyncClient) -> tuple[int, dict[str, int]]:

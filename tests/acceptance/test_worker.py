@@ -13,7 +13,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 import que
-from tests.helpers import advisory_lock_count
+from tests.helpers import advisory_lock_count, listener_count
 
 from .conftest import Cli, add_jobs, job_count, markers, parent_of, pid_alive, wait_for
 
@@ -364,7 +364,7 @@ def test_processes_behind_pgbouncer_listen_on_the_direct_url(
             argv = cmdline.read().split(b"\0")
         assert b"--pgbouncer" in argv and not any(b"not-shown" in arg for arg in argv)
     wait_for(
-        lambda: advisory_lock_count(db_url) == 0 and _listeners(db_url) == 2,
+        lambda: advisory_lock_count(db_url) == 0 and listener_count(db_url) == 2,
         "a listener in each process",
     )
     ids = add_jobs(db_url, "Quick", gate_dir, 4)
@@ -375,13 +375,3 @@ def test_processes_behind_pgbouncer_listen_on_the_direct_url(
     log = parent.stderr()
     assert log.count("through PgBouncer (transaction-level locks, LISTEN on --listen-url)") == 2
     assert "not-shown" not in log
-
-
-def _listeners(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN que_jobs' "
-            "AND datname = current_database()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])

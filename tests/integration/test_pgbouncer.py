@@ -48,14 +48,6 @@ def job_count(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def listeners(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN que_jobs'"
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def try_session_lock(conn: psycopg.Connection[Any], job_id: int) -> bool:
     """What a Ruby or Go worker's claim does on its own session."""
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", [job_id]).fetchone()
@@ -243,7 +235,9 @@ async def test_listen_url_wakes_the_engine(
         assert engine.listen is True
         side.start_engine(engine)
         try:
-            await wait_until(lambda: listeners(conn) == 1, 30, "the listener connected")
+            await wait_until(
+                lambda: helpers.listener_count(db_url) == 1, 30, "the listener connected"
+            )
             await r(client.enqueue(side.job_class(type="T")))
             await wait_until(woken.is_set, 60, "the job to start")
         finally:
