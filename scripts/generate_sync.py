@@ -76,6 +76,8 @@ RENAMES = {
     "install_notify_async": "install_notify",
     "uninstall_notify_async": "uninstall_notify",
     "notify_installed_async": "notify_installed",
+    "extension_version_async": "extension_version",
+    "migrate_extension_async": "migrate_extension",
     "prepare_statements_async": "prepare_statements",
 }
 

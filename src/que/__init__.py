@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from ._extension_base import EXTENSION_VERSION, extension_sql
 from ._schema_base import CURRENT_VERSION, schema_sql
 from .async_client import AsyncClient, prepare_statements_async
 from .async_engine import AsyncBatchWorker
 from .async_job_handle import AsyncJob
 from .async_schema import (
     current_version_async,
+    extension_version_async,
     install_notify_async,
     migrate_async,
+    migrate_extension_async,
     uninstall_notify_async,
 )
 from .async_worker import AsyncWorker, AsyncWorkerPool
@@ -36,13 +39,21 @@ from .errors import (
 )
 from .job import JobStats
 from .job_handle import Job
-from .schema import current_version, install_notify, migrate, uninstall_notify
+from .schema import (
+    current_version,
+    extension_version,
+    install_notify,
+    migrate,
+    migrate_extension,
+    uninstall_notify,
+)
 from .worker import Worker, WorkerPool
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CURRENT_VERSION",
+    "EXTENSION_VERSION",
     "AsyncBatchWorker",
     "AsyncClient",
     "AsyncJob",
@@ -69,6 +80,9 @@ __all__ = [
     "current_version",
     "current_version_async",
     "default_backoff",
+    "extension_sql",
+    "extension_version",
+    "extension_version_async",
     "get_connector",
     "get_connector_from_conn_str",
     "get_connector_from_conninfo",
@@ -77,6 +91,8 @@ __all__ = [
     "install_notify_async",
     "migrate",
     "migrate_async",
+    "migrate_extension",
+    "migrate_extension_async",
     "prepare_statements",
     "prepare_statements_async",
     "schema_sql",

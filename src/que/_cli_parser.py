@@ -71,7 +71,11 @@ class _Subcommands:
 
 
 def _add_migrate_parser(commands: _Subcommands) -> None:
-    p = commands.add("migrate", "migrate que_jobs to the current schema version (or --version N)")
+    p = commands.add(
+        "migrate",
+        "migrate que_jobs to the current schema version (or --version N) and install "
+        "the que-pg extension",
+    )
     p.add_argument(
         "--version",
         type=int,
@@ -90,6 +94,14 @@ def _add_migrate_parser(commands: _Subcommands) -> None:
         "(keeps the table compatible with Ruby and Go)",
     )
     notify.add_argument("--no-notify", action="store_true", help="remove that trigger again")
+    p.add_argument(
+        "--no-extension",
+        dest="extension",
+        action="store_false",
+        help="leave out (or remove, with --yes: it drops the dead jobs) the que-pg "
+        "extension: the dead-job and cancel-request tables and the autovacuum "
+        "settings of que_jobs. Ruby and Go ignore it either way",
+    )
 
 
 def _add_schema_parser(commands: _Subcommands) -> None:

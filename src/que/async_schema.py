@@ -14,6 +14,12 @@ from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 
 from . import sql
+from ._extension_base import (
+    EXTENSION_VERSION,
+    check_extension_target,
+    extension_statements,
+    parse_extension_version,
+)
 from ._schema_base import (
     CURRENT_VERSION,
     MIGRATION_LOCK_KEY,
@@ -68,6 +74,9 @@ async def migrate_async(conn: AnyConnection, version: int = CURRENT_VERSION) -> 
         if found == CURRENT_VERSION and version < found:
             # Its function reads the queue column.
             await conn.execute(sql.UNINSTALL_NOTIFY, prepare=False)
+            # The extension belongs with version 3 (its dead jobs go with it).
+            for statement in extension_statements(await extension_version_async(conn), 0):
+                await conn.execute(statement, prepare=False)
         for statement in migration_statements(found, version):
             await conn.execute(statement, prepare=False)
         if version > 0 and version != found:
@@ -97,3 +106,33 @@ async def uninstall_notify_async(conn: AnyConnection) -> None:
 async def notify_installed_async(conn: AnyConnection) -> bool:
     """Whether the wake-up trigger is on que_jobs."""
     return bool(await _value(conn, sql.NOTIFY_INSTALLED, "installed"))
+
+
+async def extension_version_async(conn: AnyConnection) -> int:
+    """The version of the que-pg extension on this database (0: not installed)."""
+    if not await _value(conn, sql.EXTENSION_TABLE_EXISTS, "present"):
+        return 0
+    return parse_extension_version(await _value(conn, sql.EXTENSION_COMMENT, "comment"))
+
+
+async def migrate_extension_async(conn: AnyConnection, version: int = EXTENSION_VERSION) -> int:
+    """Move the que-pg extension to ``version`` (0 removes it, dropping dead jobs),
+    in one transaction; que_jobs must be at version 3. Returns the version found."""
+    check_extension_target(version)
+    await check_version_async(conn)
+    async with conn.transaction():
+        await conn.execute(sql.MIGRATION_LOCK, MIGRATION_LOCK_KEY)
+        found = await extension_version_async(conn)
+        if found > EXTENSION_VERSION:
+            raise SchemaVersionError(
+                f"the que-pg extension is at version {found}, newer than this library's "
+                f"{EXTENSION_VERSION}; upgrade que-pg"
+            )
+        for statement in extension_statements(found, version):
+            await conn.execute(statement, prepare=False)
+        if version > 0 and version != found:
+            comment = pgsql.SQL(sql.SET_EXTENSION_COMMENT).format(
+                version=pgsql.Literal(str(version))
+            )
+            await conn.execute(comment)
+    return found

@@ -33,6 +33,7 @@ from ._cli_support import (
     stats_json,
     stats_table,
 )
+from ._extension_base import EXTENSION_CONTENTS, EXTENSION_VERSION
 from ._jobs import insert_params
 from ._schema_base import CURRENT_VERSION, schema_sql
 from ._timeouts import Timeouts
@@ -40,7 +41,14 @@ from ._work import queue_name, queue_names, split_queues, wake_interval
 from .client import Client
 from .errors import InvalidJobError, QueError
 from .job_handle import Job
-from .schema import current_version, install_notify, migrate, uninstall_notify
+from .schema import (
+    current_version,
+    extension_version,
+    install_notify,
+    migrate,
+    migrate_extension,
+    uninstall_notify,
+)
 
 EXIT_INTERRUPTED = 130
 
@@ -64,15 +72,24 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{flag} needs --version {CURRENT_VERSION}, not {target}; nothing was changed"
         )
+    extension_target = EXTENSION_VERSION if args.extension and target == CURRENT_VERSION else 0
     database = _database(args)
     with database.connector.connect() as conn:
         found = current_version(conn)
+        found_extension = extension_version(conn) if found == CURRENT_VERSION else 0
         if found <= CURRENT_VERSION and target < found and not args.yes:
             loss = "drops que_jobs and every job in it" if target == 0 else "drops columns"
             raise UsageError(
                 f"migrating down from version {found} to {target} {loss}; add --yes to confirm"
             )
+        if extension_target < found_extension <= EXTENSION_VERSION and not args.yes:
+            raise UsageError(
+                "removing the que-pg extension drops que_dead_jobs and every dead job in it; "
+                "add --yes to confirm"
+            )
         before = migrate(conn, target)
+        if target == CURRENT_VERSION:
+            migrate_extension(conn, extension_target)
         if args.notify:
             install_notify(conn)
         elif args.no_notify:
@@ -81,6 +98,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print(f"que_jobs is already at schema version {target}")
     else:
         print(f"migrated que_jobs from schema version {before} to {target}")
+    if extension_target == found_extension and extension_target:
+        print(f"the que-pg extension is already at version {extension_target}")
+    elif extension_target:
+        print(
+            f"installed the que-pg extension version {extension_target}: "
+            f"{EXTENSION_CONTENTS[extension_target]}"
+        )
+    elif found_extension:
+        print("removed the que-pg extension (que_dead_jobs, que_cancel_requests)")
     if args.notify:
         print("the wake-up trigger que_jobs_notify is installed")
     elif args.no_notify:
@@ -121,7 +147,6 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 def _listen_url(args: argparse.Namespace) -> str | None:
     """--listen-url, else $QUE_LISTEN_URL, checked; only with --pgbouncer."""
-    from ._cli_database import connector_from_setting
     from ._cli_settings import LISTEN_URL_ENV
 
     value, source = args.listen_url, "--listen-url"

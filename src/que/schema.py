@@ -15,6 +15,12 @@ from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 
 from . import sql
+from ._extension_base import (
+    EXTENSION_VERSION,
+    check_extension_target,
+    extension_statements,
+    parse_extension_version,
+)
 from ._schema_base import (
     CURRENT_VERSION,
     MIGRATION_LOCK_KEY,
@@ -69,6 +75,9 @@ def migrate(conn: AnyConnection, version: int = CURRENT_VERSION) -> int:
         if found == CURRENT_VERSION and version < found:
             # Its function reads the queue column.
             conn.execute(sql.UNINSTALL_NOTIFY, prepare=False)
+            # The extension belongs with version 3 (its dead jobs go with it).
+            for statement in extension_statements(extension_version(conn), 0):
+                conn.execute(statement, prepare=False)
         for statement in migration_statements(found, version):
             conn.execute(statement, prepare=False)
         if version > 0 and version != found:
@@ -98,3 +107,33 @@ def uninstall_notify(conn: AnyConnection) -> None:
 def notify_installed(conn: AnyConnection) -> bool:
     """Whether the wake-up trigger is on que_jobs."""
     return bool(_value(conn, sql.NOTIFY_INSTALLED, "installed"))
+
+
+def extension_version(conn: AnyConnection) -> int:
+    """The version of the que-pg extension on this database (0: not installed)."""
+    if not _value(conn, sql.EXTENSION_TABLE_EXISTS, "present"):
+        return 0
+    return parse_extension_version(_value(conn, sql.EXTENSION_COMMENT, "comment"))
+
+
+def migrate_extension(conn: AnyConnection, version: int = EXTENSION_VERSION) -> int:
+    """Move the que-pg extension to ``version`` (0 removes it, dropping dead jobs),
+    in one transaction; que_jobs must be at version 3. Returns the version found."""
+    check_extension_target(version)
+    check_version(conn)
+    with conn.transaction():
+        conn.execute(sql.MIGRATION_LOCK, MIGRATION_LOCK_KEY)
+        found = extension_version(conn)
+        if found > EXTENSION_VERSION:
+            raise SchemaVersionError(
+                f"the que-pg extension is at version {found}, newer than this library's "
+                f"{EXTENSION_VERSION}; upgrade que-pg"
+            )
+        for statement in extension_statements(found, version):
+            conn.execute(statement, prepare=False)
+        if version > 0 and version != found:
+            comment = pgsql.SQL(sql.SET_EXTENSION_COMMENT).format(
+                version=pgsql.Literal(str(version))
+            )
+            conn.execute(comment)
+    return found

@@ -344,3 +344,106 @@ ALTER TABLE que_jobs ALTER COLUMN priority TYPE integer;
 ALTER TABLE que_jobs ADD CONSTRAINT que_jobs_pkey PRIMARY KEY (priority, run_at, job_id)
 """,
 }
+
+# -- the que-pg extension ------------------------------------------------------
+
+# Tables of this library's own beside que_jobs (dead jobs, cancel requests),
+# and autovacuum settings for que_jobs. Ruby que 0.x and Go never read them;
+# que_jobs keeps every column, default and key of version 3. The extension's
+# version is the comment of que_dead_jobs.
+EXTENSION_TABLE_EXISTS: Final = "SELECT to_regclass('que_dead_jobs') IS NOT NULL AS present"
+
+EXTENSION_COMMENT: Final = (
+    "SELECT obj_description('que_dead_jobs'::regclass, 'pg_class') AS comment"
+)
+
+SET_EXTENSION_COMMENT: Final = "COMMENT ON TABLE que_dead_jobs IS {version}"
+
+# A queue table churns every row it holds: vacuum it after a fixed number of
+# dead rows, whatever its size, and without the cost-based pauses.
+_QUEUE_AUTOVACUUM: Final = {
+    "autovacuum_vacuum_scale_factor": "0",
+    "autovacuum_vacuum_threshold": "1000",
+    "autovacuum_vacuum_insert_scale_factor": "0",
+    "autovacuum_vacuum_insert_threshold": "10000",
+    "autovacuum_analyze_scale_factor": "0",
+    "autovacuum_analyze_threshold": "5000",
+    "autovacuum_vacuum_cost_delay": "0",
+}
+
+EXTENSION_UP: Final[dict[int, str]] = {
+    1: """
+CREATE TABLE que_dead_jobs (
+    priority    smallint    NOT NULL,
+    run_at      timestamptz NOT NULL,
+    job_id      bigint      NOT NULL,
+    job_class   text        NOT NULL,
+    args        json        NOT NULL,
+    error_count integer     NOT NULL,
+    last_error  text,
+    queue       text        NOT NULL,
+    died_at     timestamptz NOT NULL DEFAULT now(),
+    outcome     text        NOT NULL,
+    reason      text        NOT NULL,
+    CONSTRAINT que_dead_jobs_pkey PRIMARY KEY (job_id),
+    CONSTRAINT que_dead_jobs_outcome CHECK (outcome IN ('exhausted', 'discarded', 'cancelled'))
+);
+CREATE INDEX que_dead_jobs_died_at ON que_dead_jobs (died_at, job_id);
+CREATE TABLE que_cancel_requests (
+    job_id       bigint      NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT que_cancel_requests_pkey PRIMARY KEY (job_id)
+);
+ALTER TABLE que_jobs SET ("""
+    + ", ".join(f"{name} = {value}" for name, value in _QUEUE_AUTOVACUUM.items())
+    + ")",
+}
+
+EXTENSION_DOWN: Final[dict[int, str]] = {
+    1: """
+DROP TABLE que_cancel_requests;
+DROP TABLE que_dead_jobs;
+ALTER TABLE que_jobs RESET ("""
+    + ", ".join(_QUEUE_AUTOVACUUM)
+    + ")",
+}
+
+# Move one job from que_jobs to que_dead_jobs by its full key, in one
+# statement (one transaction): the job exists in exactly one of the tables.
+# %(failed)s is 1 when this move records a failed attempt (error_count + 1,
+# and %(last_error)s replaces the old one), 0 otherwise (last_error kept).
+# A dead row of the same id (a job retried from the dead before) is replaced.
+MOVE_JOB_TO_DEAD: Final = """
+WITH moved AS (
+    DELETE FROM que_jobs
+    WHERE queue = %(queue)s AND priority = %(priority)s
+      AND run_at = %(run_at)s AND job_id = %(job_id)s
+    RETURNING *
+)
+INSERT INTO que_dead_jobs AS d (
+    priority, run_at, job_id, job_class, args, error_count, last_error, queue, outcome, reason
+)
+SELECT priority, run_at, job_id, job_class, args,
+       least(error_count, 2147483646) + %(failed)s::int,
+       coalesce(%(last_error)s::text, last_error), queue, %(outcome)s, %(reason)s
+FROM moved
+ON CONFLICT (job_id) DO UPDATE
+SET priority = excluded.priority, run_at = excluded.run_at, job_class = excluded.job_class,
+    args = excluded.args, error_count = excluded.error_count,
+    last_error = excluded.last_error, queue = excluded.queue, died_at = now(),
+    outcome = excluded.outcome, reason = excluded.reason
+RETURNING d.job_id, d.error_count, d.died_at
+"""
+
+# Ask the worker running a job to stop it: the request stays in the database
+# (a worker on another host, or one started later, finds it) and a NOTIFY on
+# que_cancel (payload: the job id) makes a listening worker act at once.
+CANCEL_CHANNEL: Final = "que_cancel"
+REQUEST_CANCEL: Final = """
+WITH requested AS (
+    INSERT INTO que_cancel_requests (job_id) VALUES (%(job_id)s)
+    ON CONFLICT (job_id) DO UPDATE SET requested_at = que_cancel_requests.requested_at
+    RETURNING job_id
+)
+SELECT pg_notify('que_cancel', job_id::text) FROM requested
+"""

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+import que
 from que.schema import notify_installed
 
 from .conftest import Cli, job_count
@@ -228,3 +229,19 @@ def test_database_from_environment_variables_in_order(
 
 def test_database_url_may_come_before_the_command(cli: Cli, db_url: str) -> None:
     assert int(cli.ok("--database-url", db_url, "version")) == 3
+
+
+def test_migrate_installs_the_extension_and_says_so(cli: Cli, empty_db_url: str) -> None:
+    url = empty_db_url
+    out = cli.ok("migrate", "--database-url", url)
+    assert "installed the que-pg extension version 1: que_dead_jobs" in out
+    assert "already at version 1" in cli.ok("migrate", "--database-url", url)
+    refused = cli("migrate", "--no-extension", "--database-url", url)
+    assert refused.returncode == 2 and "drops que_dead_jobs" in refused.stderr
+    assert "removed the que-pg extension" in cli.ok(
+        "migrate", "--no-extension", "--yes", "--database-url", url
+    )
+    with psycopg.connect(url) as conn:
+        assert que.extension_version(conn) == 0
+    out = cli.ok("migrate", "--no-extension", "--database-url", url)
+    assert "extension" not in out

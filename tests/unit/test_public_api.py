@@ -5,6 +5,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(que.__all__) == sorted(
         [
             "CURRENT_VERSION",
+            "EXTENSION_VERSION",
             "AsyncBatchWorker",
             "AsyncClient",
             "AsyncJob",
@@ -31,6 +32,9 @@ def test_public_names_are_pinned() -> None:
             "current_version",
             "current_version_async",
             "default_backoff",
+            "extension_sql",
+            "extension_version",
+            "extension_version_async",
             "get_connector",
             "get_connector_from_conn_str",
             "get_connector_from_conninfo",
@@ -39,6 +43,8 @@ def test_public_names_are_pinned() -> None:
             "install_notify_async",
             "migrate",
             "migrate_async",
+            "migrate_extension",
+            "migrate_extension_async",
             "prepare_statements",
             "prepare_statements_async",
             "schema_sql",
