@@ -38,6 +38,7 @@ MODULES = {
     "async_client.py": "client.py",
     "async_worker.py": "worker.py",
     "async_engine.py": "engine.py",
+    "async_cancel.py": "cancel.py",
 }
 
 RENAMES = {
@@ -49,6 +50,7 @@ RENAMES = {
     "async_client": "client",
     "async_worker": "worker",
     "async_engine": "engine",
+    "async_cancel": "cancel",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions
@@ -59,6 +61,7 @@ RENAMES = {
     "AsyncWorker": "Worker",
     "AsyncWorkerPool": "WorkerPool",
     "AsyncBatchWorker": "BatchWorker",
+    "AsyncCancelWatch": "CancelWatch",
     "AsyncEngineJob": "EngineJob",
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",

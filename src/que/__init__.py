@@ -29,12 +29,15 @@ from .connect import (
 from .engine import BatchWorker
 from .errors import (
     DatabaseUnavailableError,
+    Discard,
     InvalidJobError,
+    JobCancelledError,
     JobTimeoutError,
     LockAttemptsError,
     MissingTypeError,
     QueError,
     SchemaVersionError,
+    Snooze,
     UnknownJobTypeError,
 )
 from .job import JobStats
@@ -64,14 +67,17 @@ __all__ = [
     "Client",
     "Connector",
     "DatabaseUnavailableError",
+    "Discard",
     "InvalidJobError",
     "Job",
+    "JobCancelledError",
     "JobStats",
     "JobTimeoutError",
     "LockAttemptsError",
     "MissingTypeError",
     "QueError",
     "SchemaVersionError",
+    "Snooze",
     "UnknownJobTypeError",
     "Worker",
     "WorkerPool",

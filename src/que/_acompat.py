@@ -19,7 +19,7 @@ import psycopg_pool
 
 from ._timeouts import Watchdog, run_with_timeout
 from ._work import is_async_callable
-from .errors import QueError
+from .errors import JobCancelledError, QueError
 from .job import BaseJob
 
 ASYNC = True
@@ -78,23 +78,73 @@ async def join(workers: list[asyncio.Task[None]], timeout: float | None) -> list
 
 
 async def run_work(
-    func: Callable[[Any], Any], job: BaseJob, limit: float | None, watchdog: Watchdog | None
-) -> None:
-    """Run a work function: an async one on the loop (cancelled past ``limit``),
-    a sync one in a thread (reported by ``watchdog`` past ``limit``)."""
+    func: Callable[[Any], Any],
+    job: BaseJob,
+    limit: float | None,
+    watchdog: Watchdog | None,
+    on_start: Callable[[Callable[[], object]], None] | None = None,
+) -> Any:
+    """Run a work function and return what it returned: an async one as a task
+    of its own (cancelled past ``limit``, or when the function ``on_start``
+    was given is called), a sync one in a thread (reported by ``watchdog``
+    past ``limit``)."""
     if is_async_callable(func):
-        result = await run_with_timeout(func(job), job, limit)
-    else:
-        watchdog = None if limit is None else watchdog  # no limit: nothing to watch
+        return await _run_task(run_with_timeout(func(job), job, limit), job, on_start)
+    watchdog = None if limit is None else watchdog  # no limit: nothing to watch
+    if watchdog is not None:
+        watchdog.started(job)
+    try:
+        result = await asyncio.to_thread(func, job)
+    finally:
         if watchdog is not None:
-            watchdog.started(job)
-        try:
-            result = await asyncio.to_thread(func, job)
-        finally:
-            if watchdog is not None:
-                watchdog.finished(job)
+            watchdog.finished(job)
     if result is not None and inspect.isawaitable(result):  # a sync function's coroutine
-        await run_with_timeout(result, job, limit)
+        return await _run_task(run_with_timeout(result, job, limit), job, on_start)
+    return result
+
+
+async def _run_task(
+    work: Coroutine[Any, Any, Any],
+    job: BaseJob,
+    on_start: Callable[[Callable[[], object]], None] | None,
+) -> Any:
+    task = asyncio.ensure_future(_carried(work))
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        task.cancel()
+
+    if on_start is not None:
+        on_start(stop)
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        if stopped and task.cancelled():
+            # Cancelled on request, not the worker being stopped: a job outcome.
+            raise JobCancelledError(
+                f"job {job.type} id={job.id} was cancelled on request"
+            ) from None
+        raise
+    if isinstance(result, _Interrupt):
+        raise result.exc
+    return result
+
+
+class _Interrupt:
+    """A KeyboardInterrupt or SystemExit from a work function, carried out of its
+    task: raised inside a task, asyncio would hand it to the event loop itself."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+async def _carried(work: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return await work
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return _Interrupt(exc)
 
 
 # The other face, for the checks that refuse its types with a clear message.

@@ -66,11 +66,18 @@ def join(workers: list[threading.Thread], timeout: float | None) -> list[str]:
 
 
 def run_work(
-    func: Callable[[Any], Any], job: BaseJob, limit: float | None, watchdog: Watchdog | None
-) -> None:
-    """Run a work function in this thread (reported by ``watchdog`` past ``limit``).
+    func: Callable[[Any], Any],
+    job: BaseJob,
+    limit: float | None,
+    watchdog: Watchdog | None,
+    on_start: Callable[[Callable[[], object]], None] | None = None,
+) -> Any:
+    """Run a work function in this thread (reported by ``watchdog`` past ``limit``)
+    and return what it returned.
 
-    A thread cannot be stopped, so ``limit`` only matters to the watchdog.
+    A thread cannot be stopped, so ``limit`` only matters to the watchdog, and
+    ``on_start`` (how the async face cancels a job) is not used: a job in a
+    thread checks ``job.cancelled`` itself.
     """
     watchdog = None if limit is None else watchdog  # no limit: nothing to watch
     if watchdog is not None:
@@ -85,6 +92,7 @@ def run_work(
         if callable(close):
             close()  # a coroutine never awaited: close it so no warning follows
         raise TypeError(awaitable_message(job.type))
+    return result
 
 
 # The other face, for the checks that refuse its types with a clear message.

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ._last_error import storable
+from ._outcomes import UNLOCK, Verdict
 from ._work import Outcome
 from .backoff import Backoff
 from .errors import QueError
@@ -35,10 +36,20 @@ _FIRST_KEY = {"after_priority": -32768, "after_run_at": "-infinity", "after_id":
 
 @dataclass(frozen=True)
 class Completion:
+    """A finished job: its verdict, and whether a cancel request was seen for it."""
+
     job: BaseJob
     generation: int
-    outcome: Outcome
-    message: str = ""
+    verdict: Verdict = UNLOCK
+    cancelled: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.verdict.outcome
+
+    @property
+    def message(self) -> str:
+        return self.verdict.message
 
 
 @dataclass
@@ -57,6 +68,8 @@ class EngineBook:
     to_delete: list[Completion] = field(default_factory=list)
     to_fail: list[Completion] = field(default_factory=list)
     to_unlock: list[Completion] = field(default_factory=list)
+    to_snooze: list[Completion] = field(default_factory=list)
+    to_bury: list[Completion] = field(default_factory=list)
     pending_since: float | None = None  # when the first unwritten outcome was collected
     _inbox: list[Completion] = field(default_factory=list)
     _inbox_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,16 +132,24 @@ class EngineBook:
                 self.to_delete.append(done)
             elif done.outcome is Outcome.FAIL:
                 self.to_fail.append(done)
+            elif done.outcome is Outcome.SNOOZE:
+                self.to_snooze.append(done)
+            elif done.outcome is Outcome.BURY:
+                self.to_bury.append(done)
             else:
                 self.to_unlock.append(done)
         return len(arrived)
 
     def pending(self) -> int:
         """Outcomes collected and not yet written."""
-        return len(self.to_delete) + len(self.to_fail) + len(self.to_unlock)
+        return len(self.finishing())
 
     def has_writes(self) -> bool:
-        return bool(self.to_delete or self.to_fail or self.to_unlock)
+        return bool(self.finishing())
+
+    def has_row_writes(self) -> bool:
+        """Whether this turn writes to que_jobs (more than unlocking)."""
+        return bool(self.to_delete or self.to_fail or self.to_snooze or self.to_bury)
 
     def delete_params(self) -> list[dict[str, Any]]:
         """DELETE_JOBS parameters, one set per queue."""
@@ -148,8 +169,32 @@ class EngineBook:
             batches.append(params)
         return batches
 
+    def snooze_params(self) -> list[dict[str, Any]]:
+        """SNOOZE_JOB parameters, one set per job (snoozes are few)."""
+        return [{**job_key(c.job), "delay": c.verdict.delay} for c in self.to_snooze]
+
+    def bury_params(self) -> list[dict[str, Any]]:
+        """MOVE_JOB_TO_DEAD parameters, one set per job (burials are few)."""
+        batches = []
+        for c in self.to_bury:
+            failed = c.verdict.counts_as_failure
+            batches.append(
+                {
+                    **job_key(c.job),
+                    "failed": 1 if failed else 0,
+                    "last_error": storable(c.message) if failed else None,
+                    "outcome": c.verdict.dead_as,
+                    "reason": storable(c.verdict.reason),
+                }
+            )
+        return batches
+
+    def forget_ids(self) -> list[int]:
+        """Jobs finishing this turn that had a cancel request: their requests go."""
+        return [c.job.id for c in self.finishing() if c.cancelled and c.job.id is not None]
+
     def finishing(self) -> list[Completion]:
-        return self.to_delete + self.to_fail + self.to_unlock
+        return self.to_delete + self.to_fail + self.to_snooze + self.to_bury + self.to_unlock
 
     def held_ids(self) -> list[int]:
         """Ids the locker session still holds after this turn's writes: the walk
@@ -171,6 +216,7 @@ class EngineBook:
             if done.job.id is not None:
                 self.in_flight.pop(done.job.id, None)
         self.to_delete, self.to_fail, self.to_unlock = [], [], []
+        self.to_snooze, self.to_bury = [], []
         self.pending_since = None
 
     def new_session(self) -> int:

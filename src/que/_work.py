@@ -115,6 +115,8 @@ class Outcome(enum.Enum):
     DELETE = "delete"  # worked: delete the row, then unlock
     FAIL = "fail"  # raised: record the error, then unlock
     UNLOCK = "unlock"  # already written by the job itself, or given back unworked
+    SNOOZE = "snooze"  # asked to run again later: move run_at, no failure counted
+    BURY = "bury"  # dead (retry limit, que.Discard, cancelled): move to que_dead_jobs
 
 
 def awaitable_message(job_type: str) -> str:

@@ -37,7 +37,7 @@ from ._jobs import check_queue
 from ._last_error import headline, undecodable_message
 from .async_connections import AnyAsyncPool, AsyncConnections
 from .async_job_handle import AsyncJob, AsyncJobHandle
-from .async_schema import check_version_async
+from .async_schema import check_version_async, extension_version_async
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .errors import DatabaseUnavailableError, QueError
@@ -87,6 +87,8 @@ class AsyncClient(ClientBase[AsyncJob]):
         if listen_url is not None:
             listen_conninfo = as_connector(listen_url, "listen_url", "a URL").conninfo
         self.pgbouncer = pgbouncer
+        # The que-pg extension's version, read when the client opens.
+        self.extension_version = 0
         if isinstance(source, OtherPool):
             raise TypeError(
                 "AsyncClient needs a psycopg_pool.AsyncConnectionPool, not a "
@@ -164,6 +166,7 @@ class AsyncClient(ClientBase[AsyncJob]):
         async with conn:
             if self._check_schema:
                 await check_version_async(conn)
+            self.extension_version = await extension_version_async(conn)
 
     async def _check_given_pool(self, timeout: float) -> None:
         pool = self.connections.pool
@@ -172,6 +175,7 @@ class AsyncClient(ClientBase[AsyncJob]):
                 self.connections.restore_autocommit = bool(conn.autocommit)
                 if self._check_schema:
                     await check_version_async(conn)
+                self.extension_version = await extension_version_async(conn)
         except psycopg_pool.PoolTimeout as exc:
             raise DatabaseUnavailableError(
                 f"no connection from the given pool to {self._target} within {timeout}s"

@@ -9,9 +9,10 @@ functions in its worker threads and refuses async ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import sql
 from ._acompat import (
     ASYNC,
     Background,
@@ -21,8 +22,9 @@ from ._acompat import (
     spawn,
     wait_event,
 )
+from ._engine_base import id_array
+from ._outcomes import RetryLimits, check_limits, settle, without_extension
 from ._work import (
-    Outcome,
     check_pool_count,
     check_work_map,
     log_loop_error,
@@ -30,8 +32,9 @@ from ._work import (
     retry_delay,
     wake_interval,
 )
+from .async_cancel import AsyncCancelWatch
 from .async_client import AsyncClient
-from .async_job_handle import AsyncJob, perform
+from .async_job_handle import AsyncJob, finish, perform
 from .errors import QueError
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,12 @@ class AsyncWorker:
     returns normally has its job deleted (unless it deleted it itself); one
     that raises has the failure recorded and the job retried after backoff;
     a job whose type is not in the map fails the same way.
+
+    ``max_attempts`` (all types) and ``max_attempts_per_type`` (None: no
+    limit, the default, as Ruby and Go behave) bury a job that fails that
+    many times in que_dead_jobs; so does ``que.Discard``, and a cancel request
+    for a running job that does not finish. ``que.Snooze(seconds)`` runs a
+    job again later. Retry limits need the que-pg extension (``que migrate``).
     """
 
     def __init__(
@@ -58,12 +67,18 @@ class AsyncWorker:
         *,
         queue: str | Sequence[str] | None = None,
         interval: float | None = None,
+        max_attempts: int | None = None,
+        max_attempts_per_type: Mapping[str, int | None] | None = None,
+        cancel_watch: AsyncCancelWatch | None = None,
     ) -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(f"AsyncWorker needs a que.AsyncClient, not {type(client).__name__}")
         self.client = client
         self.work_map = check_work_map(work_map, worker="AsyncWorker", allow_async=ASYNC)
         self.queues = queue_names(queue)
+        self.limits = RetryLimits(max_attempts, dict(max_attempts_per_type or {}))
+        # A pool's workers share one watch.
+        self._cancel_watch = cancel_watch or AsyncCancelWatch(client.connections)
         self._turn = 0
         self.interval = wake_interval(interval)
         self._stop = Event()
@@ -73,12 +88,16 @@ class AsyncWorker:
     async def work(self) -> None:
         """Claim and run jobs until ``shutdown()``; database errors are logged and retried."""
         self.client.connections.check_open()
+        check_limits(self.limits, self.client.extension_version)
         if not self._idle.is_set():
             raise QueError("this AsyncWorker is already working; run one work() per worker")
         self._idle.clear()
         failures = 0
+        watching = self.client.extension_version > 0
         try:
             await self.client.connections.reserve(1)
+            if watching:
+                await self._cancel_watch.start()
             while not self._stop.is_set():
                 try:
                     worked = await self.work_one()
@@ -92,6 +111,8 @@ class AsyncWorker:
                 if not worked:
                     await wait_event(self._stop, self.interval)
         finally:
+            if watching:
+                await self._cancel_watch.stop()
             self.client.connections.unreserve(1)
             self._idle.set()
 
@@ -117,11 +138,20 @@ class AsyncWorker:
         return False
 
     async def _perform(self, job: AsyncJob) -> None:
-        outcome, message = await perform(job, self.work_map.get(job.type), None, None)
-        if outcome is Outcome.DELETE:
-            await job.delete()
-        elif outcome is Outcome.FAIL:
-            await job.error(message)
+        handle = job._claimed()
+        error_count = job.error_count
+        self._cancel_watch.watch(handle)
+        try:
+            verdict = await perform(job, self.work_map.get(job.type), None, None)
+        finally:
+            self._cancel_watch.unwatch(handle)
+        verdict = settle(verdict, job.type, error_count, self.limits, cancelled=handle.cancelled)
+        if self.client.extension_version == 0:
+            verdict = without_extension(verdict)
+        if handle.cancelled:  # the request is answered: forget it before the row goes
+            async with self.client.connections.cursor() as cur:
+                await cur.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array([job.id or 0])})
+        await finish(job, verdict)
 
     async def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.
@@ -155,12 +185,24 @@ class AsyncWorkerPool:
         *,
         queue: str | Sequence[str] | None = None,
         interval: float | None = None,
+        max_attempts: int | None = None,
+        max_attempts_per_type: Mapping[str, int | None] | None = None,
     ) -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(f"AsyncWorkerPool needs a que.AsyncClient, not {type(client).__name__}")
         check_pool_count(count, client.connections.limit)
+        watch = AsyncCancelWatch(client.connections)
         self.workers = [
-            AsyncWorker(client, work_map, queue=queue, interval=interval) for _ in range(count)
+            AsyncWorker(
+                client,
+                work_map,
+                queue=queue,
+                interval=interval,
+                max_attempts=max_attempts,
+                max_attempts_per_type=max_attempts_per_type,
+                cancel_watch=watch,
+            )
+            for _ in range(count)
         ]
         self._tasks: list[Background] = []
 

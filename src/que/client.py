@@ -42,7 +42,7 @@ from .connections import AnyPool, Connections
 from .errors import DatabaseUnavailableError, QueError
 from .job import JobStats, job_from_row
 from .job_handle import Job, JobHandle
-from .schema import check_version
+from .schema import check_version, extension_version
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ class Client(ClientBase[Job]):
         if listen_url is not None:
             listen_conninfo = as_connector(listen_url, "listen_url", "a URL").conninfo
         self.pgbouncer = pgbouncer
+        # The que-pg extension's version, read when the client opens.
+        self.extension_version = 0
         if isinstance(source, OtherPool):
             raise TypeError(
                 "Client needs a psycopg_pool.ConnectionPool, not a "
@@ -162,6 +164,7 @@ class Client(ClientBase[Job]):
         with conn:
             if self._check_schema:
                 check_version(conn)
+            self.extension_version = extension_version(conn)
 
     def _check_given_pool(self, timeout: float) -> None:
         pool = self.connections.pool
@@ -170,6 +173,7 @@ class Client(ClientBase[Job]):
                 self.connections.restore_autocommit = bool(conn.autocommit)
                 if self._check_schema:
                     check_version(conn)
+                self.extension_version = extension_version(conn)
         except psycopg_pool.PoolTimeout as exc:
             raise DatabaseUnavailableError(
                 f"no connection from the given pool to {self._target} within {timeout}s"

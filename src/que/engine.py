@@ -58,9 +58,9 @@ from ._engine_base import (
     wait_seconds,
 )
 from ._jobs import text_array
+from ._outcomes import UNLOCK, RetryLimits, Verdict, check_limits, settle, without_extension
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
-    Outcome,
     check_work_map,
     describe_queues,
     log_loop_error,
@@ -70,6 +70,7 @@ from ._work import (
     rotated,
     wake_interval,
 )
+from .cancel import CancelWatch
 from .client import Client
 from .errors import QueError
 from .job import job_from_row
@@ -116,6 +117,10 @@ class BatchWorker:
     (``connection()``, ``transaction()``, or a ``delete()``/``error()`` of its
     own); the lock stays with the locker session.
 
+    ``max_attempts`` and ``max_attempts_per_type``, ``que.Discard``,
+    ``que.Snooze`` and cancel requests work as on ``Worker``; a cancel
+    request reaches a running job within a second (at once when listening).
+
     ``listen`` (default: whenever the client can) wakes the engine on NOTIFY;
     behind PgBouncer that needs the client's ``listen_url``, and without it
     the engine polls every ``interval``.
@@ -134,6 +139,8 @@ class BatchWorker:
         timeout: float | None = None,
         timeouts: Mapping[str, float] | None = None,
         on_overdue: OverdueCallback | None = None,
+        max_attempts: int | None = None,
+        max_attempts_per_type: Mapping[str, int | None] | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"BatchWorker needs a que.Client, not {type(client).__name__}")
@@ -162,6 +169,9 @@ class BatchWorker:
         self._running: set[int] = set()
         self._timeouts = Timeouts(timeout, dict(timeouts or {}))
         self._watchdog = Watchdog(self._timeouts, on_overdue)
+        self.limits = RetryLimits(max_attempts, dict(max_attempts_per_type or {}))
+        self._cancel_watch = CancelWatch(connections)
+        self._cancels_checked = 0.0
 
     # -- lifetime --------------------------------------------------------------
 
@@ -170,6 +180,7 @@ class BatchWorker:
         if self._locker:
             raise QueError("this BatchWorker was already started")
         self._connections.check_open()
+        check_limits(self.limits, self.client.extension_version)
         check_can_start("BatchWorker.start()")
         self._watchdog.start()
         self._locker.append(spawn(self._locker_loop, "que-batch-locker"))
@@ -253,6 +264,7 @@ class BatchWorker:
         """One turn of the locker: write outcomes, claim, or sleep. True when stopped."""
         book = self._book
         book.collect()
+        self._check_cancels(conn)
         if self._stop.is_set():
             # Jobs not started go back with this turn's writes, not a turn later.
             self._hand_back_unstarted()
@@ -295,12 +307,9 @@ class BatchWorker:
         # and run a job whose delete is not committed yet), then the claim,
         # which sees those commits.
         with conn.pipeline():
-            if book.to_delete or book.to_fail:
+            if book.has_row_writes():
                 conn.execute(sql.BEGIN)
-                for params in book.delete_params():
-                    conn.execute(sql.DELETE_JOBS, params, prepare=True)
-                for params in book.fail_params():
-                    conn.execute(sql.SET_JOBS_ERROR, params, prepare=True)
+                self._write_outcomes(conn)
                 conn.execute(sql.COMMIT)
             unlock = book.unlock_ids()
             if unlock:
@@ -328,12 +337,9 @@ class BatchWorker:
         book = self._book
         began = time.perf_counter()
         finishing = book.finishing()
-        if book.to_delete or book.to_fail:
+        if book.has_row_writes():
             with conn.transaction():
-                for params in book.delete_params():
-                    conn.execute(sql.DELETE_JOBS, params)
-                for params in book.fail_params():
-                    conn.execute(sql.SET_JOBS_ERROR, params)
+                self._write_outcomes(conn)
         book.written()
         for done in finishing:
             hold = self._holds.get(done.generation)
@@ -369,6 +375,22 @@ class BatchWorker:
             self._end_hold(hold_conn)
         self._log_claim(len(found), limit, began)
         return len(found)
+
+    def _write_outcomes(self, conn: AnyConnection) -> None:
+        """This turn's deletes, failures, snoozes and burials (inside the caller's
+        transaction), and the cancel requests of the jobs they finish."""
+        book = self._book
+        for params in book.delete_params():
+            conn.execute(sql.DELETE_JOBS, params, prepare=True)
+        for params in book.fail_params():
+            conn.execute(sql.SET_JOBS_ERROR, params, prepare=True)
+        for params in book.snooze_params():
+            conn.execute(sql.SNOOZE_JOB, params)
+        for params in book.bury_params():
+            conn.execute(sql.MOVE_JOB_TO_DEAD, params)
+        forget = book.forget_ids()
+        if forget:
+            conn.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array(forget)})
 
     def _end_hold(self, conn: AnyConnection) -> None:
         """End a hold's transaction (its locks with it) and return its connection."""
@@ -468,6 +490,7 @@ class BatchWorker:
                 problem=problem,
             )
             self._book.claimed(job)
+            self._cancel_watch.watch(handle)
             self._jobs.put_nowait(Claimed(job, handle, generation))
         return [row["job_id"] for row in found]
 
@@ -479,7 +502,19 @@ class BatchWorker:
         next_run_at = None if row is None else row["next_run_at"]
         return wait_seconds(self.interval, next_run_at, datetime.now(timezone.utc))
 
+    def _check_cancels(self, conn: AnyConnection) -> None:
+        """Look for cancel requests of the running jobs, once a period."""
+        if self.client.extension_version == 0 or not self._book.in_flight:
+            return
+        now = time.monotonic()
+        if now - self._cancels_checked >= self._cancel_watch.period:
+            self._cancels_checked = now
+            self._cancel_watch.check(conn)
+
     def _wait(self, seconds: float) -> None:
+        if self.client.extension_version > 0 and self._book.in_flight:
+            # Running jobs: look for cancel requests again within a period.
+            seconds = min(seconds, self._cancel_watch.period)
         if seconds > 0:
             wait_event(self._wake, seconds)
         self._wake.clear()
@@ -493,7 +528,8 @@ class BatchWorker:
             if item is None:
                 self._jobs.put_nowait(None)
                 return
-            self._book.report(Completion(item.job, item.generation, Outcome.UNLOCK))
+            self._cancel_watch.unwatch(item.handle)
+            self._book.report(Completion(item.job, item.generation))
 
     # -- the listener ------------------------------------------------------------
 
@@ -503,13 +539,21 @@ class BatchWorker:
             conn: AnyConnection | None = None
             try:
                 conn = self._connections.take_listener()
+                cancels = self.client.extension_version > 0
+                if cancels:
+                    conn.execute(sql.LISTEN_CANCEL)
                 conn.execute(sql.LISTEN)
                 failures = 0
                 while not self._stop.is_set():
                     for note in conn.notifies(timeout=0.5):
-                        if note.payload in self.queues:
+                        if note.channel == sql.CANCEL_CHANNEL:
+                            if note.payload.isdigit():
+                                self._cancel_watch.requested(int(note.payload))
+                        elif note.payload in self.queues:
                             self._wake.set()
                 conn.execute(sql.UNLISTEN)
+                if cancels:
+                    conn.execute(sql.UNLISTEN_CANCEL)
                 self._connections.give_back_listener(conn)
                 conn = None
             except psycopg.Error as exc:
@@ -528,27 +572,34 @@ class BatchWorker:
             if item is None:
                 return
             if self._stop.is_set():  # shutting down: give it back unstarted
-                self._book.report(Completion(item.job, item.generation, Outcome.UNLOCK))
+                self._cancel_watch.unwatch(item.handle)
+                self._book.report(Completion(item.job, item.generation))
                 self._wake.set()
                 continue
             job_id = id(item.job)
             self._running.add(job_id)
             began = time.monotonic()
+            error_count = item.job.error_count
             try:
-                outcome, message = self._perform(item.job, item.handle)
+                verdict = self._perform(item.job, item.handle)
             except Cancelled:
                 # The task is being cancelled: the job goes back untouched.
-                self._book.report(Completion(item.job, item.generation, Outcome.UNLOCK))
+                self._book.report(Completion(item.job, item.generation))
                 self._wake.set()
                 raise
             finally:
+                self._cancel_watch.unwatch(item.handle)
                 self._sizer.observe_job(time.monotonic() - began)
                 self._running.discard(job_id)
-            self._book.report(Completion(item.job, item.generation, outcome, message))
+            cancelled = item.handle.cancelled
+            verdict = settle(verdict, item.job.type, error_count, self.limits, cancelled=cancelled)
+            if self.client.extension_version == 0:
+                verdict = without_extension(verdict)
+            self._book.report(Completion(item.job, item.generation, verdict, cancelled))
             if self._book.worth_waking(self._jobs.qsize()):
                 self._wake.set()
 
-    def _perform(self, job: Job, handle: JobHandle) -> tuple[Outcome, str]:
+    def _perform(self, job: Job, handle: JobHandle) -> Verdict:
         func = self.work_map.get(job.type)
         started = time.monotonic()
         try:
@@ -557,7 +608,7 @@ class BatchWorker:
             # From a work function: give the job back untouched (it runs
             # again) and keep this worker alive.
             log_outcome(job, started, f"interrupted: {type(exc).__name__}")
-            return Outcome.UNLOCK, ""
+            return UNLOCK
         finally:
             handle.done()
 

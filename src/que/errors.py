@@ -49,3 +49,32 @@ class UnknownJobTypeError(QueError):
 
 class JobTimeoutError(QueError, TimeoutError):
     """A job ran past its timeout and was cancelled (asyncio work functions)."""
+
+
+class JobCancelledError(QueError):
+    """An async job was cancelled because someone asked for it to stop."""
+
+
+class Discard(Exception):
+    """Raise it from a work function to give a job up: it moves to the dead-job
+    table (``que_dead_jobs``, outcome 'discarded') with ``reason``, and is not
+    retried. Needs the que-pg extension; without it the job fails as usual."""
+
+    def __init__(self, reason: str = "discarded") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Snooze(Exception):
+    """Raise (or return) it from a work function to run the job again in
+    ``seconds``, without counting a failure."""
+
+    def __init__(self, seconds: float) -> None:
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 <= seconds < 3.2e9
+        ):
+            raise ValueError(f"Snooze needs a number of seconds >= 0, not {seconds!r}")
+        super().__init__(f"snoozed for {seconds:g}s")
+        self.seconds = float(seconds)

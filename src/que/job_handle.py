@@ -23,10 +23,11 @@ from psycopg.rows import dict_row
 from . import sql
 from ._compat import Cancelled, being_cancelled, run_work
 from ._last_error import failure_message, headline, storable, undecodable_message
+from ._outcomes import DELETE, UNLOCK, Verdict
 from ._timeouts import Watchdog
 from ._work import Outcome, log_outcome
 from .backoff import Backoff
-from .errors import QueError, UnknownJobTypeError
+from .errors import Discard, QueError, Snooze, UnknownJobTypeError
 from .job import BaseJob, job_key
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,14 @@ class Job(BaseJob):
     def deleted(self) -> bool:
         """True once delete() has removed the row."""
         return self._handle is not None and self._handle.deleted
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked for this running job to stop (``que jobs
+        cancel``, ``client.jobs.cancel``). A job in a thread checks it at safe
+        points and returns or raises; an async job is also cancelled. If it
+        does not finish, its row goes to que_dead_jobs as cancelled."""
+        return self._handle is not None and self._handle.cancelled
 
     @property
     def conn(self) -> AnyConnection:
@@ -94,6 +103,17 @@ class Job(BaseJob):
         """Record a failure: error_count + 1, last_error, run_at = now() + backoff
         (or ``retry_in`` seconds). Rolls back the job's own transaction first."""
         self._claimed().error(message, retry_in=retry_in)
+
+    def snooze(self, seconds: float) -> None:
+        """Run the job again in ``seconds`` without counting a failure (a work
+        function can raise or return ``que.Snooze(seconds)`` instead)."""
+        self._claimed().snooze(Snooze(seconds).seconds)
+
+    def discard(self, reason: str = "discarded") -> None:
+        """Move the job to que_dead_jobs (outcome 'discarded'): it is not
+        retried. Needs the que-pg extension (a work function can raise
+        ``que.Discard(reason)`` instead)."""
+        self._claimed().bury("discarded", reason, failed=False, last_error=None)
 
     def done(self) -> None:
         """Release the advisory lock and return the connection. Safe to call twice."""
@@ -135,12 +155,14 @@ class JobHandle:
         "_lend",
         "_release",
         "backoff",
+        "cancelled",
         "deleted",
-        "error_written",
         "finished",
         "in_tx",
         "job",
+        "outcome_written",
         "problem",
+        "stop",
         "xact",
     )
 
@@ -157,10 +179,13 @@ class JobHandle:
     ) -> None:
         self.job = job
         self.xact = xact
+        # A cancel request was seen; ``stop`` cancels an async job's task.
+        self.cancelled = False
+        self.stop: Callable[[], object] | None = None
         self.problem = problem
         self.backoff = backoff
         self.deleted = False
-        self.error_written = False
+        self.outcome_written = False
         self.finished = False
         self.in_tx = False
         self._conn = conn
@@ -209,13 +234,7 @@ class JobHandle:
         self.deleted = True
 
     def error(self, message: str, *, retry_in: float | None = None) -> None:
-        conn = self.connection()
-        if self.xact:
-            conn.execute(sql.ROLLBACK_TO_JOB_SAVEPOINT)
-            self.in_tx = False
-        elif self.in_tx:
-            conn.rollback()
-            self._end_tx(conn)
+        conn = self._end_job_tx()
         job = self.job
         if retry_in is None:
             delay = self.backoff.delay_for_failure(job.type, job.error_count + 1)
@@ -226,20 +245,77 @@ class JobHandle:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(sql.SET_JOB_ERROR, params, prepare=True)
             row = cur.fetchone()
-        if self.xact:
-            conn.commit()  # the error, and the lock's end
+        self._commit_claim(conn)
         if row is None:
             raise QueError(f"job {job.id} is no longer in que_jobs; its error was not recorded")
         job.error_count = row["error_count"]
         job.run_at = row["run_at"]
         job.last_error = message
-        self.error_written = True
+        self.outcome_written = True
+
+    def snooze(self, seconds: float) -> None:
+        """Move run_at ``seconds`` ahead, no failure counted; ends the job's transaction."""
+        conn = self._end_job_tx()
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql.SNOOZE_JOB, {**job_key(self.job), "delay": seconds})
+            row = cur.fetchone()
+        self._commit_claim(conn)
+        if row is None:
+            raise QueError(f"job {self.job.id} is no longer in que_jobs; it was not snoozed")
+        self.job.run_at = row["run_at"]
+        self.outcome_written = True
+
+    def bury(self, dead_as: str, reason: str, *, failed: bool, last_error: str | None) -> None:
+        """Move the row to que_dead_jobs in one statement; ends the job's transaction."""
+        conn = self._end_job_tx()
+        params = {
+            **job_key(self.job),
+            "failed": 1 if failed else 0,
+            "last_error": None if last_error is None else storable(last_error),
+            "outcome": dead_as,
+            "reason": storable(reason),
+        }
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql.MOVE_JOB_TO_DEAD, params)
+            row = cur.fetchone()
+        self._commit_claim(conn)
+        if row is None:
+            raise QueError(f"job {self.job.id} is no longer in que_jobs; it was not moved")
+        self.deleted = True
+
+    def _end_job_tx(self) -> AnyConnection:
+        """Roll the job's own writes back (keeping the lock) before a write of its outcome."""
+        conn = self.connection()
+        if self.xact:
+            conn.execute(sql.ROLLBACK_TO_JOB_SAVEPOINT)
+            self.in_tx = False
+        elif self.in_tx:
+            conn.rollback()
+            self._end_tx(conn)
+        return conn
+
+    def _commit_claim(self, conn: AnyConnection) -> None:
+        if self.xact:
+            conn.commit()  # the outcome, and the lock's end
 
     def done(self) -> None:
         if self.finished:
             return
         self.finished = True
         self._release(self)
+
+    def set_stop(self, stop: Callable[[], object]) -> None:
+        """Where an async job's task is, to cancel it; at once if already asked."""
+        self.stop = stop
+        if self.cancelled:
+            stop()
+
+    def request_cancel(self) -> None:
+        """A cancel request was seen: flag the job, and cancel it if it is async."""
+        if not self.cancelled:
+            self.cancelled = True
+            if self.stop is not None:
+                self.stop()
 
     def detach(self) -> AnyConnection | None:
         """Take the connection away from the job, for its release; None if it had none."""
@@ -262,10 +338,12 @@ class JobHandle:
 
 def perform(
     job: Job, func: Callable[[Any], Any] | None, limit: float | None, watchdog: Watchdog | None
-) -> tuple[Outcome, str]:
+) -> Verdict:
     """Run a claimed job's work function, and say what is left to write: DELETE
     (it worked), FAIL with its last_error (it raised; an unknown type fails too),
-    or UNLOCK (the job wrote its own outcome). What every worker and engine runs."""
+    SNOOZE (``que.Snooze``), BURY (``que.Discard``), or UNLOCK (the job wrote its
+    own outcome). What every worker and engine runs; retry limits and cancel
+    requests are applied after (``_outcomes.settle``)."""
     handle = job._claimed()
     started = time.monotonic()
     try:
@@ -273,20 +351,50 @@ def perform(
             raise QueError(undecodable_message(handle.problem))
         if func is None:
             raise UnknownJobTypeError(job.type)
-        run_work(func, job, limit, watchdog)
+        result = run_work(func, job, limit, watchdog, handle.set_stop)
+        if isinstance(result, Snooze):
+            raise result
         if handle.in_tx and not handle.deleted:
             handle.delete()  # commits the job's own writes with its delete
+    except Snooze as snooze:
+        log_outcome(job, started, f"snoozed for {snooze.seconds:g}s")
+        return Verdict(Outcome.SNOOZE, delay=snooze.seconds)
+    except Discard as discard:
+        log_outcome(job, started, f"discarded: {discard.reason}")
+        return Verdict(
+            Outcome.BURY, failure_message(discard), dead_as="discarded", reason=discard.reason
+        )
     except (Exception, Cancelled) as exc:
         if isinstance(exc, Cancelled) and being_cancelled():
             raise  # the worker itself is being stopped: the job goes back untouched
         log_outcome(job, started, f"failed: {headline(exc)}", exc)
-        if handle.error_written:
-            return Outcome.UNLOCK, ""
-        return Outcome.FAIL, failure_message(exc)
+        if handle.outcome_written:
+            return UNLOCK
+        return Verdict(Outcome.FAIL, failure_message(exc))
     log_outcome(job, started, "done")
-    if handle.deleted or handle.error_written:
-        return Outcome.UNLOCK, ""
-    return Outcome.DELETE, ""
+    if handle.deleted or handle.outcome_written:
+        return UNLOCK
+    return DELETE
+
+
+def finish(job: Job, verdict: Verdict) -> None:
+    """Write a classic worker's verdict on the job's own connection."""
+    handle = job._claimed()
+    outcome = verdict.outcome
+    if outcome is Outcome.DELETE:
+        handle.delete()
+    elif outcome is Outcome.FAIL:
+        handle.error(verdict.message)
+    elif outcome is Outcome.SNOOZE:
+        handle.snooze(verdict.delay)
+    elif outcome is Outcome.BURY:
+        failed = verdict.counts_as_failure
+        handle.bury(
+            verdict.dead_as,
+            verdict.reason,
+            failed=failed,
+            last_error=verdict.message if failed else None,
+        )
 
 
 def error_params(job: BaseJob, message: str, delay: float) -> dict[str, Any]:

@@ -201,6 +201,15 @@ WHERE queue = %(queue)s AND priority = %(priority)s
 RETURNING error_count, run_at
 """
 
+# A snoozed job runs again later; no failure is counted.
+SNOOZE_JOB: Final = """
+UPDATE que_jobs
+SET run_at = now() + make_interval(secs => %(delay)s)
+WHERE queue = %(queue)s AND priority = %(priority)s
+  AND run_at = %(run_at)s AND job_id = %(job_id)s
+RETURNING run_at
+"""
+
 # Batched finishing: many jobs by full key in one statement each.
 DELETE_JOBS: Final = """
 DELETE FROM que_jobs AS j
@@ -447,3 +456,13 @@ WITH requested AS (
 )
 SELECT pg_notify('que_cancel', job_id::text) FROM requested
 """
+
+# Cancel requests of the jobs a worker runs; the requests of jobs it finished.
+CANCEL_REQUESTED: Final = """
+SELECT job_id FROM que_cancel_requests WHERE job_id = ANY (%(ids)s::text::bigint[])
+"""
+FORGET_CANCEL_REQUESTS: Final = """
+DELETE FROM que_cancel_requests WHERE job_id = ANY (%(ids)s::text::bigint[])
+"""
+LISTEN_CANCEL: Final = "LISTEN que_cancel"
+UNLISTEN_CANCEL: Final = "UNLISTEN que_cancel"

@@ -10,9 +10,10 @@ functions in its worker threads and refuses async ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import sql
 from ._compat import (
     ASYNC,
     Background,
@@ -22,8 +23,9 @@ from ._compat import (
     spawn,
     wait_event,
 )
+from ._engine_base import id_array
+from ._outcomes import RetryLimits, check_limits, settle, without_extension
 from ._work import (
-    Outcome,
     check_pool_count,
     check_work_map,
     log_loop_error,
@@ -31,9 +33,10 @@ from ._work import (
     retry_delay,
     wake_interval,
 )
+from .cancel import CancelWatch
 from .client import Client
 from .errors import QueError
-from .job_handle import Job, perform
+from .job_handle import Job, finish, perform
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,12 @@ class Worker:
     returns normally has its job deleted (unless it deleted it itself); one
     that raises has the failure recorded and the job retried after backoff;
     a job whose type is not in the map fails the same way.
+
+    ``max_attempts`` (all types) and ``max_attempts_per_type`` (None: no
+    limit, the default, as Ruby and Go behave) bury a job that fails that
+    many times in que_dead_jobs; so does ``que.Discard``, and a cancel request
+    for a running job that does not finish. ``que.Snooze(seconds)`` runs a
+    job again later. Retry limits need the que-pg extension (``que migrate``).
     """
 
     def __init__(
@@ -59,12 +68,18 @@ class Worker:
         *,
         queue: str | Sequence[str] | None = None,
         interval: float | None = None,
+        max_attempts: int | None = None,
+        max_attempts_per_type: Mapping[str, int | None] | None = None,
+        cancel_watch: CancelWatch | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"Worker needs a que.Client, not {type(client).__name__}")
         self.client = client
         self.work_map = check_work_map(work_map, worker="Worker", allow_async=ASYNC)
         self.queues = queue_names(queue)
+        self.limits = RetryLimits(max_attempts, dict(max_attempts_per_type or {}))
+        # A pool's workers share one watch.
+        self._cancel_watch = cancel_watch or CancelWatch(client.connections)
         self._turn = 0
         self.interval = wake_interval(interval)
         self._stop = Event()
@@ -74,12 +89,16 @@ class Worker:
     def work(self) -> None:
         """Claim and run jobs until ``shutdown()``; database errors are logged and retried."""
         self.client.connections.check_open()
+        check_limits(self.limits, self.client.extension_version)
         if not self._idle.is_set():
             raise QueError("this Worker is already working; run one work() per worker")
         self._idle.clear()
         failures = 0
+        watching = self.client.extension_version > 0
         try:
             self.client.connections.reserve(1)
+            if watching:
+                self._cancel_watch.start()
             while not self._stop.is_set():
                 try:
                     worked = self.work_one()
@@ -93,6 +112,8 @@ class Worker:
                 if not worked:
                     wait_event(self._stop, self.interval)
         finally:
+            if watching:
+                self._cancel_watch.stop()
             self.client.connections.unreserve(1)
             self._idle.set()
 
@@ -118,11 +139,20 @@ class Worker:
         return False
 
     def _perform(self, job: Job) -> None:
-        outcome, message = perform(job, self.work_map.get(job.type), None, None)
-        if outcome is Outcome.DELETE:
-            job.delete()
-        elif outcome is Outcome.FAIL:
-            job.error(message)
+        handle = job._claimed()
+        error_count = job.error_count
+        self._cancel_watch.watch(handle)
+        try:
+            verdict = perform(job, self.work_map.get(job.type), None, None)
+        finally:
+            self._cancel_watch.unwatch(handle)
+        verdict = settle(verdict, job.type, error_count, self.limits, cancelled=handle.cancelled)
+        if self.client.extension_version == 0:
+            verdict = without_extension(verdict)
+        if handle.cancelled:  # the request is answered: forget it before the row goes
+            with self.client.connections.cursor() as cur:
+                cur.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array([job.id or 0])})
+        finish(job, verdict)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.
@@ -156,12 +186,24 @@ class WorkerPool:
         *,
         queue: str | Sequence[str] | None = None,
         interval: float | None = None,
+        max_attempts: int | None = None,
+        max_attempts_per_type: Mapping[str, int | None] | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"WorkerPool needs a que.Client, not {type(client).__name__}")
         check_pool_count(count, client.connections.limit)
+        watch = CancelWatch(client.connections)
         self.workers = [
-            Worker(client, work_map, queue=queue, interval=interval) for _ in range(count)
+            Worker(
+                client,
+                work_map,
+                queue=queue,
+                interval=interval,
+                max_attempts=max_attempts,
+                max_attempts_per_type=max_attempts_per_type,
+                cancel_watch=watch,
+            )
+            for _ in range(count)
         ]
         self._tasks: list[Background] = []
 

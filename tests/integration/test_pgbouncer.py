@@ -278,3 +278,24 @@ async def test_enqueue_in_the_callers_transaction_through_pgbouncer(
     rows = conn.execute("SELECT job_id FROM que_jobs ORDER BY job_id").fetchall()
     assert [row[0] for row in rows] == committed
     assert many[0].id not in committed
+
+
+async def test_snooze_discard_and_cancel_through_pgbouncer(
+    side: Side, bc: AnyClient, conn: psycopg.Connection[Any]
+) -> None:
+    """The outcomes beyond delete and error, written inside the claim's transaction."""
+    snoozed = await r(bc.enqueue(side.job_class(type="T", priority=1)))
+    dropped = await r(bc.enqueue(side.job_class(type="T", priority=2)))
+    async with claimed(bc) as job:
+        await record(job)
+        await r(job.snooze(60))
+        assert try_session_lock(conn, job.id)  # the lock ended with the snooze
+    async with claimed(bc) as job:
+        assert job.id == dropped.id
+        await record(job)
+        await r(job.discard("no longer wanted"))
+    assert effects(conn) == {}  # the jobs' writes rolled back with their outcomes
+    dead = conn.execute("SELECT job_id, outcome FROM que_dead_jobs").fetchall()
+    assert dead == [(dropped.id, "discarded")]
+    row = conn.execute("SELECT job_id, error_count, run_at > now() FROM que_jobs").fetchone()
+    assert row == (snoozed.id, 0, True)
