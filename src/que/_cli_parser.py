@@ -171,6 +171,15 @@ def _add_worker_parser(commands: _Subcommands) -> None:
         "one connection and one claim per job, as Ruby que 0.x and Go do (default batch)",
     )
     p.add_argument(
+        "--max-attempts",
+        action="append",
+        default=[],
+        metavar="[TYPE=]N",
+        help="how many times a job may run before it moves to que_dead_jobs: N for "
+        "every type, TYPE=N for one, TYPE=none for no limit (repeatable; default: no "
+        "limit, as Ruby and Go behave). Needs the que-pg extension (`que migrate`)",
+    )
+    p.add_argument(
         "--pgbouncer",
         action="store_true",
         help="the database URL goes through PgBouncer in transaction pooling: claims "

@@ -115,7 +115,12 @@ def _client_options(settings: WorkerSettings) -> dict[str, Any]:
 
 
 def _where(settings: WorkerSettings) -> dict[str, Any]:
-    return {"queue": list(settings.queues), "interval": settings.interval}
+    return {
+        "queue": list(settings.queues),
+        "interval": settings.interval,
+        "max_attempts": settings.limits.default,
+        "max_attempts_per_type": settings.limits.per_type,
+    }
 
 
 def _batch_options(settings: WorkerSettings, on_overdue: OverdueCallback | None) -> dict[str, Any]:

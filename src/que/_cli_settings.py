@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._outcomes import RetryLimits
 from ._timeouts import Timeouts
 
 # Where ``que worker`` reads --listen-url's default, and how worker processes get it.
@@ -25,6 +26,9 @@ class WorkerSettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     # What each --job-timeout said, to pass on to worker processes.
     timeout_args: tuple[str, ...] = ()
+    limits: RetryLimits = field(default_factory=RetryLimits)
+    # What each --max-attempts said, to pass on to worker processes.
+    attempts_args: tuple[str, ...] = ()
     pgbouncer: bool = False
     # A URL that may hold a password: worker processes get it in their
     # environment (QUE_LISTEN_URL), never on their command line.

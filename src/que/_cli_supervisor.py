@@ -113,6 +113,7 @@ class Supervisor:
             "--engine",
             s.engine,
             *[arg for value in s.timeout_args for arg in ("--job-timeout", value)],
+            *[arg for value in s.attempts_args for arg in ("--max-attempts", value)],
             *(["--pgbouncer"] if s.pgbouncer else []),
         ]
 

@@ -35,6 +35,7 @@ from ._cli_support import (
 )
 from ._extension_base import EXTENSION_CONTENTS, EXTENSION_VERSION
 from ._jobs import insert_params
+from ._outcomes import RetryLimits
 from ._schema_base import CURRENT_VERSION, schema_sql
 from ._timeouts import Timeouts
 from ._work import queue_name, queue_names, split_queues, wake_interval
@@ -188,6 +189,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         engine=args.engine,
         timeouts=parse_timeouts(args.job_timeout),
         timeout_args=tuple(args.job_timeout),
+        limits=parse_attempts(args.max_attempts),
+        attempts_args=tuple(args.max_attempts),
         pgbouncer=args.pgbouncer,
         listen_url=listen_url,
     )
@@ -216,6 +219,28 @@ def parse_timeouts(values: Sequence[str]) -> Timeouts:
         return Timeouts(default, per_type)
     except ValueError as exc:
         raise UsageError(f"--job-timeout: {one_line(exc)}") from exc
+
+
+def parse_attempts(values: Sequence[str]) -> RetryLimits:
+    """``--max-attempts`` values: ``N`` for every type, ``TYPE=N`` (or ``TYPE=none``) for one."""
+    default: int | None = None
+    per_type: dict[str, int | None] = {}
+    for value in values:
+        job_type, sep, count = value.rpartition("=")
+        try:
+            number = None if count.strip().lower() == "none" else int(count)
+        except ValueError:
+            raise UsageError(
+                f"--max-attempts takes N or TYPE=N (or TYPE=none), not {value!r}"
+            ) from None
+        if sep:
+            per_type[job_type] = number
+        else:
+            default = number
+    try:
+        return RetryLimits(default, per_type)
+    except ValueError as exc:
+        raise UsageError(f"--max-attempts: {one_line(exc)}") from exc
 
 
 def _split_each(values: Sequence[str]) -> list[str]:

@@ -84,6 +84,16 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
             2,
             ["--listen-url: unsupported database URL scheme 'http'"],
         ),
+        (
+            [*WORKER, "--max-attempts", "twice"],
+            2,
+            ["--max-attempts takes N or TYPE=N (or TYPE=none), not 'twice'"],
+        ),
+        (
+            [*WORKER, "--max-attempts", "Gate=0"],
+            2,
+            ["max_attempts for 'Gate' must be a positive int or None, not 0"],
+        ),
         (["schema", "--version", "7"], 2, ["--version must be 0 to 3"]),
         (["migrate", "--version", "9"], 2, ["--version must be 0 to 3"]),
         (

@@ -375,3 +375,32 @@ def test_processes_behind_pgbouncer_listen_on_the_direct_url(
     log = parent.stderr()
     assert log.count("through PgBouncer (transaction-level locks, LISTEN on --listen-url)") == 2
     assert "not-shown" not in log
+
+
+def test_max_attempts_buries_a_failing_job(cli: Cli, db_url: str, gate_dir: Path) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        # Failed once already: the next failure is its second and last attempt.
+        row = conn.execute(
+            "INSERT INTO que_jobs (job_class, args, error_count) VALUES ('Fail', %s, 1) "
+            "RETURNING job_id",
+            [json.dumps([str(gate_dir)])],
+        ).fetchone()
+    assert row is not None
+    worker = cli.background(
+        "worker", APP, "--max-attempts", "2", "--processes", "2", *FAST, "--database-url", db_url
+    )
+    wait_for(lambda: job_count(db_url) == 0, "the job moved to que_dead_jobs")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    with psycopg.connect(db_url) as conn:
+        dead = conn.execute("SELECT job_id, error_count, outcome FROM que_dead_jobs").fetchall()
+    assert dead == [(row[0], 2, "exhausted")]
+
+
+def test_max_attempts_without_the_extension_is_refused(cli: Cli, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        que.migrate_extension(conn, 0)
+    done = cli("worker", APP, "--max-attempts", "2", "--database-url", db_url)
+    assert done.returncode != 0
+    assert "max_attempts needs the que-pg extension" in done.stderr
+    assert "Traceback" not in done.stderr
