@@ -12,8 +12,10 @@ when the postmaster reaps it. Elsewhere (no ``/proc``, a remote server)
 the figures are left out.
 
 The server's figure covers all of its databases, so any other work on the
-same server during the window counts too; the load average in each result
-line says whether there was any.
+same server during the window counts too. The backends of the benchmark's
+own database (the workers' sessions, the harness's poller) are therefore
+also counted on their own: those connected when the window starts or ends
+(a session that both opens and closes inside the window is missed).
 """
 
 from __future__ import annotations
@@ -29,32 +31,37 @@ TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 # A process every running server has, whose parent is the postmaster.
 FIND_SERVER_CHILD = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"
+DATABASE_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
 
 
 class CpuWindow:
     """CPU seconds used between ``start()`` and ``stop()``: machine, server and harness."""
 
     def __init__(self, url: str) -> None:
+        self.url = url
         self.postmaster = _postmaster(url)
         self._machine: float | None = None
         self._server: float | None = None
+        self._backends: dict[int, float] = {}
         self._harness = 0.0
         self._wall = 0.0
 
     def start(self) -> None:
         self._machine = _machine_busy()
         self._server = _server_cpu(self.postmaster)
+        self._backends = _backend_cpu(self.url, self.postmaster)
         self._harness = time.process_time()
         self._wall = time.perf_counter()
 
     def stop(self) -> dict[str, float]:
-        """``machine_cores``, ``server_cores``, ``harness_cores``: CPU seconds per
-        second of the window. On 2 cores, ``machine_cores`` near 2 means the
-        machine had none to spare.
+        """``machine_cores``, ``server_cores``, ``backend_cores``, ``harness_cores``:
+        CPU seconds per second of the window. On 2 cores, ``machine_cores`` near
+        2 means the machine had none to spare.
         """
         wall = time.perf_counter() - self._wall
         harness = time.process_time() - self._harness
         machine, server = _machine_busy(), _server_cpu(self.postmaster)
+        backends = _backend_cpu(self.url, self.postmaster)
         if wall <= 0:
             return {}
         result = {"harness_cores": harness / wall}
@@ -62,6 +69,9 @@ class CpuWindow:
             result["machine_cores"] = (machine - self._machine) / wall
         if server is not None and self._server is not None:
             result["server_cores"] = (server - self._server) / wall
+        if backends:
+            used = sum(cpu - self._backends.get(pid, 0.0) for pid, cpu in backends.items())
+            result["backend_cores"] = used / wall
         return result
 
 
@@ -111,6 +121,24 @@ def _server_cpu(postmaster: int | None) -> float | None:
         if stat is not None and int(stat[2]) == postmaster:
             ticks += int(stat[12]) + int(stat[13])
     return ticks / TICK
+
+
+def _backend_cpu(url: str, postmaster: int | None) -> dict[int, float]:
+    """CPU seconds of each backend connected to the database at ``url``, by pid."""
+    if postmaster is None:
+        return {}
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            pids = [int(row[0]) for row in conn.execute(DATABASE_BACKENDS)]
+            mine = conn.info.backend_pid
+    except psycopg.Error:
+        return {}
+    found = {}
+    for pid in pids:
+        stat = _stat(pid)
+        if pid != mine and stat is not None and int(stat[2]) == postmaster:
+            found[pid] = (int(stat[12]) + int(stat[13])) / TICK
+    return found
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -31,6 +31,7 @@ CPU_METRICS = (
     "worker_cpu_us_per_job",
     "worker_cores",
     "server_cores",
+    "backend_cores",
     "harness_cores",
     "machine_cores",
 )
@@ -118,7 +119,8 @@ def markdown(lines: Sequence[dict[str, Any]], unavailable: Iterable[str] = ()) -
         out += [
             "Medians of CPU seconds per second of the burn-down: the worker processes' own "
             "(`getrusage`), the PostgreSQL server's (postmaster and all its children, from "
-            "/proc; any other database on it counts too), the harness's (it polls progress "
+            "/proc; any other database on it counts too) and, of that, the sessions of the "
+            "benchmark's database, the harness's (it polls progress "
             f"and the table), and all {cores} cores' busy time (/proc/stat: everything, the "
             "machine's other work and the kernel included).",
             "",
@@ -264,6 +266,7 @@ def _cpu_table(summary: Summary, cores: int) -> list[str]:
         "worker CPU µs/job",
         "worker cores",
         "PostgreSQL cores",
+        "of which this database's sessions",
         "harness cores",
         f"machine cores busy (of {cores})",
     ]
