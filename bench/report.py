@@ -86,6 +86,18 @@ class Summary:
         mine = [line for line in self.lines if line["system"] == system]
         return sum(1 for line in mine if line["valid"]), len(mine)
 
+    def per_job_us(self, system: str, cores_metric: str) -> float | None:
+        """Median over burn-downs of a ``*_cores`` metric as CPU microseconds per job."""
+        values = [
+            line["metrics"][cores_metric] / line["metrics"]["jobs_per_s"] * 1e6
+            for line in self.lines
+            if line["system"] == system
+            and line["scenario"] == "burndown"
+            and line["valid"]
+            and cores_metric in line["metrics"]
+        ]
+        return statistics.median(values) if values else None
+
     def ratio(self, system: str, other: str, scenario: str) -> float | None:
         mine = self.median(system, scenario, "jobs_per_s")
         theirs = self.median(other, scenario, "jobs_per_s")
@@ -117,12 +129,13 @@ def markdown(lines: Sequence[dict[str, Any]], unavailable: Iterable[str] = ()) -
         cores = first["env"]["cores"]
         out += ["## Burn-down: where the CPU went", "", *_cpu_table(summary, cores), ""]
         out += [
-            "Medians of CPU seconds per second of the burn-down: the worker processes' own "
-            "(`getrusage`), the PostgreSQL server's (postmaster and all its children, from "
-            "/proc; any other database on it counts too) and, of that, the sessions of the "
-            "benchmark's database, the harness's (it polls progress "
-            f"and the table), and all {cores} cores' busy time (/proc/stat: everything, the "
-            "machine's other work and the kernel included).",
+            "Medians over the repetitions. CPU per job: the worker processes' (`getrusage`) "
+            "and their database sessions' (from /proc). Cores: CPU seconds per second of the "
+            "burn-down, for the workers, the PostgreSQL server (postmaster and all its "
+            "children; other databases on the server count too), of that the sessions of the "
+            "benchmark's database, the harness (it polls progress and the table), and the "
+            f"busy time of all {cores} cores (/proc/stat: everything, the machine's other work "
+            "and the kernel included).",
             "",
         ]
     invalid = [line for line in lines if not line["valid"]]
@@ -264,6 +277,7 @@ def _cpu_table(summary: Summary, cores: int) -> list[str]:
     heads = ["burn-down jobs/s", *(["x first variant"] if varied else [])]
     heads += [
         "worker CPU µs/job",
+        "its database sessions' CPU µs/job",
         "worker cores",
         "PostgreSQL cores",
         "of which this database's sessions",
@@ -286,6 +300,9 @@ def _cpu_table(summary: Summary, cores: int) -> list[str]:
         for metric in CPU_METRICS:
             value = summary.median(system, "burndown", metric)
             cells.append("—" if value is None else _num(value))
+            if metric == "worker_cpu_us_per_job":
+                value = summary.per_job_us(system, "backend_cores")
+                cells.append("—" if value is None else _num(value))
         rows.append(f"| {system} | " + " | ".join(cells) + " |")
     return rows
 
