@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     )
     overrides = _overrides(args.set, classes)
+    variants = _variants(args.vary, classes)
     systems: list[System] = []
     unavailable: list[str] = []
     chosen = [name for name, cls in classes.items() if cls.default]
@@ -67,6 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reason:
             print(f"{name}: not available ({reason}); skipped", file=sys.stderr)
             unavailable.append(f"{name} ({reason})")
+        elif name in variants:
+            key, values = variants[name]
+            for value in values:
+                settings = {**overrides.get(name, {}), key: value}
+                systems.append(classes[name](settings, variant=f"{key}={value}"))
         else:
             systems.append(system)
     if not systems:
@@ -121,12 +127,39 @@ def _overrides(pairs: list[str], classes: dict[str, type[System]]) -> dict[str, 
         system, dot, key = target.partition(".")
         if not sep or not dot or system not in classes:
             raise SystemExit(f"--set takes SYSTEM.KEY=VALUE with a known system, not {pair!r}")
-        try:
-            value: Any = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        found.setdefault(system, {})[key] = value
+        found.setdefault(system, {})[key] = _literal(raw)
     return found
+
+
+def _variants(
+    pairs: list[str], classes: dict[str, type[System]]
+) -> dict[str, tuple[str, list[Any]]]:
+    """``--vary system.key=v1,v2`` as {system: (key, [v1, v2])}; values are Python literals."""
+    found: dict[str, tuple[str, list[Any]]] = {}
+    for pair in pairs:
+        target, sep, raw = pair.partition("=")
+        system, dot, key = target.partition(".")
+        if not sep or not dot or system not in classes or not raw:
+            raise SystemExit(
+                f"--vary takes SYSTEM.KEY=VALUE,VALUE... with a known system, not {pair!r}"
+            )
+        if system in found:
+            raise SystemExit(f"--vary: {system} is already varied by {found[system][0]}")
+        if key not in classes[system].defaults:
+            raise SystemExit(
+                f"--vary: {system} has no setting {key}; it has "
+                f"{', '.join(sorted(classes[system].defaults))}"
+            )
+        found[system] = (key, [_literal(text.strip()) for text in raw.split(",")])
+    return found
+
+
+def _literal(text: str) -> Any:
+    """A Python literal (``4``, ``None``, ``0.5``), or the text itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,6 +199,14 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SYSTEM.KEY=VALUE",
         help="override a system setting, e.g. pgqueuer.batch_size=100 (repeatable)",
+    )
+    parser.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="SYSTEM.KEY=VALUE,VALUE...",
+        help="run SYSTEM once per value of one setting, each reported as SYSTEM.KEY=VALUE, "
+        "e.g. que_batched_sync.processes=1,2,4,8 (repeatable, one setting per system)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, one repetition; leaves RESULTS.md alone"

@@ -54,7 +54,7 @@ def run(plan: Plan) -> list[dict[str, Any]]:
                 shift = rep % len(plan.systems)
                 order = [*plan.systems[shift:], *plan.systems[:shift]]
                 for system in order:
-                    label = f"{system.name}-{scenario}-{rep}"
+                    label = f"{system.run_name}-{scenario}-{rep}"
                     started = time.perf_counter()
                     measurements = _run_one(plan, system, scenario, logs, label)
                     elapsed = time.perf_counter() - started
@@ -86,7 +86,7 @@ def _line(
         "schema": SCHEMA,
         "run_id": run_id,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "system": system.name,
+        "system": system.run_name,
         "rep": rep,
         **m.as_dict(),
         # Includes this benchmark's own processes: above ~2.5 on 2 cores, something else ran.

@@ -26,6 +26,16 @@ RATIO_ROWS = (
     ("enqueue_single", "single enqueue"),
 )
 
+#: The burn-down's CPU figures, in the order of the CPU table's columns.
+CPU_METRICS = (
+    "worker_cpu_us_per_job",
+    "worker_cores",
+    "server_cores",
+    "backend_cores",
+    "harness_cores",
+    "machine_cores",
+)
+
 PEERS = ("pgqueuer", "procrastinate")
 BASELINE = "raw_sql"
 
@@ -76,6 +86,18 @@ class Summary:
         mine = [line for line in self.lines if line["system"] == system]
         return sum(1 for line in mine if line["valid"]), len(mine)
 
+    def per_job_us(self, system: str, cores_metric: str) -> float | None:
+        """Median over burn-downs of a ``*_cores`` metric as CPU microseconds per job."""
+        values = [
+            line["metrics"][cores_metric] / line["metrics"]["jobs_per_s"] * 1e6
+            for line in self.lines
+            if line["system"] == system
+            and line["scenario"] == "burndown"
+            and line["valid"]
+            and cores_metric in line["metrics"]
+        ]
+        return statistics.median(values) if values else None
+
     def ratio(self, system: str, other: str, scenario: str) -> float | None:
         mine = self.median(system, scenario, "jobs_per_s")
         theirs = self.median(other, scenario, "jobs_per_s")
@@ -103,6 +125,19 @@ def markdown(lines: Sequence[dict[str, Any]], unavailable: Iterable[str] = ()) -
     out.append("")
     out += ["## Ratios (medians of this run)", "", *_ratio_table(summary), ""]
     out += ["## Targets", "", *_targets_table(summary), ""]
+    if any("worker_cores" in line["metrics"] for line in lines):
+        cores = first["env"]["cores"]
+        out += ["## Burn-down: where the CPU went", "", *_cpu_table(summary, cores), ""]
+        out += [
+            "Medians over the repetitions. CPU per job: the worker processes' (`getrusage`) "
+            "and their database sessions' (from /proc). Cores: CPU seconds per second of the "
+            "burn-down, for the workers, the PostgreSQL server (postmaster and all its "
+            "children; other databases on the server count too), of that the sessions of the "
+            "benchmark's database, the harness (it polls progress and the table), and the "
+            f"busy time of all {cores} cores (/proc/stat: everything, the machine's other work "
+            "and the kernel included).",
+            "",
+        ]
     invalid = [line for line in lines if not line["valid"]]
     if invalid:
         out += ["## Invalid results", ""]
@@ -232,6 +267,42 @@ def _targets_table(summary: Summary) -> list[str]:
             _target(summary.median(system, "latency", "p99_ms"), 25.0, False, " ms"),
             _target(summary.median(system, "rss", "peak_rss_mb"), 60.0, False, " MB"),
         ]
+        rows.append(f"| {system} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _cpu_table(summary: Summary, cores: int) -> list[str]:
+    """Burn-down rate and CPU per system; variants also against their system's first variant."""
+    varied = any("." in system for system in summary.systems)
+    heads = ["burn-down jobs/s", *(["x first variant"] if varied else [])]
+    heads += [
+        "worker CPU µs/job",
+        "its database sessions' CPU µs/job",
+        "worker cores",
+        "PostgreSQL cores",
+        "of which this database's sessions",
+        "harness cores",
+        f"machine cores busy (of {cores})",
+    ]
+    rows = ["| system | " + " | ".join(heads) + " |", "|---" + "|---:" * len(heads) + "|"]
+    firsts: dict[str, str] = {}
+    for system in summary.systems:
+        base = system.partition(".")[0]
+        rate = summary.median(system, "burndown", "jobs_per_s")
+        cells = ["—" if rate is None else _num(rate)]
+        if varied:
+            if "." in system:
+                first = firsts.setdefault(base, system)
+                ratio = summary.ratio(system, first, "burndown")
+                cells.append("—" if ratio is None else f"{ratio:.2f}x")
+            else:
+                cells.append("")
+        for metric in CPU_METRICS:
+            value = summary.median(system, "burndown", metric)
+            cells.append("—" if value is None else _num(value))
+            if metric == "worker_cpu_us_per_job":
+                value = summary.per_job_us(system, "backend_cores")
+                cells.append("—" if value is None else _num(value))
         rows.append(f"| {system} | " + " | ".join(cells) + " |")
     return rows
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.cpu import CpuWindow
 from bench.pg import Poller
 from bench.procs import ChildError, WorkerGroup, run_child
 from bench.systems.base import System
@@ -102,6 +103,17 @@ def exactly_once(done: Iterable[dict[str, Any]], expected: range) -> Check:
     return Check(len(expected), ran, missing, len(counts) - missing - once, unexpected)
 
 
+@dataclass(frozen=True)
+class Drained:
+    """The workers' run through a table: how long, what each process sent, the CPU used."""
+
+    seconds: float
+    done: list[dict[str, Any]]
+    #: ``harness_cores``, and ``machine_cores``, ``server_cores`` when they could be
+    #: read (see bench/cpu.py).
+    cpu: dict[str, float]
+
+
 class Run:
     """One system on one fresh database: its logs, its install, its workers."""
 
@@ -151,20 +163,23 @@ class Run:
                     raise ChildError(f"a worker exited before it was told to stop: {child.log}")
             time.sleep(0.002)
 
-    def drain(self, count: int) -> tuple[float, float, list[dict[str, Any]]]:
+    def drain(self, count: int) -> Drained:
         """Start the workers, time them from go until the table is empty, and stop them."""
         group = self.workers()
         poller = Poller(self.url, self.system.pending_sql)
+        cpu = CpuWindow(self.url)
         try:
             group.wait_ready()
+            cpu.start()
             started = group.go()
             self.wait_progress(group, count)
             ended = poller.wait_empty(self.params.timeout)
+            used = cpu.stop()
             done = group.stop()
         finally:
             poller.close()
             group.close()
-        return started, ended, done
+        return Drained(ended - started, done, used)
 
     def _log(self, what: str) -> Path:
         return self.logs / f"{self.label}-{what}.log"
@@ -175,9 +190,9 @@ def burndown(run: Run) -> list[Measurement]:
     jobs = run.system.burndown_jobs(params.jobs)
     run.install()
     enqueued = run.enqueue("bulk", jobs, batch=params.batch)
-    started, ended, done = run.drain(jobs)
+    drained = run.drain(jobs)
+    done, seconds = drained.done, drained.seconds
     check = exactly_once(done, range(jobs))
-    seconds = ended - started
     cpu = sum(message["cpu_seconds"] for message in done)
     rss = [message["peak_rss_kb"] / 1024 for message in done]
     return [
@@ -187,6 +202,10 @@ def burndown(run: Run) -> list[Measurement]:
                 "jobs_per_s": jobs / seconds,
                 "seconds": seconds,
                 "worker_cpu_us_per_job": cpu / jobs * 1e6,
+                # CPU seconds per second of the burn-down: the workers' own, the
+                # PostgreSQL server's, the harness's, and every core's busy time.
+                "worker_cores": cpu / seconds,
+                **drained.cpu,
             },
             check,
             {"jobs": jobs, "worker_processes": len(done)},
@@ -210,7 +229,7 @@ def enqueue(run: Run) -> list[Measurement]:
     params = run.params
     run.install()
     enqueued = run.enqueue("single", params.single_jobs)
-    _, _, done = run.drain(params.single_jobs)
+    drained = run.drain(params.single_jobs)
     return [
         Measurement(
             "enqueue_single",
@@ -218,7 +237,7 @@ def enqueue(run: Run) -> list[Measurement]:
                 "jobs_per_s": params.single_jobs / enqueued["seconds"],
                 "seconds": enqueued["seconds"],
             },
-            exactly_once(done, range(params.single_jobs)),
+            exactly_once(drained.done, range(params.single_jobs)),
             {"jobs": params.single_jobs},
         )
     ]

@@ -104,7 +104,9 @@ class System(ABC):
     #: SQL run by the harness: the number of jobs not finished yet.
     pending_sql: ClassVar[str]
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, overrides: Mapping[str, Any] | None = None, variant: str | None = None
+    ) -> None:
         unknown = set(overrides or {}) - set(self.defaults)
         if unknown:
             raise ValueError(
@@ -112,6 +114,14 @@ class System(ABC):
                 f"it has {', '.join(sorted(self.defaults))}"
             )
         self.settings: dict[str, Any] = {**self.defaults, **(overrides or {})}
+        #: What sets this instance apart from others of the same system in one
+        #: run (``processes=4`` for ``--vary que_batched_sync.processes=1,4``).
+        self.variant = variant
+
+    @property
+    def run_name(self) -> str:
+        """The name results and tables use: ``name``, or ``name.variant`` for a variant."""
+        return self.name if self.variant is None else f"{self.name}.{self.variant}"
 
     @property
     def processes(self) -> int:
