@@ -37,6 +37,7 @@ from .errors import (
     SchemaVersionError,
     UnknownJobTypeError,
 )
+from .health import QueueStats, TableHealth, queue_totals
 from .job import JobStats
 from .job_handle import Job
 from .schema import (
@@ -71,7 +72,9 @@ __all__ = [
     "LockAttemptsError",
     "MissingTypeError",
     "QueError",
+    "QueueStats",
     "SchemaVersionError",
+    "TableHealth",
     "UnknownJobTypeError",
     "Worker",
     "WorkerPool",
@@ -95,6 +98,7 @@ __all__ = [
     "migrate_extension_async",
     "prepare_statements",
     "prepare_statements_async",
+    "queue_totals",
     "schema_sql",
     "uninstall_notify",
     "uninstall_notify_async",
