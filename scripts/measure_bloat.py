@@ -1,7 +1,8 @@
 """Measure what a busy queue does to que_jobs: dead rows and size on disk.
 
 Runs JOBS jobs through one queue that never holds more than BACKLOG rows
-(a producer tops it up as a batched worker drains it), on a fresh database
+(a producer tops it up as a batched worker drains it; with --backlog as
+large as --jobs, a burn-down of one big backlog), on a fresh database
 of the server at --server-url, and prints the table's statistics every
 --every jobs: live and dead row estimates, table and index sizes, and
 the autovacuum runs. Then it runs VACUUM que_jobs and prints them again.
@@ -75,7 +76,7 @@ def run(url: str, jobs: int, backlog: int, every: int) -> None:
             while produced < jobs:
                 with done_lock:
                     waiting = produced - done
-                room = min(backlog - waiting, jobs - produced)
+                room = min(backlog - waiting, jobs - produced, 10_000)
                 if room > 0:
                     client.enqueue_many([que.Job(type="Noop") for _ in range(room)])
                     produced += room
