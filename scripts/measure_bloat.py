@@ -53,6 +53,24 @@ def snapshot(conn: psycopg.Connection[Any], label: str, started: float) -> None:
     )
 
 
+def report(conn: psycopg.Connection[Any], done: int, due: int, every: int, started: float) -> int:
+    """A snapshot when ``done`` jobs reached the next report; the next one's count."""
+    if done < due:
+        return due
+    snapshot(conn, f"{due:,} jobs", started)
+    return due + every
+
+
+def claim_ms(client: que.Client, rounds: int = 200) -> float:
+    """Mean milliseconds of one claim (the Que walk, lock_job) and its release."""
+    started = time.perf_counter()
+    for _ in range(rounds):
+        job = client.lock_job()
+        assert job is not None
+        job.done()  # unlocks; the job stays for the next round
+    return (time.perf_counter() - started) * 1000 / rounds
+
+
 def run(url: str, jobs: int, backlog: int, every: int) -> None:
     done = 0
     done_lock = threading.Lock()
@@ -82,18 +100,20 @@ def run(url: str, jobs: int, backlog: int, every: int) -> None:
                     produced += room
                 else:
                     time.sleep(0.001)
-                if done >= next_report:
-                    snapshot(conn, f"{next_report:,} jobs", started)
-                    next_report += every
+                next_report = report(conn, done, next_report, every, started)
             while done < jobs:
                 time.sleep(0.01)
+                next_report = report(conn, done, next_report, every, started)
         finally:
             engine.shutdown(30)
         snapshot(conn, f"{jobs:,} jobs", started)
         time.sleep(1.5)  # the statistics of the last writes reach pg_stat
         snapshot(conn, "after 1.5s", started)
+        client.enqueue_many([que.Job(type="Noop") for _ in range(backlog)])
+        print(f"claim with {backlog} jobs waiting: {claim_ms(client):.2f} ms", flush=True)
         conn.execute("VACUUM que_jobs")
         snapshot(conn, "VACUUM que_jobs", started)
+        print(f"claim after VACUUM: {claim_ms(client):.2f} ms", flush=True)
 
 
 def main() -> None:

@@ -104,12 +104,14 @@ def size(count: int) -> str:
     >>> [size(n) for n in (512, 8192, 3 * 2**20 + 2**19, 5 * 2**30)]
     ['512 B', '8.0 kB', '3.5 MB', '5.0 GB']
     """
-    amount = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if amount < 1024 or unit == "GB":
-            return f"{count} B" if unit == "B" else f"{amount:.1f} {unit}"
+    if count < 1024:
+        return f"{count} B"
+    amount = count / 1024
+    for unit in ("kB", "MB"):
+        if amount < 1024:
+            return f"{amount:.1f} {unit}"
         amount /= 1024
-    raise AssertionError("unreachable")
+    return f"{amount:.1f} GB"
 
 
 def snapshot_text(snapshot: Snapshot) -> str:
