@@ -109,8 +109,9 @@ def run(url: str, jobs: int, backlog: int, every: int) -> None:
         snapshot(conn, f"{jobs:,} jobs", started)
         time.sleep(1.5)  # the statistics of the last writes reach pg_stat
         snapshot(conn, "after 1.5s", started)
-        client.enqueue_many([que.Job(type="Noop") for _ in range(backlog)])
-        print(f"claim with {backlog} jobs waiting: {claim_ms(client):.2f} ms", flush=True)
+        waiting = min(backlog, 100)
+        client.enqueue_many([que.Job(type="Noop") for _ in range(waiting)])
+        print(f"claim with {waiting} jobs waiting: {claim_ms(client):.2f} ms", flush=True)
         conn.execute("VACUUM que_jobs")
         snapshot(conn, "VACUUM que_jobs", started)
         print(f"claim after VACUUM: {claim_ms(client):.2f} ms", flush=True)
