@@ -133,7 +133,8 @@ class TableHealth:
     needs; ``autovacuum_table`` is the table's ``autovacuum_enabled``.
     ``reloptions`` are the table's storage options (the extension's
     autovacuum settings among them). ``longest_transaction`` is the age of
-    the oldest open transaction on this database that holds back vacuum.
+    the oldest open transaction on this database that holds back vacuum
+    (another role's sessions count only for a member of pg_read_all_stats).
     ``checked_at`` is the database's clock when it was read.
     """
 
