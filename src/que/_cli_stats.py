@@ -197,14 +197,15 @@ def run_stats(
     """Print the stats once, or every ``watch`` seconds until Ctrl-C (exit code 0).
 
     On a terminal each frame replaces the last; otherwise frames follow one
-    another, each headed by a line with its time (with ``--json``, one
-    compact document per line).
+    another, each headed by a line with its time. With ``--json``, one
+    compact document a line, terminal or not.
     """
     with Client(connector, max_connections=1) as client:
         if watch is None:
             _print(take_snapshot(client), json_what, out, frame=None)
             return 0
-        live = out.isatty()
+        # JSON is for programs: one document a line, never screen control.
+        live = out.isatty() and json_what is None
         try:
             while True:
                 snapshot = take_snapshot(client)
