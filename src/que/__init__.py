@@ -40,6 +40,7 @@ from .errors import (
     Snooze,
     UnknownJobTypeError,
 )
+from .health import QueueStats, TableHealth, queue_totals
 from .job import JobStats
 from .job_handle import Job
 from .schema import (
@@ -76,8 +77,10 @@ __all__ = [
     "LockAttemptsError",
     "MissingTypeError",
     "QueError",
+    "QueueStats",
     "SchemaVersionError",
     "Snooze",
+    "TableHealth",
     "UnknownJobTypeError",
     "Worker",
     "WorkerPool",
@@ -101,6 +104,7 @@ __all__ = [
     "migrate_extension_async",
     "prepare_statements",
     "prepare_statements_async",
+    "queue_totals",
     "schema_sql",
     "uninstall_notify",
     "uninstall_notify_async",

@@ -263,8 +263,29 @@ def _add_enqueue_parser(commands: _Subcommands) -> None:
 
 
 def _add_stats_parser(commands: _Subcommands) -> None:
-    p = commands.add("stats", "show jobs per queue and type: count, working, errored, oldest")
-    p.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    p = commands.add(
+        "stats",
+        "show jobs per queue and type (ready, scheduled, locked, failed, dead, how long "
+        "the oldest due job has waited), then the health of que_jobs with warnings",
+    )
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="jobs",
+        default=None,
+        choices=("jobs", "all"),
+        help="print JSON, for scripts: `--json` the array of (queue, type) objects; "
+        "`--json all` one object with them, the per-queue totals and the table's health",
+    )
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        default=None,
+        type=float,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 2) until Ctrl-C, in place on a terminal",
+    )
 
 
 def _add_demo_parser(commands: _Subcommands) -> None:

@@ -163,25 +163,6 @@ def format_table(
     return "\n".join(lines)
 
 
-def stats_json(stats: Sequence[JobStats]) -> str:
-    """``Client.stats()`` as a JSON array of objects named like JobStats' fields."""
-    return json.dumps(
-        [
-            {
-                "queue": s.queue,
-                "type": s.type,
-                "count": s.count,
-                "count_working": s.count_working,
-                "count_errored": s.count_errored,
-                "highest_error_count": s.highest_error_count,
-                "oldest_run_at": s.oldest_run_at.isoformat(),
-            }
-            for s in stats
-        ],
-        indent=2,
-    )
-
-
 def _time(moment: datetime) -> str:
     return moment.isoformat(sep=" ", timespec="seconds")
 

@@ -41,6 +41,7 @@ from .async_schema import check_version_async, extension_version_async
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .errors import DatabaseUnavailableError, QueError
+from .health import QueueStats, TableHealth, queue_stats_rows, table_health_from_row
 from .job import JobStats, job_from_row
 
 logger = logging.getLogger(__name__)
@@ -361,6 +362,34 @@ class AsyncClient(ClientBase[AsyncJob]):
         async with self.connections.cursor() as cur:
             await cur.execute(sql.JOB_STATS)
             return stats_rows(await cur.fetchall())
+
+    async def queue_stats(self) -> list[QueueStats]:
+        """Is it healthy? One QueueStats per (queue, type): ready, scheduled, locked
+        (by any worker of this database) and failed jobs, dead ones (None without
+        the que-pg extension), and how long the oldest due job has waited.
+
+        ``stats()`` stays as Go's Stats() has it; ``que.queue_totals`` sums these
+        per queue.
+        """
+        async with self.connections.cursor() as cur:
+            await cur.execute(sql.QUEUE_STATS)
+            rows = await cur.fetchall()
+            await cur.execute(sql.EXTENSION_TABLE_EXISTS)
+            extension = await cur.fetchone()
+            dead = None
+            if extension is not None and extension["present"]:
+                await cur.execute(sql.DEAD_JOB_COUNTS)
+                dead = await cur.fetchall()
+        return queue_stats_rows(rows, dead)
+
+    async def table_health(self) -> TableHealth:
+        """The state of que_jobs (dead rows, size, vacuum, autovacuum settings)
+        and warnings in plain words when dead rows pile up or cannot be removed."""
+        async with self.connections.cursor() as cur:
+            await cur.execute(sql.TABLE_HEALTH)
+            row = await cur.fetchone()
+        assert row is not None  # que_jobs exists: the client checked its version
+        return table_health_from_row(row)
 
     # -- lifetime --------------------------------------------------------------
 

@@ -30,8 +30,6 @@ from ._cli_support import (
     parse_args_json,
     parse_run_at,
     run_at_in,
-    stats_json,
-    stats_table,
 )
 from ._extension_base import EXTENSION_CONTENTS, EXTENSION_VERSION
 from ._jobs import insert_params
@@ -273,10 +271,13 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    with Client(_database(args).connector, max_connections=1) as client:
-        stats = client.stats()
-    print(stats_json(stats) if args.json else stats_table(stats, local_now()))
-    return 0
+    from ._cli_stats import run_stats
+
+    if args.watch is not None and not args.watch > 0:
+        raise UsageError(f"--watch takes a positive number of seconds, not {args.watch}")
+    return run_stats(
+        _database(args).connector, json_what=args.json, watch=args.watch, out=sys.stdout
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .connections import AnyPool, Connections
 from .errors import DatabaseUnavailableError, QueError
+from .health import QueueStats, TableHealth, queue_stats_rows, table_health_from_row
 from .job import JobStats, job_from_row
 from .job_handle import Job, JobHandle
 from .schema import check_version, extension_version
@@ -343,6 +344,34 @@ class Client(ClientBase[Job]):
         with self.connections.cursor() as cur:
             cur.execute(sql.JOB_STATS)
             return stats_rows(cur.fetchall())
+
+    def queue_stats(self) -> list[QueueStats]:
+        """Is it healthy? One QueueStats per (queue, type): ready, scheduled, locked
+        (by any worker of this database) and failed jobs, dead ones (None without
+        the que-pg extension), and how long the oldest due job has waited.
+
+        ``stats()`` stays as Go's Stats() has it; ``que.queue_totals`` sums these
+        per queue.
+        """
+        with self.connections.cursor() as cur:
+            cur.execute(sql.QUEUE_STATS)
+            rows = cur.fetchall()
+            cur.execute(sql.EXTENSION_TABLE_EXISTS)
+            extension = cur.fetchone()
+            dead = None
+            if extension is not None and extension["present"]:
+                cur.execute(sql.DEAD_JOB_COUNTS)
+                dead = cur.fetchall()
+        return queue_stats_rows(rows, dead)
+
+    def table_health(self) -> TableHealth:
+        """The state of que_jobs (dead rows, size, vacuum, autovacuum settings)
+        and warnings in plain words when dead rows pile up or cannot be removed."""
+        with self.connections.cursor() as cur:
+            cur.execute(sql.TABLE_HEALTH)
+            row = cur.fetchone()
+        assert row is not None  # que_jobs exists: the client checked its version
+        return table_health_from_row(row)
 
     # -- lifetime --------------------------------------------------------------
 

@@ -245,16 +245,11 @@ ROLLBACK_TO_JOB_SAVEPOINT: Final = "ROLLBACK TO SAVEPOINT que_job"
 
 # -- stats -----------------------------------------------------------------
 
-# A bigint advisory lock is shown in pg_locks as classid (high 32 bits) and
-# objid (low 32 bits) with objsubid 1; locks of other databases are ignored.
-JOB_STATS: Final = """
-SELECT j.queue,
-       j.job_class,
-       count(*) AS count,
-       count(held.job_id) AS count_working,
-       count(*) FILTER (WHERE j.error_count > 0) AS count_errored,
-       max(j.error_count) AS highest_error_count,
-       min(j.run_at) AS oldest_run_at
+# Each job of que_jobs AS j, with held.job_id set when a session of this
+# database holds its advisory lock. A bigint advisory lock is shown in
+# pg_locks as classid (high 32 bits) and objid (low 32 bits) with objsubid 1;
+# locks of other databases are ignored.
+_JOBS_AND_LOCKS: Final = """
 FROM que_jobs AS j
 LEFT JOIN (
     SELECT DISTINCT (l.classid::bigint << 32) | l.objid::bigint AS job_id
@@ -264,8 +259,84 @@ LEFT JOIN (
       AND l.granted
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 ) AS held ON held.job_id = j.job_id
-GROUP BY j.queue, j.job_class
+"""
+
+JOB_STATS: Final = (
+    """
+SELECT j.queue,
+       j.job_class,
+       count(*) AS count,
+       count(held.job_id) AS count_working,
+       count(*) FILTER (WHERE j.error_count > 0) AS count_errored,
+       max(j.error_count) AS highest_error_count,
+       min(j.run_at) AS oldest_run_at"""
+    + _JOBS_AND_LOCKS
+    + """GROUP BY j.queue, j.job_class
 ORDER BY j.queue, j.job_class
+"""
+)
+
+
+# Jobs per (queue, job_class) by state, one snapshot. A job is locked when
+# any session of this database holds the advisory lock on its id (Ruby's and
+# Go's workers included; see JOB_STATS); ready and scheduled count the
+# unlocked jobs due now and later, so ready + scheduled + locked is every
+# row. oldest_due_age is the queue's latency: how long the oldest due,
+# unlocked job has waited.
+QUEUE_STATS: Final = (
+    """
+SELECT j.queue,
+       j.job_class,
+       count(*) FILTER (WHERE held.job_id IS NULL AND j.run_at <= now()) AS ready,
+       count(*) FILTER (WHERE held.job_id IS NULL AND j.run_at > now()) AS scheduled,
+       count(held.job_id) AS locked,
+       count(*) FILTER (WHERE j.error_count > 0) AS failed,
+       now() - min(j.run_at) FILTER (WHERE held.job_id IS NULL AND j.run_at <= now())
+           AS oldest_due_age,
+       max(j.error_count) AS highest_error_count,
+       min(j.run_at) AS oldest_run_at"""
+    + _JOBS_AND_LOCKS
+    + """GROUP BY j.queue, j.job_class
+ORDER BY j.queue, j.job_class
+"""
+)
+
+# Dead jobs per (queue, job_class); only run when the extension is installed.
+DEAD_JOB_COUNTS: Final = """
+SELECT queue, job_class, count(*) AS dead
+FROM que_dead_jobs
+GROUP BY queue, job_class
+"""
+
+# What PostgreSQL knows about que_jobs: the statistics' row estimates, the
+# last (auto)vacuum and (auto)analyze, its size, whether autovacuum can run
+# (server settings, the table's reloptions), whether the extension is
+# installed, and the oldest open transaction of this database that holds an
+# xmin (vacuum keeps every row deleted after it began).
+TABLE_HEALTH: Final = """
+SELECT now() AS checked_at,
+       s.n_live_tup,
+       s.n_dead_tup,
+       s.last_vacuum,
+       s.last_autovacuum,
+       s.last_analyze,
+       s.last_autoanalyze,
+       pg_total_relation_size(c.oid) AS total_bytes,
+       current_setting('autovacuum') AS autovacuum,
+       current_setting('track_counts') AS track_counts,
+       c.reloptions::text[] AS reloptions,
+       to_regclass('que_dead_jobs') IS NOT NULL AS extension_installed,
+       (
+           SELECT max(now() - a.xact_start)
+           FROM pg_stat_activity AS a
+           WHERE a.datname = current_database()
+             AND a.backend_type = 'client backend'
+             AND a.backend_xmin IS NOT NULL
+             AND a.pid <> pg_backend_pid()
+       ) AS longest_transaction
+FROM pg_class AS c
+LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid
+WHERE c.oid = 'que_jobs'::regclass
 """
 
 # -- wake-up notifications ---------------------------------------------------
@@ -379,6 +450,9 @@ _QUEUE_AUTOVACUUM: Final = {
     "autovacuum_analyze_threshold": "5000",
     "autovacuum_vacuum_cost_delay": "0",
 }
+
+# The extension's autovacuum settings of que_jobs, for table health to compare.
+QUEUE_AUTOVACUUM_SETTINGS: Final = _QUEUE_AUTOVACUUM
 
 EXTENSION_UP: Final[dict[int, str]] = {
     1: """

@@ -1,9 +1,8 @@
-"""`que migrate`, `schema`, `version`, `enqueue`, `stats` and the choice of database."""
+"""`que migrate`, `schema`, `version`, `enqueue` and the choice of database."""
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -163,42 +162,6 @@ def test_enqueue_uses_que_queue_when_no_queue_is_given(cli: Cli, db_url: str) ->
     cli.ok("enqueue", "Mailer", "--database-url", db_url, env={"QUE_QUEUE": "mail"})
     cli.ok("enqueue", "Mailer", "--queue", "", "--database-url", db_url, env={"QUE_QUEUE": "x"})
     assert [r[0] for r in rows(db_url)] == ["mail", ""]
-
-
-def test_stats_table_and_json(cli: Cli, db_url: str) -> None:
-    assert cli.ok("stats", "--database-url", db_url).strip() == "no jobs in que_jobs"
-    assert json.loads(cli.ok("stats", "--json", "--database-url", db_url)) == []
-    for args in (["A"], ["A"], ["B", "--queue", "other", "--in", "60"]):
-        cli.ok("enqueue", *args, "--database-url", db_url)
-    table = cli.ok("stats", "--database-url", db_url).splitlines()
-    assert table[0].split() == [
-        "QUEUE",
-        "TYPE",
-        "COUNT",
-        "WORKING",
-        "ERRORED",
-        "MAX",
-        "ERRORS",
-        "OLDEST",
-        "RUN_AT",
-    ]
-    assert table[1].split()[:6] == ["(default)", "A", "2", "0", "0", "0"]
-    assert table[2].split()[:6] == ["other", "B", "1", "0", "0", "0"]
-    assert re.search(r"\(in (\d+s|1m)\)$", table[2]), table[2]
-    assert table[3].split() == ["total", "3", "0", "0", "0"]
-    data = json.loads(cli.ok("stats", "--json", "--database-url", db_url))
-    assert [
-        (
-            d["queue"],
-            d["type"],
-            d["count"],
-            d["count_working"],
-            d["count_errored"],
-            d["highest_error_count"],
-        )
-        for d in data
-    ] == [("", "A", 2, 0, 0, 0), ("other", "B", 1, 0, 0, 0)]
-    datetime.fromisoformat(data[0]["oldest_run_at"])
 
 
 def test_database_from_environment_variables_in_order(

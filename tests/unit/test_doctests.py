@@ -4,11 +4,34 @@ import doctest
 
 import pytest
 
-from que import _client_base, _engine_base, _last_error, _timeouts, _work, backoff, connect
+from que import (
+    _cli_stats,
+    _cli_support,
+    _client_base,
+    _engine_base,
+    _last_error,
+    _timeouts,
+    _work,
+    backoff,
+    connect,
+    health,
+)
 
 
 @pytest.mark.parametrize(
-    "module", [_client_base, _engine_base, _last_error, _timeouts, _work, backoff, connect]
+    "module",
+    [
+        _cli_stats,
+        _cli_support,
+        _client_base,
+        _engine_base,
+        _last_error,
+        _timeouts,
+        _work,
+        backoff,
+        connect,
+        health,
+    ],
 )
 def test_docstring_examples(module: object) -> None:
     failed, _ = doctest.testmod(module, raise_on_error=False)  # type: ignore[arg-type]
