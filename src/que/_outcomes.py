@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import NamedTuple
 
 from ._extension_base import missing_extension_message
@@ -130,6 +131,38 @@ def without_extension(verdict: Verdict) -> Verdict:
 def first_line(message: str) -> str:
     """The first line of a failure message, for a dead row's reason."""
     return message.strip().splitlines()[0] if message.strip() else "(no message)"
+
+
+# How often a worker with a dead-job retention purges the expired ones.
+DEAD_PURGE_PERIOD = 600.0
+
+
+def retention_seconds(value: timedelta | float | None) -> float | None:
+    """A dead-job retention as seconds: a timedelta or a number; None keeps them all.
+
+    >>> retention_seconds(timedelta(days=30)), retention_seconds(None)
+    (2592000.0, None)
+    """
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ValueError(f"dead_retention must be a positive duration or None, not {value!r}")
+    return float(seconds)
+
+
+@dataclass
+class DeadPurge:
+    """When a worker with a retention next deletes the dead jobs older than it."""
+
+    retention: float | None
+    due: float = 0.0  # monotonic time; the first purge comes at once
+
+    def ready(self, now: float) -> bool:
+        if self.retention is None or now < self.due:
+            return False
+        self.due = now + DEAD_PURGE_PERIOD
+        return True
 
 
 def check_limits(limits: RetryLimits, extension_version: int) -> None:

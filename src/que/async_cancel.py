@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from . import sql
 from ._acompat import Background, Event, join, spawn, wait_event
 from ._engine_base import id_array
+from ._outcomes import DeadPurge
 from .async_connections import AsyncConnections
 from .async_job_handle import AsyncJobHandle
 
@@ -95,3 +96,14 @@ class AsyncCancelWatch:
                 await self.check()
             except psycopg.Error as exc:  # logged; the next look tries again
                 logger.warning("could not look for cancel requests: %s", exc)
+
+
+async def purge_expired_dead_jobs(conn: psycopg.AsyncConnection[Any], purge: DeadPurge) -> None:
+    """Delete the dead jobs older than a worker's retention (logged, never fatal)."""
+    try:
+        cur = await conn.execute(sql.PURGE_EXPIRED_DEAD_JOBS, {"retention": purge.retention})
+    except psycopg.Error as exc:
+        logger.warning("could not purge expired dead jobs: %s", exc)
+        return
+    if cur.rowcount:
+        logger.info("purged %d dead job(s) past the retention", cur.rowcount)

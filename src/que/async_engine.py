@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import psycopg
@@ -57,7 +57,16 @@ from ._engine_base import (
     wait_seconds,
 )
 from ._jobs import text_array
-from ._outcomes import UNLOCK, RetryLimits, Verdict, check_limits, settle, without_extension
+from ._outcomes import (
+    UNLOCK,
+    DeadPurge,
+    RetryLimits,
+    Verdict,
+    check_limits,
+    retention_seconds,
+    settle,
+    without_extension,
+)
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
     check_work_map,
@@ -69,7 +78,7 @@ from ._work import (
     rotated,
     wake_interval,
 )
-from .async_cancel import AsyncCancelWatch
+from .async_cancel import AsyncCancelWatch, purge_expired_dead_jobs
 from .async_client import AsyncClient
 from .async_job_handle import AsyncJob, AsyncJobHandle, perform
 from .errors import QueError
@@ -116,7 +125,8 @@ class AsyncBatchWorker:
     (``connection()``, ``transaction()``, or a ``delete()``/``error()`` of its
     own); the lock stays with the locker session.
 
-    ``max_attempts`` and ``max_attempts_per_type``, ``que.Discard``,
+    ``dead_retention`` (a timedelta or seconds) deletes dead jobs older than
+    that, every ten minutes. ``max_attempts`` and ``max_attempts_per_type``, ``que.Discard``,
     ``que.Snooze`` and cancel requests work as on ``AsyncWorker``; a cancel
     request reaches a running job within a second (at once when listening).
 
@@ -140,6 +150,7 @@ class AsyncBatchWorker:
         on_overdue: OverdueCallback | None = None,
         max_attempts: int | None = None,
         max_attempts_per_type: Mapping[str, int | None] | None = None,
+        dead_retention: timedelta | float | None = None,
     ) -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(
@@ -172,6 +183,7 @@ class AsyncBatchWorker:
         self._watchdog = Watchdog(self._timeouts, on_overdue)
         self.limits = RetryLimits(max_attempts, dict(max_attempts_per_type or {}))
         self._cancel_watch = AsyncCancelWatch(connections)
+        self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         self._cancels_checked = 0.0
 
     # -- lifetime --------------------------------------------------------------
@@ -268,6 +280,8 @@ class AsyncBatchWorker:
         book = self._book
         book.collect()
         await self._check_cancels(conn)
+        if self.client.extension_version > 0 and self._dead_purge.ready(time.monotonic()):
+            await purge_expired_dead_jobs(conn, self._dead_purge)
         if self._stop.is_set():
             # Jobs not started go back with this turn's writes, not a turn later.
             self._hand_back_unstarted()

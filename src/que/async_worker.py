@@ -9,7 +9,9 @@ functions in its worker threads and refuses async ones.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from . import sql
@@ -23,7 +25,14 @@ from ._acompat import (
     wait_event,
 )
 from ._engine_base import id_array
-from ._outcomes import RetryLimits, check_limits, settle, without_extension
+from ._outcomes import (
+    DeadPurge,
+    RetryLimits,
+    check_limits,
+    retention_seconds,
+    settle,
+    without_extension,
+)
 from ._work import (
     check_pool_count,
     check_work_map,
@@ -32,7 +41,7 @@ from ._work import (
     retry_delay,
     wake_interval,
 )
-from .async_cancel import AsyncCancelWatch
+from .async_cancel import AsyncCancelWatch, purge_expired_dead_jobs
 from .async_client import AsyncClient
 from .async_job_handle import AsyncJob, finish, perform
 from .errors import QueError
@@ -57,7 +66,9 @@ class AsyncWorker:
     limit, the default, as Ruby and Go behave) bury a job that fails that
     many times in que_dead_jobs; so does ``que.Discard``, and a cancel request
     for a running job that does not finish. ``que.Snooze(seconds)`` runs a
-    job again later. Retry limits need the que-pg extension (``que migrate``).
+    job again later. ``dead_retention`` (a timedelta or seconds) deletes dead
+    jobs older than that, every ten minutes. Retry limits need the que-pg
+    extension (``que migrate``).
     """
 
     def __init__(
@@ -69,6 +80,7 @@ class AsyncWorker:
         interval: float | None = None,
         max_attempts: int | None = None,
         max_attempts_per_type: Mapping[str, int | None] | None = None,
+        dead_retention: timedelta | float | None = None,
         cancel_watch: AsyncCancelWatch | None = None,
     ) -> None:
         if not isinstance(client, AsyncClient):
@@ -77,6 +89,7 @@ class AsyncWorker:
         self.work_map = check_work_map(work_map, worker="AsyncWorker", allow_async=ASYNC)
         self.queues = queue_names(queue)
         self.limits = RetryLimits(max_attempts, dict(max_attempts_per_type or {}))
+        self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         # A pool's workers share one watch.
         self._cancel_watch = cancel_watch or AsyncCancelWatch(client.connections)
         self._turn = 0
@@ -100,6 +113,9 @@ class AsyncWorker:
                 await self._cancel_watch.start()
             while not self._stop.is_set():
                 try:
+                    if watching and self._dead_purge.ready(time.monotonic()):
+                        async with self.client.connections.cursor() as cur:
+                            await purge_expired_dead_jobs(cur.connection, self._dead_purge)
                     worked = await self.work_one()
                 except Exception as exc:  # logged and retried: a worker never dies silently
                     failures += 1
@@ -187,6 +203,7 @@ class AsyncWorkerPool:
         interval: float | None = None,
         max_attempts: int | None = None,
         max_attempts_per_type: Mapping[str, int | None] | None = None,
+        dead_retention: timedelta | float | None = None,
     ) -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(f"AsyncWorkerPool needs a que.AsyncClient, not {type(client).__name__}")
@@ -200,9 +217,11 @@ class AsyncWorkerPool:
                 interval=interval,
                 max_attempts=max_attempts,
                 max_attempts_per_type=max_attempts_per_type,
+                # One worker purges for the pool.
+                dead_retention=dead_retention if number == 0 else None,
                 cancel_watch=watch,
             )
-            for _ in range(count)
+            for number in range(count)
         ]
         self._tasks: list[Background] = []
 

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from . import sql
 from ._compat import Background, Event, join, spawn, wait_event
 from ._engine_base import id_array
+from ._outcomes import DeadPurge
 from .connections import Connections
 from .job_handle import JobHandle
 
@@ -96,3 +97,14 @@ class CancelWatch:
                 self.check()
             except psycopg.Error as exc:  # logged; the next look tries again
                 logger.warning("could not look for cancel requests: %s", exc)
+
+
+def purge_expired_dead_jobs(conn: psycopg.Connection[Any], purge: DeadPurge) -> None:
+    """Delete the dead jobs older than a worker's retention (logged, never fatal)."""
+    try:
+        cur = conn.execute(sql.PURGE_EXPIRED_DEAD_JOBS, {"retention": purge.retention})
+    except psycopg.Error as exc:
+        logger.warning("could not purge expired dead jobs: %s", exc)
+        return
+    if cur.rowcount:
+        logger.info("purged %d dead job(s) past the retention", cur.rowcount)

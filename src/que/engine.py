@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import psycopg
@@ -58,7 +58,16 @@ from ._engine_base import (
     wait_seconds,
 )
 from ._jobs import text_array
-from ._outcomes import UNLOCK, RetryLimits, Verdict, check_limits, settle, without_extension
+from ._outcomes import (
+    UNLOCK,
+    DeadPurge,
+    RetryLimits,
+    Verdict,
+    check_limits,
+    retention_seconds,
+    settle,
+    without_extension,
+)
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
     check_work_map,
@@ -70,7 +79,7 @@ from ._work import (
     rotated,
     wake_interval,
 )
-from .cancel import CancelWatch
+from .cancel import CancelWatch, purge_expired_dead_jobs
 from .client import Client
 from .errors import QueError
 from .job import job_from_row
@@ -117,7 +126,8 @@ class BatchWorker:
     (``connection()``, ``transaction()``, or a ``delete()``/``error()`` of its
     own); the lock stays with the locker session.
 
-    ``max_attempts`` and ``max_attempts_per_type``, ``que.Discard``,
+    ``dead_retention`` (a timedelta or seconds) deletes dead jobs older than
+    that, every ten minutes. ``max_attempts`` and ``max_attempts_per_type``, ``que.Discard``,
     ``que.Snooze`` and cancel requests work as on ``Worker``; a cancel
     request reaches a running job within a second (at once when listening).
 
@@ -141,6 +151,7 @@ class BatchWorker:
         on_overdue: OverdueCallback | None = None,
         max_attempts: int | None = None,
         max_attempts_per_type: Mapping[str, int | None] | None = None,
+        dead_retention: timedelta | float | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"BatchWorker needs a que.Client, not {type(client).__name__}")
@@ -171,6 +182,7 @@ class BatchWorker:
         self._watchdog = Watchdog(self._timeouts, on_overdue)
         self.limits = RetryLimits(max_attempts, dict(max_attempts_per_type or {}))
         self._cancel_watch = CancelWatch(connections)
+        self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         self._cancels_checked = 0.0
 
     # -- lifetime --------------------------------------------------------------
@@ -265,6 +277,8 @@ class BatchWorker:
         book = self._book
         book.collect()
         self._check_cancels(conn)
+        if self.client.extension_version > 0 and self._dead_purge.ready(time.monotonic()):
+            purge_expired_dead_jobs(conn, self._dead_purge)
         if self._stop.is_set():
             # Jobs not started go back with this turn's writes, not a turn later.
             self._hand_back_unstarted()

@@ -210,6 +210,11 @@ WHERE queue = %(queue)s AND priority = %(priority)s
 RETURNING run_at
 """
 
+# Dead jobs past a worker's retention go (que_dead_jobs_died_at serves it).
+PURGE_EXPIRED_DEAD_JOBS: Final = """
+DELETE FROM que_dead_jobs WHERE died_at < now() - make_interval(secs => %(retention)s)
+"""
+
 # Batched finishing: many jobs by full key in one statement each.
 DELETE_JOBS: Final = """
 DELETE FROM que_jobs AS j

@@ -10,7 +10,9 @@ functions in its worker threads and refuses async ones.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from . import sql
@@ -24,7 +26,14 @@ from ._compat import (
     wait_event,
 )
 from ._engine_base import id_array
-from ._outcomes import RetryLimits, check_limits, settle, without_extension
+from ._outcomes import (
+    DeadPurge,
+    RetryLimits,
+    check_limits,
+    retention_seconds,
+    settle,
+    without_extension,
+)
 from ._work import (
     check_pool_count,
     check_work_map,
@@ -33,7 +42,7 @@ from ._work import (
     retry_delay,
     wake_interval,
 )
-from .cancel import CancelWatch
+from .cancel import CancelWatch, purge_expired_dead_jobs
 from .client import Client
 from .errors import QueError
 from .job_handle import Job, finish, perform
@@ -58,7 +67,9 @@ class Worker:
     limit, the default, as Ruby and Go behave) bury a job that fails that
     many times in que_dead_jobs; so does ``que.Discard``, and a cancel request
     for a running job that does not finish. ``que.Snooze(seconds)`` runs a
-    job again later. Retry limits need the que-pg extension (``que migrate``).
+    job again later. ``dead_retention`` (a timedelta or seconds) deletes dead
+    jobs older than that, every ten minutes. Retry limits need the que-pg
+    extension (``que migrate``).
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class Worker:
         interval: float | None = None,
         max_attempts: int | None = None,
         max_attempts_per_type: Mapping[str, int | None] | None = None,
+        dead_retention: timedelta | float | None = None,
         cancel_watch: CancelWatch | None = None,
     ) -> None:
         if not isinstance(client, Client):
@@ -78,6 +90,7 @@ class Worker:
         self.work_map = check_work_map(work_map, worker="Worker", allow_async=ASYNC)
         self.queues = queue_names(queue)
         self.limits = RetryLimits(max_attempts, dict(max_attempts_per_type or {}))
+        self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         # A pool's workers share one watch.
         self._cancel_watch = cancel_watch or CancelWatch(client.connections)
         self._turn = 0
@@ -101,6 +114,9 @@ class Worker:
                 self._cancel_watch.start()
             while not self._stop.is_set():
                 try:
+                    if watching and self._dead_purge.ready(time.monotonic()):
+                        with self.client.connections.cursor() as cur:
+                            purge_expired_dead_jobs(cur.connection, self._dead_purge)
                     worked = self.work_one()
                 except Exception as exc:  # logged and retried: a worker never dies silently
                     failures += 1
@@ -188,6 +204,7 @@ class WorkerPool:
         interval: float | None = None,
         max_attempts: int | None = None,
         max_attempts_per_type: Mapping[str, int | None] | None = None,
+        dead_retention: timedelta | float | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"WorkerPool needs a que.Client, not {type(client).__name__}")
@@ -201,9 +218,11 @@ class WorkerPool:
                 interval=interval,
                 max_attempts=max_attempts,
                 max_attempts_per_type=max_attempts_per_type,
+                # One worker purges for the pool.
+                dead_retention=dead_retention if number == 0 else None,
                 cancel_watch=watch,
             )
-            for _ in range(count)
+            for number in range(count)
         ]
         self._tasks: list[Background] = []
 

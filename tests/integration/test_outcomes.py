@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -239,3 +240,18 @@ async def test_lock_job_can_snooze_and_discard(
     assert [row[3:] for row in rows(conn, DEAD)] == [("discarded", "not needed")]
     [(job_id, error_count, _, delay)] = job_rows(conn)
     assert job_id == first.id and error_count == 0 and delay.total_seconds() > 50
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_dead_jobs_past_the_retention_are_purged(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], run: Any, engine: str
+) -> None:
+    conn.execute(
+        "INSERT INTO que_dead_jobs (priority, run_at, job_id, job_class, args, error_count, "
+        "queue, died_at, outcome, reason) VALUES "
+        "(100, now(), 1001, 'Old', '[]', 5, '', now() - interval '40 days', 'exhausted', 'x'), "
+        "(100, now(), 1002, 'Recent', '[]', 5, '', now() - interval '2 days', 'exhausted', 'x')"
+    )
+    await run(engine, {}, dead_retention=timedelta(days=30))
+    await wait_until(lambda: len(rows(conn, DEAD)) == 1, 30, "the old dead job purged")
+    assert [row[0] for row in rows(conn, DEAD)] == [1002]
