@@ -38,6 +38,7 @@ MODULES = {
     "async_client.py": "client.py",
     "async_worker.py": "worker.py",
     "async_engine.py": "engine.py",
+    "async_manage.py": "manage.py",
 }
 
 RENAMES = {
@@ -49,6 +50,7 @@ RENAMES = {
     "async_client": "client",
     "async_worker": "worker",
     "async_engine": "engine",
+    "async_manage": "manage",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions
@@ -60,6 +62,8 @@ RENAMES = {
     "AsyncWorkerPool": "WorkerPool",
     "AsyncBatchWorker": "BatchWorker",
     "AsyncEngineJob": "EngineJob",
+    "AsyncJobs": "Jobs",
+    "AsyncDeadJobs": "DeadJobs",
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncCursor": "Cursor",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._extension_base import EXTENSION_VERSION, extension_sql
+from ._manage_base import DeadJobRecord, JobRecord, Page
 from ._schema_base import CURRENT_VERSION, schema_sql
 from .async_client import AsyncClient, prepare_statements_async
 from .async_engine import AsyncBatchWorker
@@ -30,6 +31,8 @@ from .engine import BatchWorker
 from .errors import (
     DatabaseUnavailableError,
     InvalidJobError,
+    JobLockedError,
+    JobNotFoundError,
     JobTimeoutError,
     LockAttemptsError,
     MissingTypeError,
@@ -64,12 +67,17 @@ __all__ = [
     "Client",
     "Connector",
     "DatabaseUnavailableError",
+    "DeadJobRecord",
     "InvalidJobError",
     "Job",
+    "JobLockedError",
+    "JobNotFoundError",
+    "JobRecord",
     "JobStats",
     "JobTimeoutError",
     "LockAttemptsError",
     "MissingTypeError",
+    "Page",
     "QueError",
     "SchemaVersionError",
     "UnknownJobTypeError",

@@ -42,6 +42,7 @@ from .connections import AnyPool, Connections
 from .errors import DatabaseUnavailableError, QueError
 from .job import JobStats, job_from_row
 from .job_handle import Job, JobHandle
+from .manage import DeadJobs, Jobs
 from .schema import check_version
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class Client(ClientBase[Job]):
             pgbouncer=pgbouncer,
             listen_conninfo=listen_conninfo,
         )
+        self.jobs = Jobs(self.connections)
+        self.dead = DeadJobs(self.connections)
         self.open()
 
     @classmethod

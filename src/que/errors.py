@@ -49,3 +49,21 @@ class UnknownJobTypeError(QueError):
 
 class JobTimeoutError(QueError, TimeoutError):
     """A job ran past its timeout and was cancelled (asyncio work functions)."""
+
+
+class JobNotFoundError(QueError, LookupError):
+    """A management action named a job that is not where it looked (que_jobs, or
+    que_dead_jobs for dead jobs): finished and deleted, moved, or never there."""
+
+    def __init__(self, message: str, job_id: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class JobLockedError(QueError):
+    """A management action refused a job that a worker (Python, Ruby or Go) is
+    working right now: changing it under the worker would race its outcome."""
+
+    def __init__(self, message: str, job_id: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id

@@ -4,11 +4,21 @@ import doctest
 
 import pytest
 
-from que import _client_base, _engine_base, _last_error, _timeouts, _work, backoff, connect
+from que import (
+    _client_base,
+    _engine_base,
+    _last_error,
+    _manage_base,
+    _timeouts,
+    _work,
+    backoff,
+    connect,
+)
 
 
 @pytest.mark.parametrize(
-    "module", [_client_base, _engine_base, _last_error, _timeouts, _work, backoff, connect]
+    "module",
+    [_client_base, _engine_base, _last_error, _manage_base, _timeouts, _work, backoff, connect],
 )
 def test_docstring_examples(module: object) -> None:
     failed, _ = doctest.testmod(module, raise_on_error=False)  # type: ignore[arg-type]
