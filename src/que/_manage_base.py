@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -182,6 +183,10 @@ def lock_timeout(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
+# \u0000 in JSON text, not preceded by an escaped backslash.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def list_params(
     *,
     queue: object,
@@ -201,6 +206,9 @@ def list_params(
             contain = encode_args(args_contain)
         except InvalidJobError as exc:
             raise ValueError(str(exc).replace("args", "args_contain", 1)) from None
+        if _NUL_ESCAPE.search(contain):
+            # jsonb holds no NUL, so nothing could match: say so instead.
+            raise ValueError("args_contain holds a NUL character, which no jsonb value can")
     params: dict[str, Any] = {
         "queue": _name("queue", queue),
         "type": _name("type", type),

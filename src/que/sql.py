@@ -478,7 +478,7 @@ _HELD_JOB_IDS: Final = """ARRAY(
 # match args_contain instead of failing the whole listing.
 _ARGS_CONTAIN: Final = r"""
   AND (%(args_contain)s::text IS NULL OR CASE
-      WHEN j.args::text ~* '\\u(0000|d[89a-f])' THEN false
+      WHEN j.args::text ~* '(^|[^\\])(\\\\)*\\u(0000|d[89a-f])' THEN false
       ELSE j.args::jsonb @> %(args_contain)s::text::jsonb
   END)"""
 
