@@ -613,3 +613,23 @@ async def test_args_no_jsonb_can_hold_never_match_and_never_fail(qc: AnyClient, 
     assert [rec.args for rec in await r(qc.jobs.list(args_contain=[1]))] == [[1]]
     with pytest.raises(ValueError, match="NUL"):
         await r(qc.jobs.list(args_contain=["\x00"]))
+
+
+async def test_behind_pgbouncer(side: Side, bouncer_url: str, db_url: str, conn: Conn) -> None:
+    """Transaction pooling: every action is one transaction with transaction-level
+    locks, so it works through PgBouncer and still sees a direct session's lock."""
+    async with side.client(bouncer_url, pgbouncer=True, max_connections=4) as bc:
+        target, other = await r(bc.enqueue_many([que.Job(type="T"), que.Job(type="T")]))
+        fail(conn, other.id)
+        with session_lock(db_url, target.id):
+            assert [rec.id for rec in await r(bc.jobs.list(state="locked"))] == [target.id]
+            with pytest.raises(que.JobLockedError):
+                await r(bc.jobs.retry(target.id))
+            with pytest.raises(que.JobLockedError):
+                await r(bc.jobs.delete(target.id, wait=0.1))
+            assert await r(bc.jobs.cancel(target.id)) == "requested"
+            assert await r(bc.jobs.retry_failed()) == 1
+        assert (await r(bc.jobs.set_priority(target.id, 1))).priority == 1
+        assert await r(bc.jobs.cancel(other.id)) == "removed"
+        assert (await r(bc.dead.retry(other.id))).error_count == 0
+        assert await r(bc.jobs.delete(target.id, wait=5)) is True
