@@ -5,6 +5,7 @@ import doctest
 import pytest
 
 from que import (
+    _cli_manage_output,
     _client_base,
     _engine_base,
     _last_error,
@@ -18,7 +19,17 @@ from que import (
 
 @pytest.mark.parametrize(
     "module",
-    [_client_base, _engine_base, _last_error, _manage_base, _timeouts, _work, backoff, connect],
+    [
+        _cli_manage_output,
+        _client_base,
+        _engine_base,
+        _last_error,
+        _manage_base,
+        _timeouts,
+        _work,
+        backoff,
+        connect,
+    ],
 )
 def test_docstring_examples(module: object) -> None:
     failed, _ = doctest.testmod(module, raise_on_error=False)  # type: ignore[arg-type]
