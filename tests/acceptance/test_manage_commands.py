@@ -130,7 +130,10 @@ def test_actions_beside_a_running_worker(cli: Cli, db_url: str, gate_dir: Path) 
     wait_for(
         lambda: scalar(
             db_url,
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND objsubid = 1 AND (classid::bigint << 32) | objid::bigint = %s "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            [running],
         ),
         "delete --wait to wait for the job's lock",
     )

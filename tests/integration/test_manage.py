@@ -38,7 +38,8 @@ def waiting_for_lock(conn: Conn, job_id: int) -> bool:
         scalar(
             conn,
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 "
-            "AND NOT granted AND (classid::bigint << 32) | objid::bigint = %s",
+            "AND NOT granted AND (classid::bigint << 32) | objid::bigint = %s "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             [job_id],
         )
     )
