@@ -39,6 +39,7 @@ MODULES = {
     "async_worker.py": "worker.py",
     "async_engine.py": "engine.py",
     "async_cancel.py": "cancel.py",
+    "async_manage.py": "manage.py",
 }
 
 RENAMES = {
@@ -51,6 +52,7 @@ RENAMES = {
     "async_worker": "worker",
     "async_engine": "engine",
     "async_cancel": "cancel",
+    "async_manage": "manage",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions
@@ -63,6 +65,8 @@ RENAMES = {
     "AsyncBatchWorker": "BatchWorker",
     "AsyncCancelWatch": "CancelWatch",
     "AsyncEngineJob": "EngineJob",
+    "AsyncJobs": "Jobs",
+    "AsyncDeadJobs": "DeadJobs",
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncCursor": "Cursor",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._extension_base import EXTENSION_VERSION, extension_sql
+from ._manage_base import DeadJobRecord, JobRecord, Page
 from ._schema_base import CURRENT_VERSION, schema_sql
 from .async_client import AsyncClient, prepare_statements_async
 from .async_engine import AsyncBatchWorker
@@ -32,6 +33,8 @@ from .errors import (
     Discard,
     InvalidJobError,
     JobCancelledError,
+    JobLockedError,
+    JobNotFoundError,
     JobTimeoutError,
     LockAttemptsError,
     MissingTypeError,
@@ -68,14 +71,19 @@ __all__ = [
     "Client",
     "Connector",
     "DatabaseUnavailableError",
+    "DeadJobRecord",
     "Discard",
     "InvalidJobError",
     "Job",
     "JobCancelledError",
+    "JobLockedError",
+    "JobNotFoundError",
+    "JobRecord",
     "JobStats",
     "JobTimeoutError",
     "LockAttemptsError",
     "MissingTypeError",
+    "Page",
     "QueError",
     "QueueStats",
     "SchemaVersionError",

@@ -7,6 +7,7 @@ import argparse
 from typing import NoReturn
 
 from . import __version__, embedded
+from ._cli_manage import add_manage_parsers
 from ._cli_support import ENVIRONMENT_HELP, UsageError
 from ._schema_base import CURRENT_VERSION
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stats_parser(commands)
     _add_demo_parser(commands)
     _add_embedded_parser(commands)
+    add_manage_parsers(commands)
     return parser
 
 
@@ -58,6 +60,11 @@ class _Subcommands:
         self._common = _Parser(add_help=False)
         _add_database_options(self._common, argparse.SUPPRESS)
         self._sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    @property
+    def common(self) -> argparse.ArgumentParser:
+        """The database options, as a parent of nested subcommands (``que jobs list``)."""
+        return self._common
 
     def add(self, name: str, help_text: str, *, database: bool = True) -> argparse.ArgumentParser:
         return self._sub.add_parser(

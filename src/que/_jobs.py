@@ -156,6 +156,21 @@ def check_queue(queue: object) -> str:
     return _text("queue", queue)
 
 
+def check_priority(value: object) -> int:
+    """A job priority as enqueue accepts it (None is not one here), or InvalidJobError."""
+    if value is None:
+        raise InvalidJobError("job priority must be an int, not None")
+    return _priority(value)
+
+
+def check_run_at(value: object) -> datetime:
+    """A timezone-aware run_at as enqueue accepts it (None is not one here), or InvalidJobError."""
+    checked = _run_at(value)
+    if checked is None:
+        raise InvalidJobError("job run_at must be a datetime, not None")
+    return checked
+
+
 def text_array(values: list[str]) -> str:
     r"""A PostgreSQL text[] literal; names repeat, so each is quoted once.
 

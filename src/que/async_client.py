@@ -37,6 +37,7 @@ from ._jobs import check_queue
 from ._last_error import headline, undecodable_message
 from .async_connections import AnyAsyncPool, AsyncConnections
 from .async_job_handle import AsyncJob, AsyncJobHandle
+from .async_manage import AsyncDeadJobs, AsyncJobs
 from .async_schema import check_version_async, extension_version_async
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
@@ -122,6 +123,8 @@ class AsyncClient(ClientBase[AsyncJob]):
             pgbouncer=pgbouncer,
             listen_conninfo=listen_conninfo,
         )
+        self.jobs = AsyncJobs(self.connections)
+        self.dead = AsyncDeadJobs(self.connections)
         if ASYNC:
             pass
         else:

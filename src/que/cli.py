@@ -19,6 +19,7 @@ import psycopg
 from . import embedded
 from ._cli_database import Database, connector_from_setting, embedded_database, select_database
 from ._cli_logging import configure_logging
+from ._cli_manage import COMMANDS as MANAGE_COMMANDS
 from ._cli_parser import build_parser
 from ._cli_support import (
     EXIT_ERROR,
@@ -347,6 +348,7 @@ COMMANDS = {
     "stats": cmd_stats,
     "demo": cmd_demo,
     "embedded": cmd_embedded,
+    **MANAGE_COMMANDS,
 }
 
 # Commands that log their progress at INFO by default.

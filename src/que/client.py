@@ -43,6 +43,7 @@ from .errors import DatabaseUnavailableError, QueError
 from .health import QueueStats, TableHealth, queue_stats_rows, table_health_from_row
 from .job import JobStats, job_from_row
 from .job_handle import Job, JobHandle
+from .manage import DeadJobs, Jobs
 from .schema import check_version, extension_version
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ class Client(ClientBase[Job]):
             pgbouncer=pgbouncer,
             listen_conninfo=listen_conninfo,
         )
+        self.jobs = Jobs(self.connections)
+        self.dead = DeadJobs(self.connections)
         self.open()
 
     @classmethod

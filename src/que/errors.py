@@ -78,3 +78,21 @@ class Snooze(Exception):
             raise ValueError(f"Snooze needs a number of seconds >= 0, not {seconds!r}")
         super().__init__(f"snoozed for {seconds:g}s")
         self.seconds = float(seconds)
+
+
+class JobNotFoundError(QueError, LookupError):
+    """A management action named a job that is not where it looked (que_jobs, or
+    que_dead_jobs for dead jobs): finished and deleted, moved, or never there."""
+
+    def __init__(self, message: str, job_id: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class JobLockedError(QueError):
+    """A management action refused a job that a worker (Python, Ruby or Go) is
+    working right now: changing it under the worker would race its outcome."""
+
+    def __init__(self, message: str, job_id: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id

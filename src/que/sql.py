@@ -545,3 +545,207 @@ DELETE FROM que_cancel_requests WHERE job_id = ANY (%(ids)s::text::bigint[])
 """
 LISTEN_CANCEL: Final = "LISTEN que_cancel"
 UNLISTEN_CANCEL: Final = "UNLISTEN que_cancel"
+# -- managing jobs -----------------------------------------------------------------
+
+# Inspecting and acting on jobs by id (que jobs ..., que dead ...). An action
+# on a job in que_jobs follows the protocol in one transaction: try the job's
+# transaction-level advisory lock (which excludes Python, Ruby and Go workers
+# alike, and behind PgBouncer too), re-read the row, write by its full key,
+# commit (which unlocks). The listings take their filters as parameters that
+# are NULL (or false) when unused: run unprepared, each is planned with its
+# values, so an unused filter folds away and the planner sees only the rest.
+# Que v3 has no index on job_id alone: a lookup by id scans que_jobs.
+
+_JOB_COLUMNS: Final = """j.queue, j.priority, j.run_at, j.job_id, j.job_class,
+       j.args::text AS args, j.error_count, j.last_error"""
+
+# The job ids of this database's bigint advisory locks (held by any session:
+# Python, Ruby or Go workers), as an array computed once per statement.
+_HELD_JOB_IDS: Final = """ARRAY(
+    SELECT (l.classid::bigint << 32) | l.objid::bigint
+    FROM pg_locks AS l
+    WHERE l.locktype = 'advisory'
+      AND l.objsubid = 1
+      AND l.granted
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)"""
+
+# json cannot become jsonb when it holds \u0000 or a lone surrogate escape
+# (text never written by que, but Ruby or Go producers may): such args never
+# match args_contain instead of failing the whole listing.
+_ARGS_CONTAIN: Final = r"""
+  AND (%(args_contain)s::text IS NULL OR CASE
+      WHEN j.args::text ~* '(^|[^\\])(\\\\)*\\u(0000|d[89a-f])' THEN false
+      ELSE j.args::jsonb @> %(args_contain)s::text::jsonb
+  END)"""
+
+# One page of que_jobs in primary-key order, after the key of %(after_*)s:
+# with a queue, an index range scan of que_jobs_pkey that stops at %(limit)s.
+LIST_JOBS: Final = (
+    "SELECT "
+    + _JOB_COLUMNS
+    + ",\n       j.job_id = ANY ("
+    + _HELD_JOB_IDS
+    + """) AS locked
+FROM que_jobs AS j
+WHERE (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
+  AND (%(type)s::text IS NULL OR j.job_class = %(type)s::text)
+  AND (NOT %(ready)s::bool OR (j.run_at <= now() AND j.job_id <> ALL ("""
+    + _HELD_JOB_IDS
+    + """)))
+  AND (NOT %(scheduled)s::bool OR j.run_at > now())
+  AND (NOT %(failed)s::bool OR j.error_count > 0)
+  AND (NOT %(locked)s::bool OR j.job_id = ANY ("""
+    + _HELD_JOB_IDS
+    + """))
+  AND (%(older_than)s::float8 IS NULL
+       OR j.run_at < now() - make_interval(secs => %(older_than)s::float8))"""
+    + _ARGS_CONTAIN
+    + """
+  AND (%(after_id)s::bigint IS NULL OR (j.queue, j.priority, j.run_at, j.job_id) > (
+      %(after_queue)s::text, %(after_priority)s::smallint,
+      %(after_run_at)s::timestamptz, %(after_id)s::bigint
+  ))
+ORDER BY j.queue, j.priority, j.run_at, j.job_id
+LIMIT %(limit)s
+"""
+)
+
+GET_JOB: Final = (
+    "SELECT "
+    + _JOB_COLUMNS
+    + ",\n       j.job_id = ANY ("
+    + _HELD_JOB_IDS
+    + """) AS locked
+FROM que_jobs AS j
+WHERE j.job_id = %(job_id)s
+"""
+)
+
+# The job's lock for the rest of the transaction, if no one holds it.
+TRY_LOCK_JOB_XACT: Final = "SELECT pg_try_advisory_xact_lock(%(job_id)s) AS locked"
+
+# Wait for the job's lock, up to the transaction's lock_timeout.
+WAIT_LOCK_JOB_XACT: Final = "SELECT pg_advisory_xact_lock(%(job_id)s)"
+
+# SET LOCAL takes no parameters; set_config(..., true) is the same thing.
+SET_LOCAL_LOCK_TIMEOUT: Final = "SELECT set_config('lock_timeout', %(timeout)s, true)"
+
+_BY_FULL_KEY: Final = """
+WHERE j.queue = %(queue)s AND j.priority = %(priority)s
+  AND j.run_at = %(run_at)s AND j.job_id = %(job_id)s
+RETURNING """
+
+RETRY_JOB: Final = "UPDATE que_jobs AS j SET run_at = now()" + _BY_FULL_KEY + _JOB_COLUMNS
+
+RESCHEDULE_JOB: Final = (
+    "UPDATE que_jobs AS j SET run_at = %(new_run_at)s" + _BY_FULL_KEY + _JOB_COLUMNS
+)
+
+SET_JOB_PRIORITY: Final = (
+    "UPDATE que_jobs AS j SET priority = %(new_priority)s" + _BY_FULL_KEY + _JOB_COLUMNS
+)
+
+DELETE_JOB_BY_KEY: Final = "DELETE FROM que_jobs AS j" + _BY_FULL_KEY + "j.job_id"
+
+# The keys of the failed jobs to retry, read once; they are then locked and
+# written in small transactions (a transaction holding thousands of advisory
+# locks would fill the server's lock table).
+FAILED_JOB_KEYS: Final = """
+SELECT j.queue, j.priority, j.run_at, j.job_id
+FROM que_jobs AS j
+WHERE j.error_count > 0
+  AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
+  AND (%(type)s::text IS NULL OR j.job_class = %(type)s::text)
+ORDER BY j.queue, j.priority, j.run_at, j.job_id
+"""
+
+# Of the given ids, the ones whose lock this transaction now holds.
+TRY_LOCK_JOBS_XACT: Final = """
+SELECT k.job_id
+FROM unnest(%(ids)s::bigint[]) AS k(job_id)
+WHERE pg_try_advisory_xact_lock(k.job_id)
+"""
+
+# In a statement after the locks were taken: rows a worker changed between
+# FAILED_JOB_KEYS and the lock no longer match their key and are left alone.
+RETRY_JOBS_BY_KEY: Final = """
+UPDATE que_jobs AS j
+SET run_at = now()
+FROM unnest(
+    %(queues)s::text[], %(priorities)s::smallint[], %(run_ats)s::timestamptz[], %(ids)s::bigint[]
+) AS k(queue, priority, run_at, job_id)
+WHERE j.queue = k.queue AND j.priority = k.priority
+  AND j.run_at = k.run_at AND j.job_id = k.job_id
+  AND j.error_count > 0
+"""
+
+# -- dead jobs (the que-pg extension) ----------------------------------------------
+
+_DEAD_COLUMNS: Final = """d.queue, d.priority, d.run_at, d.job_id, d.job_class,
+       d.args::text AS args, d.error_count, d.last_error, d.died_at, d.outcome, d.reason"""
+
+_DEAD_FILTERS: Final = """
+  AND (%(queue)s::text IS NULL OR d.queue = %(queue)s::text)
+  AND (%(type)s::text IS NULL OR d.job_class = %(type)s::text)
+  AND (%(outcome)s::text IS NULL OR d.outcome = %(outcome)s::text)"""
+
+# Newest first, on the index que_dead_jobs_died_at read backwards.
+LIST_DEAD_JOBS: Final = (
+    "SELECT "
+    + _DEAD_COLUMNS
+    + """
+FROM que_dead_jobs AS d
+WHERE (%(after_id)s::bigint IS NULL OR (d.died_at, d.job_id) < (
+      %(after_died_at)s::timestamptz, %(after_id)s::bigint
+  ))"""
+    + _DEAD_FILTERS
+    + """
+ORDER BY d.died_at DESC, d.job_id DESC
+LIMIT %(limit)s
+"""
+)
+
+GET_DEAD_JOB: Final = (
+    "SELECT " + _DEAD_COLUMNS + "\nFROM que_dead_jobs AS d WHERE d.job_id = %(job_id)s"
+)
+
+# Back to que_jobs in one statement: the same id, due now, its attempts
+# given back (error_count 0), last_error kept. A cancel request left for the
+# id goes too, or the job's next worker would cancel it at once.
+_REVIVE: Final = """
+), cleared AS (
+    DELETE FROM que_cancel_requests AS c USING moved WHERE c.job_id = moved.job_id
+)
+INSERT INTO que_jobs AS j (
+    priority, run_at, job_id, job_class, args, error_count, last_error, queue
+)
+SELECT priority, now(), job_id, job_class, args, 0, last_error, queue
+FROM moved
+"""
+
+RETRY_DEAD_JOB: Final = (
+    """
+WITH moved AS (
+    DELETE FROM que_dead_jobs AS d WHERE d.job_id = %(job_id)s RETURNING d.*"""
+    + _REVIVE
+    + "RETURNING "
+    + _JOB_COLUMNS
+)
+
+RETRY_DEAD_JOBS: Final = (
+    """
+WITH moved AS (
+    DELETE FROM que_dead_jobs AS d WHERE true"""
+    + _DEAD_FILTERS
+    + "\n    RETURNING d.*"
+    + _REVIVE
+)
+
+PURGE_DEAD_JOBS: Final = (
+    """
+DELETE FROM que_dead_jobs AS d
+WHERE (%(older_than)s::float8 IS NULL
+       OR d.died_at < now() - make_interval(secs => %(older_than)s::float8))"""
+    + _DEAD_FILTERS
+)

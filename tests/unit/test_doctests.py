@@ -5,11 +5,13 @@ import doctest
 import pytest
 
 from que import (
+    _cli_manage_output,
     _cli_stats,
     _cli_support,
     _client_base,
     _engine_base,
     _last_error,
+    _manage_base,
     _timeouts,
     _work,
     backoff,
@@ -26,6 +28,8 @@ from que import (
         _client_base,
         _engine_base,
         _last_error,
+        _cli_manage_output,
+        _manage_base,
         _timeouts,
         _work,
         backoff,
