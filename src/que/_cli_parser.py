@@ -187,6 +187,13 @@ def _add_worker_parser(commands: _Subcommands) -> None:
         "limit, as Ruby and Go behave). Needs the que-pg extension (`que migrate`)",
     )
     p.add_argument(
+        "--dead-retention",
+        default=None,
+        metavar="DURATION",
+        help="delete dead jobs (que_dead_jobs) older than this, e.g. 30d, every ten "
+        "minutes (default: keep them until `que dead purge`)",
+    )
+    p.add_argument(
         "--pgbouncer",
         action="store_true",
         help="the database URL goes through PgBouncer in transaction pooling: claims "

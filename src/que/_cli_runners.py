@@ -120,6 +120,7 @@ def _where(settings: WorkerSettings) -> dict[str, Any]:
         "interval": settings.interval,
         "max_attempts": settings.limits.default,
         "max_attempts_per_type": settings.limits.per_type,
+        "dead_retention": settings.dead_retention,
     }
 
 

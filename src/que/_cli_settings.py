@@ -29,6 +29,9 @@ class WorkerSettings:
     limits: RetryLimits = field(default_factory=RetryLimits)
     # What each --max-attempts said, to pass on to worker processes.
     attempts_args: tuple[str, ...] = ()
+    # --dead-retention as given (for worker processes), and in seconds.
+    dead_retention_arg: str | None = None
+    dead_retention: float | None = None
     pgbouncer: bool = False
     # A URL that may hold a password: worker processes get it in their
     # environment (QUE_LISTEN_URL), never on their command line.

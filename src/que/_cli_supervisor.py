@@ -114,6 +114,7 @@ class Supervisor:
             s.engine,
             *[arg for value in s.timeout_args for arg in ("--job-timeout", value)],
             *[arg for value in s.attempts_args for arg in ("--max-attempts", value)],
+            *(["--dead-retention", s.dead_retention_arg] if s.dead_retention_arg else []),
             *(["--pgbouncer"] if s.pgbouncer else []),
         ]
 

@@ -189,6 +189,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         timeouts=parse_timeouts(args.job_timeout),
         timeout_args=tuple(args.job_timeout),
         limits=parse_attempts(args.max_attempts),
+        dead_retention_arg=args.dead_retention,
+        dead_retention=_dead_retention(args.dead_retention),
         attempts_args=tuple(args.max_attempts),
         pgbouncer=args.pgbouncer,
         listen_url=listen_url,
@@ -218,6 +220,17 @@ def parse_timeouts(values: Sequence[str]) -> Timeouts:
         return Timeouts(default, per_type)
     except ValueError as exc:
         raise UsageError(f"--job-timeout: {one_line(exc)}") from exc
+
+
+def _dead_retention(value: str | None) -> float | None:
+    from ._cli_manage_output import parse_duration
+
+    if value is None:
+        return None
+    seconds = parse_duration(value, "--dead-retention").total_seconds()
+    if seconds <= 0:
+        raise UsageError(f"--dead-retention must be longer than zero, not {value!r}")
+    return seconds
 
 
 def parse_attempts(values: Sequence[str]) -> RetryLimits:

@@ -94,6 +94,11 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
             2,
             ["max_attempts for 'Gate' must be a positive int or None, not 0"],
         ),
+        (
+            [*WORKER, "--dead-retention", "forever"],
+            2,
+            ["--dead-retention takes a duration such as 90s"],
+        ),
         (["schema", "--version", "7"], 2, ["--version must be 0 to 3"]),
         (["migrate", "--version", "9"], 2, ["--version must be 0 to 3"]),
         (

@@ -386,15 +386,31 @@ def test_max_attempts_buries_a_failing_job(cli: Cli, db_url: str, gate_dir: Path
             [json.dumps([str(gate_dir)])],
         ).fetchone()
     assert row is not None
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO que_dead_jobs (priority, run_at, job_id, job_class, args, "
+            "error_count, queue, died_at, outcome, reason) VALUES (100, now(), 999999, "
+            "'Old', '[]', 1, '', now() - interval '8 days', 'discarded', 'old')"
+        )
     worker = cli.background(
-        "worker", APP, "--max-attempts", "2", "--processes", "2", *FAST, "--database-url", db_url
+        "worker",
+        APP,
+        "--max-attempts",
+        "2",
+        "--dead-retention",
+        "7d",
+        "--processes",
+        "2",
+        *FAST,
+        "--database-url",
+        db_url,
     )
     wait_for(lambda: job_count(db_url) == 0, "the job moved to que_dead_jobs")
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
     with psycopg.connect(db_url) as conn:
         dead = conn.execute("SELECT job_id, error_count, outcome FROM que_dead_jobs").fetchall()
-    assert dead == [(row[0], 2, "exhausted")]
+    assert dead == [(row[0], 2, "exhausted")]  # and the dead job past --dead-retention is gone
 
 
 def test_max_attempts_without_the_extension_is_refused(cli: Cli, db_url: str) -> None:
