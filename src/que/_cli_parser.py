@@ -129,6 +129,12 @@ def _add_schema_parser(commands: _Subcommands) -> None:
         default=0,
         help="the version the database is at (default 0: no table yet)",
     )
+    p.add_argument(
+        "--extension",
+        action="store_true",
+        help="print the SQL that installs the que-pg extension instead "
+        "(que_jobs must be at version 3)",
+    )
 
 
 def _add_version_parser(commands: _Subcommands) -> None:

@@ -32,7 +32,7 @@ from ._cli_support import (
     parse_run_at,
     run_at_in,
 )
-from ._extension_base import EXTENSION_CONTENTS, EXTENSION_VERSION
+from ._extension_base import EXTENSION_CONTENTS, EXTENSION_VERSION, extension_sql
 from ._jobs import insert_params
 from ._outcomes import RetryLimits
 from ._schema_base import CURRENT_VERSION, schema_sql
@@ -115,6 +115,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    if args.extension:
+        sys.stdout.write(extension_sql())
+        return 0
     for name, value in (("--version", args.target), ("--from", args.found)):
         if not 0 <= value <= CURRENT_VERSION:
             raise UsageError(f"{name} must be 0 to {CURRENT_VERSION}, not {value}")

@@ -102,6 +102,9 @@ def test_schema_prints_sql_that_creates_the_table(cli: Cli, empty_db_url: str) -
     assert script.startswith("BEGIN;") and "CREATE TABLE" in script
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         conn.execute(script.encode())
+        conn.execute(cli.ok("schema", "--extension").encode())
+        assert que.extension_version(conn) == que.EXTENSION_VERSION
+        conn.execute(que.extension_sql(0, que.EXTENSION_VERSION).encode())
     assert version(cli, empty_db_url) == 3
     down = cli.ok("schema", "--from", "3", "--version", "0")
     assert "DROP TABLE" in down
