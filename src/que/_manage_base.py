@@ -91,35 +91,28 @@ class Page(Generic[R]):
 def job_record(row: Mapping[str, Any], locked: bool | None = None) -> JobRecord:
     """A JobRecord from a row with args as JSON text (args no one can decode
     stay that text)."""
-    args, _ = decode_args(row["args"])
-    return JobRecord(
-        id=row["job_id"],
-        queue=row["queue"],
-        priority=row["priority"],
-        run_at=row["run_at"],
-        type=row["job_class"],
-        args=args,
-        error_count=row["error_count"],
-        last_error=row["last_error"],
-        locked=bool(row["locked"]) if locked is None else locked,
-    )
+    return JobRecord(**_job_fields(row), locked=bool(row["locked"]) if locked is None else locked)
 
 
 def dead_record(row: Mapping[str, Any]) -> DeadJobRecord:
-    args, _ = decode_args(row["args"])
     return DeadJobRecord(
-        id=row["job_id"],
-        queue=row["queue"],
-        priority=row["priority"],
-        run_at=row["run_at"],
-        type=row["job_class"],
-        args=args,
-        error_count=row["error_count"],
-        last_error=row["last_error"],
-        died_at=row["died_at"],
-        outcome=row["outcome"],
-        reason=row["reason"],
+        **_job_fields(row), died_at=row["died_at"], outcome=row["outcome"], reason=row["reason"]
     )
+
+
+def _job_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a que_jobs row, as both records name them."""
+    args, _ = decode_args(row["args"])
+    return {
+        "id": row["job_id"],
+        "queue": row["queue"],
+        "priority": row["priority"],
+        "run_at": row["run_at"],
+        "type": row["job_class"],
+        "args": args,
+        "error_count": row["error_count"],
+        "last_error": row["last_error"],
+    }
 
 
 def record_dict(record: JobRecord | DeadJobRecord) -> dict[str, Any]:

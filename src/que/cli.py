@@ -12,7 +12,8 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import psycopg
 
@@ -50,6 +51,7 @@ from .schema import (
     uninstall_notify,
 )
 
+T = TypeVar("T")
 EXIT_INTERRUPTED = 130
 
 
@@ -203,22 +205,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings, _database(args), work_map)
 
 
+def _per_type(
+    values: Sequence[str], option: str, form: str, convert: Callable[[str], T]
+) -> tuple[T | None, dict[str, T]]:
+    """Values of an option given as ``VALUE`` for every type or ``TYPE=VALUE`` for one."""
+    default: T | None = None
+    per_type: dict[str, T] = {}
+    for value in values:
+        job_type, sep, text = value.rpartition("=")
+        try:
+            converted = convert(text)
+        except ValueError:
+            raise UsageError(f"{option} takes {form}, not {value!r}") from None
+        if sep:
+            per_type[job_type] = converted
+        else:
+            default = converted
+    return default, per_type
+
+
 def parse_timeouts(values: Sequence[str]) -> Timeouts:
     """``--job-timeout`` values: ``SECONDS`` for every type, ``TYPE=SECONDS`` for one."""
-    default: float | None = None
-    per_type: dict[str, float] = {}
-    for value in values:
-        job_type, sep, seconds = value.rpartition("=")
-        try:
-            number = float(seconds)
-        except ValueError:
-            raise UsageError(
-                f"--job-timeout takes SECONDS or TYPE=SECONDS, not {value!r}"
-            ) from None
-        if sep:
-            per_type[job_type] = number
-        else:
-            default = number
+    default, per_type = _per_type(values, "--job-timeout", "SECONDS or TYPE=SECONDS", float)
     try:
         return Timeouts(default, per_type)
     except ValueError as exc:
@@ -238,24 +246,15 @@ def _dead_retention(value: str | None) -> float | None:
 
 def parse_attempts(values: Sequence[str]) -> RetryLimits:
     """``--max-attempts`` values: ``N`` for every type, ``TYPE=N`` (or ``TYPE=none``) for one."""
-    default: int | None = None
-    per_type: dict[str, int | None] = {}
-    for value in values:
-        job_type, sep, count = value.rpartition("=")
-        try:
-            number = None if count.strip().lower() == "none" else int(count)
-        except ValueError:
-            raise UsageError(
-                f"--max-attempts takes N or TYPE=N (or TYPE=none), not {value!r}"
-            ) from None
-        if sep:
-            per_type[job_type] = number
-        else:
-            default = number
+    default, per_type = _per_type(values, "--max-attempts", "N or TYPE=N (or TYPE=none)", _attempts)
     try:
         return RetryLimits(default, per_type)
     except ValueError as exc:
         raise UsageError(f"--max-attempts: {one_line(exc)}") from exc
+
+
+def _attempts(text: str) -> int | None:
+    return None if text.strip().lower() == "none" else int(text)
 
 
 def _split_each(values: Sequence[str]) -> list[str]:
