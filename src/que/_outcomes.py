@@ -74,9 +74,16 @@ class RetryLimits:
 
 
 def settle(
-    verdict: Verdict, job_type: str, error_count: int, limits: RetryLimits, *, cancelled: bool
+    verdict: Verdict,
+    job_type: str,
+    error_count: int,
+    limits: RetryLimits,
+    *,
+    cancelled: bool,
+    extension: bool = True,
 ) -> Verdict:
-    """The verdict to write, after retry limits and a cancel request.
+    """The verdict to write, after retry limits and a cancel request, on a
+    database with the que-pg extension or (``extension`` False) without it.
 
     ``error_count`` is the job's count before this run. A job asked to stop
     that did not finish is buried as cancelled; a failure that uses up the
@@ -92,6 +99,13 @@ def settle(
     >>> settle(DELETE, "T", 0, RetryLimits(), cancelled=True).outcome.name
     'DELETE'
     """
+    settled = _settle(verdict, job_type, error_count, limits, cancelled=cancelled)
+    return settled if extension else without_extension(settled)
+
+
+def _settle(
+    verdict: Verdict, job_type: str, error_count: int, limits: RetryLimits, *, cancelled: bool
+) -> Verdict:
     if cancelled and verdict.outcome in (Outcome.FAIL, Outcome.BURY, Outcome.SNOOZE):
         return Verdict(
             Outcome.BURY,

@@ -285,8 +285,7 @@ class AsyncClient(ClientBase[AsyncJob]):
             await self.connections.drop(conn)
             raise
         if job is None:
-            await self.connections.reset(conn)
-            await self.connections.give_back(conn)
+            await self.connections.reset_and_give_back(conn)
         return job
 
     async def _claim(self, conn: psycopg.AsyncConnection[Any], queue: str) -> AsyncJob | None:
@@ -329,7 +328,10 @@ class AsyncClient(ClientBase[AsyncJob]):
         if conn is None:
             return
         if self.pgbouncer:
-            await self._end_claim(conn, job)
+            # Ending the claim's transaction releases the lock, and rolls back
+            # what the job wrote without a delete() or error().
+            if not await self.connections.reset_and_give_back(conn):
+                logger.warning("could not end job %s's claim; closed its connection", job.id)
             return
         if not await self.connections.reset(conn):
             logger.warning("could not reset job %s's connection; dropped it, and its lock", job.id)
@@ -349,13 +351,6 @@ class AsyncClient(ClientBase[AsyncJob]):
             return
         if not unlocked(row):
             logger.warning("job %s was not locked by its session at done()", job.id)
-        await self.connections.give_back(conn)
-
-    async def _end_claim(self, conn: psycopg.AsyncConnection[Any], job: AsyncJob) -> None:
-        """Behind PgBouncer: end the claim's transaction, which releases the job's
-        lock and rolls back what the job wrote without a delete() or error()."""
-        if not await self.connections.reset(conn):
-            logger.warning("could not end job %s's claim; closed its connection", job.id)
         await self.connections.give_back(conn)
 
     # -- stats -----------------------------------------------------------------

@@ -123,6 +123,14 @@ class AsyncConnections:
             return False
         return True
 
+    async def reset_and_give_back(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """``reset`` then ``give_back``: what ends a borrowed connection's use, or
+        a claim's transaction (and its transaction-level locks). False when the
+        reset failed and the connection was closed (the pool replaces it)."""
+        ok = await self.reset(conn)
+        await self.give_back(conn)
+        return ok
+
     @property
     def can_listen(self) -> bool:
         """Whether LISTEN works: always on a direct connection; behind

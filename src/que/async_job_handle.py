@@ -228,20 +228,21 @@ class AsyncJobHandle:
     async def delete(self) -> None:
         conn = await self.connection()
         cur = await conn.execute(sql.DELETE_JOB, job_key(self.job), prepare=True)
-        if self.xact:
+        if self.xact or self.in_tx:
             if cur.rowcount == 0:
-                self._warn_finished_elsewhere()
+                logger.warning(
+                    "job %s id=%s was already finished by another worker (this one lost its "
+                    "lock); its transaction is rolled back",
+                    self.job.type,
+                    self.job.id,
+                )
                 await conn.rollback()
             else:
-                await conn.commit()  # the job's writes, its delete, and the lock's end
-            self.in_tx = False
-        elif self.in_tx:
-            if cur.rowcount == 0:
-                self._warn_finished_elsewhere()
-                await conn.rollback()
+                await conn.commit()  # the job's writes with its delete (with xact: the lock's end)
+            if self.xact:
+                self.in_tx = False
             else:
-                await conn.commit()
-            await self._end_tx(conn)
+                await self._end_tx(conn)
         self.deleted = True
 
     async def error(self, message: str, *, retry_in: float | None = None) -> None:
@@ -335,14 +336,6 @@ class AsyncJobHandle:
         conn, self._conn = self._conn, None
         self.in_tx = False
         return conn
-
-    def _warn_finished_elsewhere(self) -> None:
-        logger.warning(
-            "job %s id=%s was already finished by another worker (this one lost its "
-            "lock); its transaction is rolled back",
-            self.job.type,
-            self.job.id,
-        )
 
     async def _end_tx(self, conn: AnyConnection) -> None:
         await conn.set_autocommit(True)

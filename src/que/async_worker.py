@@ -31,7 +31,6 @@ from ._outcomes import (
     check_limits,
     retention_seconds,
     settle,
-    without_extension,
 )
 from ._work import (
     check_pool_count,
@@ -161,9 +160,14 @@ class AsyncWorker:
             verdict = await perform(job, self.work_map.get(job.type), None, None)
         finally:
             self._cancel_watch.unwatch(handle)
-        verdict = settle(verdict, job.type, error_count, self.limits, cancelled=handle.cancelled)
-        if self.client.extension_version == 0:
-            verdict = without_extension(verdict)
+        verdict = settle(
+            verdict,
+            job.type,
+            error_count,
+            self.limits,
+            cancelled=handle.cancelled,
+            extension=self.client.extension_version > 0,
+        )
         if handle.cancelled:  # the request is answered: forget it before the row goes
             async with self.client.connections.cursor() as cur:
                 await cur.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array([job.id or 0])})

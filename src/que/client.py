@@ -267,8 +267,7 @@ class Client(ClientBase[Job]):
             self.connections.drop(conn)
             raise
         if job is None:
-            self.connections.reset(conn)
-            self.connections.give_back(conn)
+            self.connections.reset_and_give_back(conn)
         return job
 
     def _claim(self, conn: psycopg.Connection[Any], queue: str) -> Job | None:
@@ -311,7 +310,10 @@ class Client(ClientBase[Job]):
         if conn is None:
             return
         if self.pgbouncer:
-            self._end_claim(conn, job)
+            # Ending the claim's transaction releases the lock, and rolls back
+            # what the job wrote without a delete() or error().
+            if not self.connections.reset_and_give_back(conn):
+                logger.warning("could not end job %s's claim; closed its connection", job.id)
             return
         if not self.connections.reset(conn):
             logger.warning("could not reset job %s's connection; dropped it, and its lock", job.id)
@@ -331,13 +333,6 @@ class Client(ClientBase[Job]):
             return
         if not unlocked(row):
             logger.warning("job %s was not locked by its session at done()", job.id)
-        self.connections.give_back(conn)
-
-    def _end_claim(self, conn: psycopg.Connection[Any], job: Job) -> None:
-        """Behind PgBouncer: end the claim's transaction, which releases the job's
-        lock and rolls back what the job wrote without a delete() or error()."""
-        if not self.connections.reset(conn):
-            logger.warning("could not end job %s's claim; closed its connection", job.id)
         self.connections.give_back(conn)
 
     # -- stats -----------------------------------------------------------------

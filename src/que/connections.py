@@ -124,6 +124,14 @@ class Connections:
             return False
         return True
 
+    def reset_and_give_back(self, conn: psycopg.Connection[Any]) -> bool:
+        """``reset`` then ``give_back``: what ends a borrowed connection's use, or
+        a claim's transaction (and its transaction-level locks). False when the
+        reset failed and the connection was closed (the pool replaces it)."""
+        ok = self.reset(conn)
+        self.give_back(conn)
+        return ok
+
     @property
     def can_listen(self) -> bool:
         """Whether LISTEN works: always on a direct connection; behind

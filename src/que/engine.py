@@ -66,7 +66,6 @@ from ._outcomes import (
     check_limits,
     retention_seconds,
     settle,
-    without_extension,
 )
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._work import (
@@ -408,12 +407,11 @@ class BatchWorker:
 
     def _end_hold(self, conn: AnyConnection) -> None:
         """End a hold's transaction (its locks with it) and return its connection."""
-        if not self._connections.reset(conn):
+        if not self._connections.reset_and_give_back(conn):
             logger.warning(
                 "%s: could not end a claim's transaction; closed its connection",
                 describe_queues(self.queues),
             )
-        self._connections.give_back(conn)
 
     def _log_claim(self, claimed: int, limit: int, began: float) -> None:
         if logger.isEnabledFor(logging.DEBUG):
@@ -606,9 +604,14 @@ class BatchWorker:
                 self._sizer.observe_job(time.monotonic() - began)
                 self._running.discard(job_id)
             cancelled = item.handle.cancelled
-            verdict = settle(verdict, item.job.type, error_count, self.limits, cancelled=cancelled)
-            if self.client.extension_version == 0:
-                verdict = without_extension(verdict)
+            verdict = settle(
+                verdict,
+                item.job.type,
+                error_count,
+                self.limits,
+                cancelled=cancelled,
+                extension=self.client.extension_version > 0,
+            )
             self._book.report(Completion(item.job, item.generation, verdict, cancelled))
             if self._book.worth_waking(self._jobs.qsize()):
                 self._wake.set()
@@ -630,5 +633,4 @@ class BatchWorker:
         """Return the connection a job borrowed; its lock stays with the locker."""
         conn = handle.detach()
         if conn is not None:
-            self._connections.reset(conn)
-            self._connections.give_back(conn)
+            self._connections.reset_and_give_back(conn)

@@ -217,20 +217,21 @@ class JobHandle:
     def delete(self) -> None:
         conn = self.connection()
         cur = conn.execute(sql.DELETE_JOB, job_key(self.job), prepare=True)
-        if self.xact:
+        if self.xact or self.in_tx:
             if cur.rowcount == 0:
-                self._warn_finished_elsewhere()
+                logger.warning(
+                    "job %s id=%s was already finished by another worker (this one lost its "
+                    "lock); its transaction is rolled back",
+                    self.job.type,
+                    self.job.id,
+                )
                 conn.rollback()
             else:
-                conn.commit()  # the job's writes, its delete, and the lock's end
-            self.in_tx = False
-        elif self.in_tx:
-            if cur.rowcount == 0:
-                self._warn_finished_elsewhere()
-                conn.rollback()
+                conn.commit()  # the job's writes with its delete (with xact: the lock's end)
+            if self.xact:
+                self.in_tx = False
             else:
-                conn.commit()
-            self._end_tx(conn)
+                self._end_tx(conn)
         self.deleted = True
 
     def error(self, message: str, *, retry_in: float | None = None) -> None:
@@ -322,14 +323,6 @@ class JobHandle:
         conn, self._conn = self._conn, None
         self.in_tx = False
         return conn
-
-    def _warn_finished_elsewhere(self) -> None:
-        logger.warning(
-            "job %s id=%s was already finished by another worker (this one lost its "
-            "lock); its transaction is rolled back",
-            self.job.type,
-            self.job.id,
-        )
 
     def _end_tx(self, conn: AnyConnection) -> None:
         conn.set_autocommit(True)

@@ -32,7 +32,6 @@ from ._outcomes import (
     check_limits,
     retention_seconds,
     settle,
-    without_extension,
 )
 from ._work import (
     check_pool_count,
@@ -162,9 +161,14 @@ class Worker:
             verdict = perform(job, self.work_map.get(job.type), None, None)
         finally:
             self._cancel_watch.unwatch(handle)
-        verdict = settle(verdict, job.type, error_count, self.limits, cancelled=handle.cancelled)
-        if self.client.extension_version == 0:
-            verdict = without_extension(verdict)
+        verdict = settle(
+            verdict,
+            job.type,
+            error_count,
+            self.limits,
+            cancelled=handle.cancelled,
+            extension=self.client.extension_version > 0,
+        )
         if handle.cancelled:  # the request is answered: forget it before the row goes
             with self.client.connections.cursor() as cur:
                 cur.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array([job.id or 0])})
