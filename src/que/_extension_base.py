@@ -2,7 +2,7 @@
 what each installs, for ``que migrate`` to say.
 
 The extension holds what the Que family never had (dead jobs, cancel
-requests) in tables of its own, and tunes autovacuum on que_jobs; the Que v3
+requests, unique keys, paused queues, schedule ticks) in tables of its own, and tunes autovacuum on que_jobs; the Que v3
 table itself is left as Ruby que 0.x and Go expect it. Its version is the
 comment of que_dead_jobs (no table: version 0).
 """
@@ -12,12 +12,14 @@ from __future__ import annotations
 from . import sql
 from .errors import SchemaVersionError
 
-EXTENSION_VERSION = 1
+EXTENSION_VERSION = 2
 
 # What each version adds, for messages and docs.
 EXTENSION_CONTENTS = {
     1: "que_dead_jobs (dead, discarded and cancelled jobs), que_cancel_requests, "
     "and autovacuum settings on que_jobs suited to a queue table",
+    2: "que_unique_keys (unique jobs), que_paused_queues, que_schedules (periodic jobs' "
+    "last ticks), and an index on que_jobs (job_id)",
 }
 
 
@@ -55,9 +57,10 @@ def extension_sql(target: int = EXTENSION_VERSION, found: int = 0) -> str:
     return "BEGIN;\n" + "\n".join(steps) + "\nCOMMIT;\n"
 
 
-def missing_extension_message(feature: str) -> str:
-    """Why ``feature`` cannot run on a database without the extension."""
+def missing_extension_message(feature: str, version: int = 1) -> str:
+    """Why ``feature`` cannot run on a database without (this version of) the extension."""
     return (
-        f"{feature} needs the que-pg extension (dead-job table); "
+        f"{feature} needs version {version} or later of the que-pg extension "
+        f"({EXTENSION_CONTENTS[version].split(',')[0]}); "
         "run `que migrate` (or que.migrate_extension(conn)) first"
     )

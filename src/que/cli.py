@@ -86,7 +86,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             )
         if extension_target < found_extension <= EXTENSION_VERSION and not args.yes:
             raise UsageError(
-                "removing the que-pg extension drops que_dead_jobs and every dead job in it; "
+                "removing the que-pg extension drops que_dead_jobs and every dead job in it, "
+                "unique keys, paused queues and schedule ticks; "
                 "add --yes to confirm"
             )
         before = migrate(conn, target)
@@ -103,12 +104,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if extension_target == found_extension and extension_target:
         print(f"the que-pg extension is already at version {extension_target}")
     elif extension_target:
-        print(
-            f"installed the que-pg extension version {extension_target}: "
-            f"{EXTENSION_CONTENTS[extension_target]}"
-        )
+        for version in range(found_extension + 1, extension_target + 1):
+            print(f"installed the que-pg extension version {version}: {EXTENSION_CONTENTS[version]}")
     elif found_extension:
-        print("removed the que-pg extension (que_dead_jobs, que_cancel_requests)")
+        print(
+            "removed the que-pg extension (que_dead_jobs, que_cancel_requests, "
+            "que_unique_keys, que_paused_queues, que_schedules)"
+        )
     if args.notify:
         print("the wake-up trigger que_jobs_notify is installed")
     elif args.no_notify:

@@ -485,6 +485,33 @@ CREATE TABLE que_cancel_requests (
 ALTER TABLE que_jobs SET ("""
     + ", ".join(f"{name} = {value}" for name, value in _QUEUE_AUTOVACUUM.items())
     + ")",
+    # Version 2: unique keys, paused queues, schedule ticks, and an index on
+    # que_jobs.job_id (Que v3 has none) so a job is found by its id alone.
+    2: """
+CREATE INDEX que_jobs_job_id ON que_jobs (job_id);
+CREATE TABLE que_unique_keys (
+    unique_key text        NOT NULL,
+    job_id     bigint      NOT NULL,
+    scope      text        NOT NULL,
+    expires_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT que_unique_keys_pkey PRIMARY KEY (unique_key),
+    CONSTRAINT que_unique_keys_scope CHECK (scope IN ('queued', 'active', 'period')),
+    CONSTRAINT que_unique_keys_expiry CHECK ((scope = 'period') = (expires_at IS NOT NULL))
+);
+CREATE INDEX que_unique_keys_job_id ON que_unique_keys (job_id);
+CREATE TABLE que_paused_queues (
+    queue     text        NOT NULL,
+    paused_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT que_paused_queues_pkey PRIMARY KEY (queue)
+);
+CREATE TABLE que_schedules (
+    name        text        NOT NULL,
+    last_tick   timestamptz NOT NULL,
+    last_job_id bigint,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT que_schedules_pkey PRIMARY KEY (name)
+)""",
 }
 
 EXTENSION_DOWN: Final[dict[int, str]] = {
@@ -494,6 +521,11 @@ DROP TABLE que_dead_jobs;
 ALTER TABLE que_jobs RESET ("""
     + ", ".join(_QUEUE_AUTOVACUUM)
     + ")",
+    2: """
+DROP TABLE que_schedules;
+DROP TABLE que_paused_queues;
+DROP TABLE que_unique_keys;
+DROP INDEX que_jobs_job_id""",
 }
 
 # Move one job from que_jobs to que_dead_jobs by its full key, in one

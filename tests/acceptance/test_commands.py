@@ -201,7 +201,8 @@ def test_migrate_installs_the_extension_and_says_so(cli: Cli, empty_db_url: str)
     url = empty_db_url
     out = cli.ok("migrate", "--database-url", url)
     assert "installed the que-pg extension version 1: que_dead_jobs" in out
-    assert "already at version 1" in cli.ok("migrate", "--database-url", url)
+    assert "installed the que-pg extension version 2: que_unique_keys" in out
+    assert "already at version 2" in cli.ok("migrate", "--database-url", url)
     refused = cli("migrate", "--no-extension", "--database-url", url)
     assert refused.returncode == 2 and "drops que_dead_jobs" in refused.stderr
     assert "removed the que-pg extension" in cli.ok(
