@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from ._extension_base import EXTENSION_VERSION, extension_sql
 from ._manage_base import DeadJobRecord, JobRecord, Page
+from ._schedule import Schedule, ScheduleStatus
 from ._schema_base import CURRENT_VERSION, schema_sql
 from .async_client import AsyncClient, prepare_statements_async
 from .async_engine import AsyncBatchWorker
 from .async_job_handle import AsyncJob
+from .async_scheduler import AsyncScheduler
 from .async_schema import (
     current_version_async,
     extension_version_async,
@@ -46,6 +48,7 @@ from .errors import (
 from .health import QueueStats, TableHealth, queue_totals
 from .job import JobStats
 from .job_handle import Job
+from .scheduler import Scheduler
 from .schema import (
     current_version,
     extension_version,
@@ -64,6 +67,7 @@ __all__ = [
     "AsyncBatchWorker",
     "AsyncClient",
     "AsyncJob",
+    "AsyncScheduler",
     "AsyncWorker",
     "AsyncWorkerPool",
     "Backoff",
@@ -86,6 +90,9 @@ __all__ = [
     "Page",
     "QueError",
     "QueueStats",
+    "Schedule",
+    "ScheduleStatus",
+    "Scheduler",
     "SchemaVersionError",
     "Snooze",
     "TableHealth",

@@ -1,5 +1,6 @@
-"""Loading the work map that ``que worker APP`` names, with one-line errors that
-tell a bad APP (exit code 2) from an application failing on import (exit code 1)."""
+"""Loading the work map that ``que worker APP`` names, and the schedules that
+``--schedules`` names, with one-line errors that tell a bad name (exit code
+2) from an application failing on import (exit code 1)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._cli_support import CliError, UsageError, one_line
+from ._schedule import Schedule, check_schedules
 from ._work import check_work_map
 
 WorkMap = dict[str, Callable[..., Any]]
@@ -21,9 +23,44 @@ def load_work_map(app: str) -> WorkMap:
 
     The current directory is put on sys.path first, as ``python -m`` would.
     """
+    found = load_object(app, "APP", "the work map")
+    if not isinstance(found, Mapping):
+        raise UsageError(
+            f"{app} is a {type(found).__name__}, not a work map "
+            "(a dict of job type to function, or a function returning one)"
+        )
+    try:
+        work_map = check_work_map(found, worker="que worker", allow_async=True)
+    except TypeError as exc:
+        raise UsageError(f"{app} is not a valid work map: {one_line(exc)}") from exc
+    if not work_map:
+        raise UsageError(f"{app} is an empty work map: it names no job types")
+    return work_map
+
+
+def load_schedules(spec: str) -> list[Schedule]:
+    """The schedules named by ``module:attribute``: a list of que.Schedule, or a
+    function returning one."""
+    found = load_object(spec, "--schedules", "the schedules")
+    if isinstance(found, Schedule) or not isinstance(found, Iterable):
+        found = [found]
+    try:
+        schedules = check_schedules(found)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{spec} are not valid schedules: {one_line(exc)}") from exc
+    if not schedules:
+        raise UsageError(f"{spec} is empty: it declares no schedules")
+    return schedules
+
+
+def load_object(app: str, name: str, what: str) -> Any:
+    """What ``module:attribute`` names, called first when it is a function
+    (``name`` is the option that gave it, ``what`` what it should be)."""
     module_name, sep, attribute = app.partition(":")
     if not sep or not module_name.strip() or not attribute.strip():
-        raise UsageError(f"APP must be module:attribute, such as myapp.jobs:work_map, not {app!r}")
+        raise UsageError(
+            f"{name} must be module:attribute, such as myapp.jobs:work_map, not {app!r}"
+        )
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
@@ -33,7 +70,7 @@ def load_work_map(app: str) -> WorkMap:
         missing = exc.name or module_name
         if module_name == missing or module_name.startswith(missing + "."):
             raise UsageError(
-                f"cannot import module {module_name!r} of APP {app!r}: no module named "
+                f"cannot import module {module_name!r} of {name} {app!r}: no module named "
                 f"{missing!r} (searched the current directory and PYTHONPATH)"
             ) from exc
         raise CliError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
@@ -49,19 +86,8 @@ def load_work_map(app: str) -> WorkMap:
         try:
             found = found()
         except Exception as exc:
-            raise CliError(f"calling {app} to get the work map failed: {_describe(exc)}") from exc
-    if not isinstance(found, Mapping):
-        raise UsageError(
-            f"{app} is a {type(found).__name__}, not a work map "
-            "(a dict of job type to function, or a function returning one)"
-        )
-    try:
-        work_map = check_work_map(found, worker="que worker", allow_async=True)
-    except TypeError as exc:
-        raise UsageError(f"{app} is not a valid work map: {one_line(exc)}") from exc
-    if not work_map:
-        raise UsageError(f"{app} is an empty work map: it names no job types")
-    return work_map
+            raise CliError(f"calling {app} to get {what} failed: {_describe(exc)}") from exc
+    return found
 
 
 def _describe(exc: BaseException) -> str:

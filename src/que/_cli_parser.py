@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker_parser(commands)
     _add_enqueue_parser(commands)
     _add_stats_parser(commands)
+    _add_schedules_parser(commands)
     _add_demo_parser(commands)
     _add_embedded_parser(commands)
     add_manage_parsers(commands)
@@ -200,6 +201,14 @@ def _add_worker_parser(commands: _Subcommands) -> None:
         "minutes (default: keep them until `que dead purge`)",
     )
     p.add_argument(
+        "--schedules",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="periodic jobs to enqueue: a list of que.Schedule (or a function returning "
+        "one), e.g. myapp.jobs:schedules. Every process takes part; one leads and "
+        "enqueues each tick once (see docs/schedules.md)",
+    )
+    p.add_argument(
         "--pgbouncer",
         action="store_true",
         help="the database URL goes through PgBouncer in transaction pooling: claims "
@@ -306,6 +315,21 @@ def _add_stats_parser(commands: _Subcommands) -> None:
         metavar="SECONDS",
         help="refresh every SECONDS (default 2) until Ctrl-C, in place on a terminal",
     )
+
+
+def _add_schedules_parser(commands: _Subcommands) -> None:
+    p = commands.add(
+        "schedules",
+        "list periodic jobs: with --schedules, each declared schedule with its last and "
+        "next tick and the session leading them; without, the ticks que_schedules records",
+    )
+    p.add_argument(
+        "--schedules",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="the schedules the workers run (as given to `que worker --schedules`)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON, for scripts")
 
 
 def _add_demo_parser(commands: _Subcommands) -> None:

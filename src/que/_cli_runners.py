@@ -17,27 +17,37 @@ from ._timeouts import OverdueCallback
 from ._work import is_async_callable
 from .async_client import AsyncClient
 from .async_engine import AsyncBatchWorker
+from .async_scheduler import AsyncScheduler
 from .async_worker import AsyncWorkerPool
 from .client import Client
 from .engine import BatchWorker
+from .scheduler import Scheduler
 from .worker import WorkerPool
 
 T = TypeVar("T")
 
 
 class Runner:
-    """A worker of either engine on either side, behind start/shutdown/close."""
+    """A worker of either engine on either side, and the scheduler of --schedules,
+    behind start/shutdown/close."""
 
     is_async = False
 
-    def __init__(self, client: Client, worker: BatchWorker | WorkerPool) -> None:
+    def __init__(
+        self, client: Client, worker: BatchWorker | WorkerPool, scheduler: Scheduler | None
+    ) -> None:
         self._client = client
         self._worker = worker
+        self._scheduler = scheduler
 
     def start(self) -> None:
         self._worker.start()
+        if self._scheduler is not None:
+            self._scheduler.start()
 
     def shutdown(self, timeout: float) -> bool:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(timeout)
         return self._worker.shutdown(timeout)
 
     def close(self) -> None:
@@ -65,6 +75,9 @@ class AsyncRunner(Runner):
         self._thread.start()
         try:
             self._aclient, self._aworker = self._call(self._open(settings, database, work_map))
+            self._ascheduler = (
+                AsyncScheduler(self._aclient, settings.schedules) if settings.schedules else None
+            )
         except BaseException:
             self._stop_loop()
             raise
@@ -87,12 +100,19 @@ class AsyncRunner(Runner):
 
     async def _start(self) -> None:
         self._aworker.start()
+        if self._ascheduler is not None:
+            self._ascheduler.start()
+
+    async def _shutdown(self, timeout: float) -> bool:
+        if self._ascheduler is not None:
+            await self._ascheduler.shutdown(timeout)
+        return await self._aworker.shutdown(timeout)
 
     def start(self) -> None:
         self._call(self._start())
 
     def shutdown(self, timeout: float) -> bool:
-        return self._call(self._aworker.shutdown(timeout))
+        return self._call(self._shutdown(timeout))
 
     def close(self) -> None:
         try:
@@ -152,7 +172,8 @@ def make_runner(
             worker = WorkerPool(client, work_map, settings.concurrency, **_where(settings))
         else:
             worker = BatchWorker(client, work_map, **_batch_options(settings, on_overdue))
+        scheduler = Scheduler(client, settings.schedules) if settings.schedules else None
     except BaseException:
         client.close()
         raise
-    return Runner(client, worker)
+    return Runner(client, worker, scheduler)

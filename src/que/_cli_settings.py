@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._outcomes import RetryLimits
+from ._schedule import Schedule
 from ._timeouts import Timeouts
 
 # Where ``que worker`` reads --listen-url's default, and how worker processes get it.
@@ -36,3 +37,6 @@ class WorkerSettings:
     # A URL that may hold a password: worker processes get it in their
     # environment (QUE_LISTEN_URL), never on their command line.
     listen_url: str | None = None
+    # --schedules as given (for worker processes), and the schedules it names.
+    schedules_arg: str | None = None
+    schedules: tuple[Schedule, ...] = ()

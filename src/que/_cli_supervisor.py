@@ -115,6 +115,7 @@ class Supervisor:
             *[arg for value in s.timeout_args for arg in ("--job-timeout", value)],
             *[arg for value in s.attempts_args for arg in ("--max-attempts", value)],
             *(["--dead-retention", s.dead_retention_arg] if s.dead_retention_arg else []),
+            *(["--schedules", s.schedules_arg] if s.schedules_arg else []),
             *(["--pgbouncer"] if s.pgbouncer else []),
         ]
 

@@ -79,6 +79,11 @@ def _work_until_stopped(
         ", ".join(sorted(work_map)),
         extra={"queues": list(settings.queues), "concurrency": settings.concurrency},
     )
+    if settings.schedules:
+        logger.info(
+            "schedules: %s (every process with them takes part; one leads and enqueues)",
+            "; ".join(f"{s.name} ({s.describe()})" for s in settings.schedules),
+        )
     log_setup(settings, database, work_map, is_async=pool.is_async)
     pool.start()
     reason = ""

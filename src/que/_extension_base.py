@@ -2,8 +2,9 @@
 what each installs, for ``que migrate`` to say.
 
 The extension holds what the Que family never had (dead jobs, cancel
-requests, unique keys, paused queues, schedule ticks) in tables of its own, and tunes autovacuum on que_jobs; the Que v3
-table itself is left as Ruby que 0.x and Go expect it. Its version is the
+requests, unique keys, paused queues, schedule ticks) in tables of its own,
+indexes que_jobs by job_id and tunes its autovacuum; the Que v3 table itself
+is left as Ruby que 0.x and Go expect it. Its version is the
 comment of que_dead_jobs (no table: version 0).
 """
 
@@ -60,7 +61,6 @@ def extension_sql(target: int = EXTENSION_VERSION, found: int = 0) -> str:
 def missing_extension_message(feature: str, version: int = 1) -> str:
     """Why ``feature`` cannot run on a database without (this version of) the extension."""
     return (
-        f"{feature} needs version {version} or later of the que-pg extension "
-        f"({EXTENSION_CONTENTS[version].split(',')[0]}); "
+        f"{feature} needs the que-pg extension (version {version} or later); "
         "run `que migrate` (or que.migrate_extension(conn)) first"
     )

@@ -105,7 +105,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print(f"the que-pg extension is already at version {extension_target}")
     elif extension_target:
         for version in range(found_extension + 1, extension_target + 1):
-            print(f"installed the que-pg extension version {version}: {EXTENSION_CONTENTS[version]}")
+            contents = EXTENSION_CONTENTS[version]
+            print(f"installed the que-pg extension version {version}: {contents}")
     elif found_extension:
         print(
             "removed the que-pg extension (que_dead_jobs, que_cancel_requests, "
@@ -169,7 +170,7 @@ def _listen_url(args: argparse.Namespace) -> str | None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ._cli_app import load_work_map
+    from ._cli_app import load_schedules, load_work_map
     from ._cli_settings import WorkerSettings
     from ._cli_worker import run_worker
 
@@ -201,6 +202,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         attempts_args=tuple(args.max_attempts),
         pgbouncer=args.pgbouncer,
         listen_url=listen_url,
+        schedules_arg=args.schedules,
+        # Loaded before the database is reached, as APP is: bad schedules fail fast.
+        schedules=tuple(load_schedules(args.schedules)) if args.schedules else (),
     )
     work_map = load_work_map(args.app)  # before the database: a bad APP fails fast
     configure_logging(args.log_level)  # after APP, whose own logging set-up comes first
@@ -298,6 +302,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_schedules(args: argparse.Namespace) -> int:
+    from ._cli_app import load_schedules
+    from ._cli_schedules import run_schedules
+
+    schedules = load_schedules(args.schedules) if args.schedules else []
+    return run_schedules(_database(args).connector, schedules, as_json=args.json, out=sys.stdout)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
@@ -363,6 +375,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "enqueue": cmd_enqueue,
     "stats": cmd_stats,
+    "schedules": cmd_schedules,
     "demo": cmd_demo,
     "embedded": cmd_embedded,
     **MANAGE_COMMANDS,

@@ -781,3 +781,57 @@ WHERE (%(older_than)s::float8 IS NULL
        OR d.died_at < now() - make_interval(secs => %(older_than)s::float8))"""
     + _DEAD_FILTERS
 )
+
+# -- schedules (extension version 2) --------------------------------------------
+
+# The leader of a set of schedules holds this session lock; two int4 keys
+# are a key space apart from the bigint keys of job locks.
+TRY_LEAD_SCHEDULES: Final = "SELECT pg_try_advisory_lock(%(space)s, %(key)s) AS leading"
+
+STOP_LEADING_SCHEDULES: Final = "SELECT pg_advisory_unlock(%(space)s, %(key)s) AS unlocked"
+
+SCHEDULE_TICKS: Final = """
+SELECT name, last_tick, last_job_id, updated_at
+FROM que_schedules
+WHERE %(names)s::text[] IS NULL OR name = ANY(%(names)s::text[])
+ORDER BY name
+"""
+
+# A schedule seen for the first time starts from its latest tick, without
+# enqueueing it: only ticks after that are due.
+START_SCHEDULE: Final = """
+INSERT INTO que_schedules (name, last_tick) VALUES (%(name)s, %(tick)s)
+ON CONFLICT (name) DO NOTHING
+"""
+
+# Record a tick and insert its job in one statement: the job is written only
+# when the tick is later than the one recorded, so however many processes
+# try the same tick, one job is enqueued for it. The job's run_at is the tick.
+ENQUEUE_TICK: Final = """
+WITH new_job AS (
+    SELECT nextval(pg_get_serial_sequence('que_jobs', 'job_id')) AS job_id
+), tick AS (
+    INSERT INTO que_schedules AS s (name, last_tick, last_job_id)
+    SELECT %(name)s, %(tick)s, job_id FROM new_job
+    ON CONFLICT (name) DO UPDATE
+    SET last_tick = excluded.last_tick, last_job_id = excluded.last_job_id, updated_at = now()
+    WHERE s.last_tick < excluded.last_tick
+    RETURNING last_job_id
+)
+INSERT INTO que_jobs (job_id, queue, priority, run_at, job_class, args)
+SELECT last_job_id, %(queue)s, %(priority)s, %(tick)s, %(job_class)s, %(args)s::json
+FROM tick
+RETURNING job_id
+"""
+
+# The database's clock: every host computes ticks from the same time.
+DATABASE_NOW: Final = "SELECT clock_timestamp() AS now"
+
+# The session that leads a set of schedules, if any (for `que schedules`).
+SCHEDULE_LEADER: Final = """
+SELECT a.pid, a.client_addr::text AS client_addr, a.application_name
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+  AND l.classid = %(space)s::bigint::oid AND l.objid = (%(key)s::bigint & 4294967295)::oid
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import que
 from que import Job
 
 GATE_TIMEOUT = 60.0
@@ -61,3 +62,16 @@ async def quick_async(job: Any) -> None:
 
 
 async_work_map = {"Quick": quick_async, "Fail": fail}
+
+
+# Periodic "Quick" jobs for `que worker --schedules`: each leaves its marker in
+# the directory the test names in QUE_TEST_SCHEDULE_DIR.
+schedules = [
+    que.Schedule(
+        "Quick",
+        every=1,
+        args=[os.environ.get("QUE_TEST_SCHEDULE_DIR", "/nonexistent")],
+        name="every second",
+        missed="all",
+    )
+]
