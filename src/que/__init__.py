@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._extension_base import EXTENSION_VERSION, extension_sql
 from ._manage_base import DeadJobRecord, JobRecord, Page
 from ._schema_base import CURRENT_VERSION, schema_sql
+from ._unique import Unique
 from .async_client import AsyncClient, prepare_statements_async
 from .async_engine import AsyncBatchWorker
 from .async_job_handle import AsyncJob
@@ -89,6 +90,7 @@ __all__ = [
     "SchemaVersionError",
     "Snooze",
     "TableHealth",
+    "Unique",
     "UnknownJobTypeError",
     "Worker",
     "WorkerPool",

@@ -34,6 +34,7 @@ def test_public_names_are_pinned() -> None:
             "SchemaVersionError",
             "Snooze",
             "TableHealth",
+            "Unique",
             "UnknownJobTypeError",
             "Worker",
             "WorkerPool",
