@@ -384,3 +384,26 @@ async def test_unique_jobs_need_extension_version_2(side: Side, db_url: str, con
                 await r(call())
         assert (await enqueue(qc)).inserted
     assert len(job_ids(conn)) == 1
+
+
+async def test_unique_jobs_through_pgbouncer(
+    side: Side, bouncer_url: str, db_url: str, conn: Conn
+) -> None:
+    """Behind PgBouncer nothing is prepared, and a claim holds a
+    transaction-level lock: a 'queued' key sees it as a running job."""
+    spec = que.Unique(scope="queued")
+    async with side.client(bouncer_url, pgbouncer=True, max_connections=4) as bc:
+        first = await enqueue(bc, unique=spec)
+        assert not (await enqueue(bc, unique=spec)).inserted
+        async with claimed(bc) as running:
+            assert running.id == first.id
+            second = await enqueue(bc, unique=spec)
+            assert second.inserted and second.id != first.id
+            await r(running.delete())
+        async with side.connection(bouncer_url) as caller:
+            await r(caller.execute("SET LOCAL statement_timeout = '30s'"))
+            rolled_back = await r(bc.enqueue(que.Job("Other"), conn=caller, unique=True))
+            assert rolled_back.inserted
+            await r(caller.rollback())
+    assert job_ids(conn) == [second.id]
+    assert [row[1] for row in conn.execute(KEYS)] == [second.id]
