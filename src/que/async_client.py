@@ -213,26 +213,23 @@ class AsyncClient(ClientBase[AsyncJob]):
         """
         spec = as_unique(unique)
         params = job_params(job)
-        if spec is None:
-            if conn is not None:
-                _check_conn(conn)
-                async with conn.cursor(row_factory=dict_row) as cur:
-                    # Behind PgBouncer a statement prepared on the caller's
-                    # connection may be unknown to its next server connection.
-                    await cur.execute(
-                        sql.INSERT_JOB, params.as_params(), prepare=not self.pgbouncer
-                    )
-                    row = await cur.fetchone()
-            else:
-                async with self.connections.cursor() as cur:
-                    await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
-                    row = await cur.fetchone()
-            assert row is not None  # INSERT ... RETURNING always returns the row
-            set_inserted(job, params, row)
+        if spec is not None:
+            check_extension(self.extension_version)
+            await self._enqueue_unique([(key_for(spec, params), job, params)], spec, conn)
             return job
-        check_extension(self.extension_version)
-        keyed = [(key_for(spec, params), job, params)]
-        await self._enqueue_unique(keyed, spec, conn)
+        if conn is not None:
+            _check_conn(conn)
+            async with conn.cursor(row_factory=dict_row) as cur:
+                # Behind PgBouncer a statement prepared on the caller's
+                # connection may be unknown to its next server connection.
+                await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=not self.pgbouncer)
+                row = await cur.fetchone()
+        else:
+            async with self.connections.cursor() as cur:
+                await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
+                row = await cur.fetchone()
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        set_inserted(job, params, row)
         return job
 
     async def enqueue_in_tx(self, job: AnyJob, conn: psycopg.AsyncConnection[Any]) -> AnyJob:
