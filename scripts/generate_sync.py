@@ -41,6 +41,7 @@ MODULES = {
     "async_cancel.py": "cancel.py",
     "async_manage.py": "manage.py",
     "async_scheduler.py": "scheduler.py",
+    "async_unique.py": "unique.py",
 }
 
 RENAMES = {
@@ -55,6 +56,7 @@ RENAMES = {
     "async_cancel": "cancel",
     "async_manage": "manage",
     "async_scheduler": "scheduler",
+    "async_unique": "unique",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions

@@ -6,6 +6,7 @@ from ._extension_base import EXTENSION_VERSION, extension_sql
 from ._manage_base import DeadJobRecord, JobRecord, Page
 from ._schedule import Schedule, ScheduleStatus
 from ._schema_base import CURRENT_VERSION, schema_sql
+from ._unique import Unique
 from .async_client import AsyncClient, prepare_statements_async
 from .async_engine import AsyncBatchWorker
 from .async_job_handle import AsyncJob
@@ -96,6 +97,7 @@ __all__ = [
     "SchemaVersionError",
     "Snooze",
     "TableHealth",
+    "Unique",
     "UnknownJobTypeError",
     "Worker",
     "WorkerPool",

@@ -289,6 +289,32 @@ def _add_enqueue_parser(commands: _Subcommands) -> None:
         default=None,
         help="the job is due this many seconds from now",
     )
+    unique = p.add_argument_group(
+        "unique jobs (docs/unique-jobs.md; need the que-pg extension version 2)"
+    )
+    unique.add_argument(
+        "--unique",
+        action="store_true",
+        help="enqueue nothing while a live job holds the key (by default the type and args)",
+    )
+    unique.add_argument(
+        "--unique-key", metavar="KEY", default=None, help="the key (implies --unique)"
+    )
+    unique.add_argument(
+        "--unique-scope",
+        choices=("queued", "active"),
+        default=None,
+        help="while the key holds: until a worker starts the job (queued) or until the job "
+        "is deleted (active, the default); implies --unique",
+    )
+    unique.add_argument(
+        "--unique-for",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="the key holds for this long after the enqueue, whatever becomes of the job "
+        "(instead of a scope); implies --unique",
+    )
 
 
 def _add_stats_parser(commands: _Subcommands) -> None:

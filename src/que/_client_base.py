@@ -10,6 +10,7 @@ import threading
 from typing import Any, Generic, TypeVar
 
 from ._jobs import InsertParams, insert_params, text_array
+from ._unique import Found, UniquePurge
 from .backoff import Backoff, RetryInterval
 from .connect import Connector, get_connector_from_conninfo
 from .errors import LockAttemptsError
@@ -41,6 +42,8 @@ class ClientBase(Generic[J]):
         self._jobs_lock = threading.Lock()
         self._closed = False
         self._target = ""
+        # When this client's workers next remove stale unique keys (shared by all).
+        self.unique_purge = UniquePurge()
 
     @property
     def target(self) -> str:
@@ -104,6 +107,17 @@ def set_inserted(job: BaseJob, params: InsertParams, row: dict[str, Any]) -> Non
     job.id = row["job_id"]
     job.run_at = row["run_at"]
     job.priority = params.priority
+    job.inserted = True
+
+
+def set_found(job: BaseJob, params: InsertParams, found: Found) -> None:
+    """Record a unique enqueue on its job: the row inserted, or the id of the
+    job that holds the key (the job's other fields stay as they were given)."""
+    if found.inserted:
+        set_inserted(job, params, {"job_id": found.job_id, "run_at": found.run_at})
+    else:
+        job.id = found.job_id
+        job.inserted = False
 
 
 def recheck_key(locked: dict[str, Any], queue: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from . import sql
 from ._acompat import ASYNC, OTHER_CLIENT, OtherConnection, OtherPool
@@ -29,16 +29,19 @@ from ._client_base import (
     pool_conninfo,
     recheck_key,
     set_all_inserted,
+    set_found,
     set_inserted,
     stats_rows,
     unlocked,
 )
-from ._jobs import check_queue
+from ._jobs import InsertParams, check_queue
 from ._last_error import headline, undecodable_message
+from ._unique import Unique, as_unique, check_extension, key_for
 from .async_connections import AnyAsyncPool, AsyncConnections
 from .async_job_handle import AsyncJob, AsyncJobHandle
 from .async_manage import AsyncDeadJobs, AsyncJobs
 from .async_schema import check_version_async, extension_version_async
+from .async_unique import insert_unique
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .errors import DatabaseUnavailableError, QueError
@@ -191,15 +194,29 @@ class AsyncClient(ClientBase[AsyncJob]):
     # -- enqueue ---------------------------------------------------------------
 
     async def enqueue(
-        self, job: AnyJob, *, conn: psycopg.AsyncConnection[Any] | None = None
+        self,
+        job: AnyJob,
+        *,
+        conn: psycopg.AsyncConnection[Any] | None = None,
+        unique: Unique | bool | None = None,
     ) -> AnyJob:
         """Insert ``job`` and return it with ``id`` and ``run_at`` set.
 
         With ``conn``, the insert runs on that connection inside its current
         transaction and is never committed here: the job exists if and only if
         the caller commits.
+
+        With ``unique`` (a ``que.Unique``, or True for ``que.Unique()``), no
+        job is inserted while a live job holds the same key: ``job.id`` is
+        then that job's id and ``job.inserted`` is False. See
+        docs/unique-jobs.md. Needs version 2 of the que-pg extension.
         """
+        spec = as_unique(unique)
         params = job_params(job)
+        if spec is not None:
+            check_extension(self.extension_version)
+            await self._enqueue_unique([(key_for(spec, params), job, params)], spec, conn)
+            return job
         if conn is not None:
             _check_conn(conn)
             async with conn.cursor(row_factory=dict_row) as cur:
@@ -220,17 +237,31 @@ class AsyncClient(ClientBase[AsyncJob]):
         return await self.enqueue(job, conn=conn)
 
     async def enqueue_many(
-        self, jobs: Iterable[AnyJob], *, conn: psycopg.AsyncConnection[Any] | None = None
+        self,
+        jobs: Iterable[AnyJob],
+        *,
+        conn: psycopg.AsyncConnection[Any] | None = None,
+        unique: Unique | bool | None = None,
     ) -> list[AnyJob]:
         """Insert many jobs in one statement (one round trip); all or none are written.
 
         Every job is validated before anything is sent. With ``conn`` the rows
-        join the caller's transaction, as with ``enqueue``.
+        join the caller's transaction, as with ``enqueue``. With ``unique``
+        each job is kept unique as ``enqueue`` keeps one (the default key
+        comes from each job's own type and args; jobs of one batch with the
+        same key make one job), in one transaction and one statement or more
+        per job.
         """
+        spec = as_unique(unique)
         batch = list(jobs)
         if not batch:
             return batch
         params = [job_params(job) for job in batch]
+        if spec is not None:
+            check_extension(self.extension_version)
+            keyed = [(key_for(spec, p), job, p) for job, p in zip(batch, params, strict=True)]
+            await self._enqueue_unique(keyed, spec, conn)
+            return batch
         if conn is not None:
             _check_conn(conn)
             async with conn.cursor(row_factory=dict_row) as cur:
@@ -242,6 +273,29 @@ class AsyncClient(ClientBase[AsyncJob]):
                 rows = await cur.fetchall()
         set_all_inserted(batch, params, rows)
         return batch
+
+    async def _enqueue_unique(
+        self,
+        keyed: list[tuple[str, AnyJob, InsertParams]],
+        spec: Unique,
+        conn: psycopg.AsyncConnection[Any] | None,
+    ) -> None:
+        """Insert unique jobs in one transaction: the client's own on a pooled
+        connection, else the caller's (one of our own when ``conn`` is in
+        autocommit, so a batch is still all or none). Keys are taken in key
+        order, so two batches that share keys cannot deadlock on them."""
+        keyed = sorted(keyed, key=lambda item: item[0])
+        if conn is None:
+            async with self.connections.cursor() as cur, cur.connection.transaction():
+                await _insert_keyed(cur, keyed, spec, prepare=True)
+            return
+        _check_conn(conn)
+        async with conn.cursor(row_factory=dict_row) as cur:
+            if conn.autocommit:
+                async with conn.transaction():
+                    await _insert_keyed(cur, keyed, spec, prepare=not self.pgbouncer)
+            else:
+                await _insert_keyed(cur, keyed, spec, prepare=not self.pgbouncer)
 
     # -- claim -----------------------------------------------------------------
 
@@ -455,6 +509,17 @@ def _check_conn(conn: object) -> None:
         raise TypeError(
             f"conn must be a psycopg.AsyncConnection (psycopg 3), not {type(conn).__name__}"
         )
+
+
+async def _insert_keyed(
+    cur: psycopg.AsyncCursor[DictRow],
+    keyed: list[tuple[str, AnyJob, InsertParams]],
+    spec: Unique,
+    *,
+    prepare: bool,
+) -> None:
+    for key, job, params in keyed:
+        set_found(job, params, await insert_unique(cur, params, spec, key, prepare=prepare))
 
 
 def _prepare_kwargs(pgbouncer: bool) -> dict[str, Any]:

@@ -67,6 +67,7 @@ from ._outcomes import (
     settle,
 )
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
+from ._unique import unique_purge_due
 from ._work import (
     check_work_map,
     describe_queues,
@@ -80,6 +81,7 @@ from ._work import (
 from .async_cancel import AsyncCancelWatch, purge_expired_dead_jobs
 from .async_client import AsyncClient
 from .async_job_handle import AsyncJob, AsyncJobHandle, perform
+from .async_unique import purge_stale_unique_keys
 from .errors import QueError
 from .job import job_from_row
 
@@ -281,6 +283,9 @@ class AsyncBatchWorker:
         await self._check_cancels(conn)
         if self.client.extension_version > 0 and self._dead_purge.ready(time.monotonic()):
             await purge_expired_dead_jobs(conn, self._dead_purge)
+        purge = self.client.unique_purge
+        if unique_purge_due(self.client.extension_version, purge, time.monotonic()):
+            await purge_stale_unique_keys(conn, purge)
         if self._stop.is_set():
             # Jobs not started go back with this turn's writes, not a turn later.
             self._hand_back_unstarted()

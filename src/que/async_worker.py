@@ -32,6 +32,7 @@ from ._outcomes import (
     retention_seconds,
     settle,
 )
+from ._unique import unique_purge_due
 from ._work import (
     check_pool_count,
     check_work_map,
@@ -43,6 +44,7 @@ from ._work import (
 from .async_cancel import AsyncCancelWatch, purge_expired_dead_jobs
 from .async_client import AsyncClient
 from .async_job_handle import AsyncJob, finish, perform
+from .async_unique import purge_stale_unique_keys
 from .errors import QueError
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,10 @@ class AsyncWorker:
                     if watching and self._dead_purge.ready(time.monotonic()):
                         async with self.client.connections.cursor() as cur:
                             await purge_expired_dead_jobs(cur.connection, self._dead_purge)
+                    purge = self.client.unique_purge
+                    if unique_purge_due(self.client.extension_version, purge, time.monotonic()):
+                        async with self.client.connections.cursor() as cur:
+                            await purge_stale_unique_keys(cur.connection, purge)
                     worked = await self.work_one()
                 except Exception as exc:  # logged and retried: a worker never dies silently
                     failures += 1

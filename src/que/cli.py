@@ -38,6 +38,7 @@ from ._jobs import insert_params
 from ._outcomes import RetryLimits
 from ._schema_base import CURRENT_VERSION, schema_sql
 from ._timeouts import Timeouts
+from ._unique import Unique
 from ._work import queue_name, queue_names, split_queues, wake_interval
 from .client import Client
 from .errors import InvalidJobError, QueError
@@ -286,10 +287,28 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         insert_params(job.type, job.args, job.queue, job.priority, job.run_at)
     except InvalidJobError as exc:
         raise UsageError(one_line(exc)) from exc
+    unique = _unique_option(args)
     with Client(_database(args).connector, max_connections=1) as client:
-        client.enqueue(job)
+        client.enqueue(job, unique=unique)
     print(job.id)
+    if job.inserted is False:
+        print(f"not enqueued: job {job.id} holds the unique key", file=sys.stderr)
     return 0
+
+
+def _unique_option(args: argparse.Namespace) -> Unique | None:
+    """The Unique spec of ``que enqueue``'s --unique options, or None without them."""
+    options = (args.unique_key, args.unique_scope, args.unique_for)
+    if not args.unique and all(option is None for option in options):
+        return None
+    if args.unique_scope is not None and args.unique_for is not None:
+        raise UsageError("--unique-scope and --unique-for do not go together: pick one")
+    try:
+        return Unique(
+            key=args.unique_key, scope=args.unique_scope or "active", period=args.unique_for
+        )
+    except (InvalidJobError, ValueError) as exc:
+        raise UsageError(one_line(exc).replace("Unique period", "--unique-for")) from exc
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

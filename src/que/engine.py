@@ -68,6 +68,7 @@ from ._outcomes import (
     settle,
 )
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
+from ._unique import unique_purge_due
 from ._work import (
     check_work_map,
     describe_queues,
@@ -83,6 +84,7 @@ from .client import Client
 from .errors import QueError
 from .job import job_from_row
 from .job_handle import Job, JobHandle, perform
+from .unique import purge_stale_unique_keys
 
 logger = logging.getLogger(__name__)
 
@@ -278,6 +280,9 @@ class BatchWorker:
         self._check_cancels(conn)
         if self.client.extension_version > 0 and self._dead_purge.ready(time.monotonic()):
             purge_expired_dead_jobs(conn, self._dead_purge)
+        purge = self.client.unique_purge
+        if unique_purge_due(self.client.extension_version, purge, time.monotonic()):
+            purge_stale_unique_keys(conn, purge)
         if self._stop.is_set():
             # Jobs not started go back with this turn's writes, not a turn later.
             self._hand_back_unstarted()

@@ -21,6 +21,9 @@ class BaseJob:
 
     To enqueue, only ``type`` is required: ``Job(type="SendEmail", args=[42])``.
     ``id``, ``error_count`` and ``last_error`` are filled in by the database.
+    ``inserted`` is set by enqueue: True when it wrote the job's row, False
+    when a unique enqueue found a live job holding the key (``id`` is then
+    that job's); None on a job that was not enqueued here (a claimed one).
     """
 
     type: str = ""
@@ -31,6 +34,7 @@ class BaseJob:
     id: int | None = None
     error_count: int = 0
     last_error: str | None = None
+    inserted: bool | None = None
 
 
 def job_key(job: BaseJob) -> dict[str, Any]:

@@ -40,6 +40,116 @@ ORDER BY k.n
 RETURNING job_id, run_at
 """
 
+# -- unique jobs (the que-pg extension, version 2) ----------------------------
+
+# A unique job is inserted together with its row in que_unique_keys, which
+# names the job holding the key. The job's id is taken from que_jobs' own
+# sequence first, so both rows carry it, and the job row is written only if
+# the key row was. A second producer inserting the same key while the first
+# has not committed waits on the uncommitted key (the unique index), then
+# does nothing if the first committed, or inserts if it rolled back: two
+# producers never both insert. No row comes back when the key was there.
+_NEW_JOB_ID: Final = """
+WITH fresh AS (
+    SELECT nextval(pg_get_serial_sequence('que_jobs', 'job_id')) AS job_id
+), held AS ("""
+
+_INSERT_HELD_JOB: Final = """
+), inserted AS (
+    INSERT INTO que_jobs (queue, priority, run_at, job_id, job_class, args)
+    SELECT %(queue)s::text, %(priority)s::smallint,
+           coalesce(%(run_at)s::timestamptz, now()), held.job_id,
+           %(job_class)s::text, %(args)s::json
+    FROM held
+    RETURNING job_id, run_at
+)
+SELECT job_id, run_at FROM inserted
+"""
+
+INSERT_UNIQUE_JOB: Final = (
+    _NEW_JOB_ID
+    + """
+    INSERT INTO que_unique_keys (unique_key, job_id, scope, expires_at)
+    SELECT %(unique_key)s::text, fresh.job_id, %(scope)s::text,
+           now() + make_interval(secs => %(period)s::float8)
+    FROM fresh
+    ON CONFLICT (unique_key) DO NOTHING
+    RETURNING job_id"""
+    + _INSERT_HELD_JOB
+)
+
+# The key's holder, read in a statement after INSERT_UNIQUE_JOB found the key
+# (a fresh snapshot: it sees what the producer it waited for committed), and
+# whether the key is live for its scope. 'active': the job is in que_jobs.
+# 'queued': in que_jobs and no session of this database holds its advisory
+# lock (the lock any worker, Python, Ruby or Go, takes to run it; see
+# JOB_STATS). 'period': not yet expired. No row: the key was purged since.
+UNIQUE_KEY_HOLDER: Final = """
+SELECT k.job_id,
+       CASE WHEN k.scope = 'period' THEN k.expires_at > clock_timestamp()
+            ELSE EXISTS (SELECT 1 FROM que_jobs AS j WHERE j.job_id = k.job_id)
+                 AND (k.scope = 'active' OR NOT EXISTS (
+                     SELECT 1
+                     FROM pg_locks AS l
+                     WHERE l.locktype = 'advisory'
+                       AND l.objsubid = 1
+                       AND l.granted
+                       AND l.database = (
+                           SELECT oid FROM pg_database WHERE datname = current_database()
+                       )
+                       AND (l.classid::bigint << 32) | l.objid::bigint = k.job_id
+                 ))
+       END AS live
+FROM que_unique_keys AS k
+WHERE k.unique_key = %(unique_key)s::text
+"""
+
+# A stale key passes to a new job, only if it still names the stale holder
+# (%(old_job_id)s): of producers racing to take it over, the first updates
+# the row and the others, waiting on its row lock, find another job_id there
+# and update nothing (no row back), and look again.
+TAKE_OVER_UNIQUE_KEY: Final = (
+    _NEW_JOB_ID
+    + """
+    UPDATE que_unique_keys AS k
+    SET job_id = fresh.job_id, scope = %(scope)s::text,
+        expires_at = now() + make_interval(secs => %(period)s::float8), created_at = now()
+    FROM fresh
+    WHERE k.unique_key = %(unique_key)s::text AND k.job_id = %(old_job_id)s::bigint
+    RETURNING k.job_id"""
+    + _INSERT_HELD_JOB
+)
+
+# Stale keys go in small steps: a window of keys after %(after)s in key
+# order (an index range scan), of which those whose job has left que_jobs
+# ('queued', 'active') or whose period has passed are deleted. The delete
+# matches the job_id read too: a key taken over meanwhile names a new job
+# and stays. Returns how many went, how many were looked at, and the last
+# key looked at (where the next window starts).
+PURGE_STALE_UNIQUE_KEYS: Final = """
+WITH examined AS (
+    SELECT k.unique_key, k.job_id, k.scope, k.expires_at
+    FROM que_unique_keys AS k
+    WHERE k.unique_key > %(after)s::text
+    ORDER BY k.unique_key
+    LIMIT %(limit)s
+), stale AS (
+    SELECT e.unique_key, e.job_id
+    FROM examined AS e
+    WHERE CASE WHEN e.scope = 'period' THEN e.expires_at <= clock_timestamp()
+               ELSE NOT EXISTS (SELECT 1 FROM que_jobs AS j WHERE j.job_id = e.job_id)
+          END
+), purged AS (
+    DELETE FROM que_unique_keys AS d
+    USING stale
+    WHERE d.unique_key = stale.unique_key AND d.job_id = stale.job_id
+    RETURNING d.unique_key
+)
+SELECT (SELECT count(*) FROM purged) AS purged,
+       (SELECT count(*) FROM examined) AS examined,
+       (SELECT max(e.unique_key) FROM examined AS e) AS last_key
+"""
+
 # -- claim -----------------------------------------------------------------
 
 # Walk the due jobs of one queue in key order, one row per step, trying an

@@ -33,6 +33,7 @@ from ._outcomes import (
     retention_seconds,
     settle,
 )
+from ._unique import unique_purge_due
 from ._work import (
     check_pool_count,
     check_work_map,
@@ -45,6 +46,7 @@ from .cancel import CancelWatch, purge_expired_dead_jobs
 from .client import Client
 from .errors import QueError
 from .job_handle import Job, finish, perform
+from .unique import purge_stale_unique_keys
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +118,10 @@ class Worker:
                     if watching and self._dead_purge.ready(time.monotonic()):
                         with self.client.connections.cursor() as cur:
                             purge_expired_dead_jobs(cur.connection, self._dead_purge)
+                    purge = self.client.unique_purge
+                    if unique_purge_due(self.client.extension_version, purge, time.monotonic()):
+                        with self.client.connections.cursor() as cur:
+                            purge_stale_unique_keys(cur.connection, purge)
                     worked = self.work_one()
                 except Exception as exc:  # logged and retried: a worker never dies silently
                     failures += 1
