@@ -36,7 +36,7 @@ from ._schedule import (
     schedule_status,
 )
 from .client import Client
-from .errors import QueError
+from .errors import QueError, SchemaVersionError
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Scheduler:
             raise QueError("this Scheduler was already started")
         self.client.connections.check_open()
         if self.client.extension_version < 2:
-            raise QueError(missing_extension_message("schedules", 2))
+            raise SchemaVersionError(missing_extension_message("schedules", 2))
         if not self.client.connections.can_listen:
             raise QueError(
                 "schedules behind PgBouncer need listen_url: the leader holds a "

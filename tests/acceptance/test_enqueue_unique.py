@@ -61,5 +61,5 @@ def test_enqueue_unique_without_the_extension_says_what_to_do(cli: Cli, db_url: 
         que.migrate_extension(conn, 1)
     done = cli("enqueue", "T", "--unique", "--database-url", db_url)
     assert done.returncode == 1
-    assert "unique jobs needs version 2 or later of the que-pg extension" in done.stderr
+    assert "unique jobs needs the que-pg extension (version 2 or later)" in done.stderr
     assert job_count(db_url) == 0

@@ -380,7 +380,7 @@ async def test_unique_jobs_need_extension_version_2(side: Side, db_url: str, con
             lambda: qc.enqueue(que.Job("Mail"), unique=True),
             lambda: qc.enqueue_many([que.Job("Mail")], unique=que.Unique(key="k")),
         ):
-            with pytest.raises(que.SchemaVersionError, match="unique jobs needs version 2"):
+            with pytest.raises(que.SchemaVersionError, match=r"unique jobs needs the que-pg extension \(version 2"):
                 await r(call())
         assert (await enqueue(qc)).inserted
     assert len(job_ids(conn)) == 1

@@ -79,7 +79,7 @@ def test_unique_true_means_the_default_spec() -> None:
 def test_unique_jobs_need_extension_version_2() -> None:
     check_extension(2)
     for version in (0, 1):
-        with pytest.raises(que.SchemaVersionError, match="unique jobs needs version 2"):
+        with pytest.raises(que.SchemaVersionError, match=r"unique jobs needs the que-pg extension \(version 2"):
             check_extension(version)
 
 
