@@ -26,6 +26,8 @@ Conn = psycopg.Connection[Any]
 
 KEYS = "SELECT unique_key, job_id, scope FROM que_unique_keys ORDER BY unique_key"
 
+NEEDS_V2 = r"unique jobs needs the que-pg extension \(version 2"
+
 
 def job_ids(conn: Conn) -> list[int]:
     return [row[0] for row in conn.execute("SELECT job_id FROM que_jobs ORDER BY job_id")]
@@ -380,7 +382,7 @@ async def test_unique_jobs_need_extension_version_2(side: Side, db_url: str, con
             lambda: qc.enqueue(que.Job("Mail"), unique=True),
             lambda: qc.enqueue_many([que.Job("Mail")], unique=que.Unique(key="k")),
         ):
-            with pytest.raises(que.SchemaVersionError, match=r"unique jobs needs the que-pg extension \(version 2"):
+            with pytest.raises(que.SchemaVersionError, match=NEEDS_V2):
                 await r(call())
         assert (await enqueue(qc)).inserted
     assert len(job_ids(conn)) == 1

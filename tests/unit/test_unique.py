@@ -18,6 +18,8 @@ from que._unique import (
     unique_purge_due,
 )
 
+NEEDS_V2 = r"unique jobs needs the que-pg extension \(version 2"
+
 
 def test_the_default_key_is_the_type_and_a_digest_of_canonical_args() -> None:
     spaced = default_key("Mail", '{"to": "a", "n": [1, 2]}')
@@ -79,7 +81,7 @@ def test_unique_true_means_the_default_spec() -> None:
 def test_unique_jobs_need_extension_version_2() -> None:
     check_extension(2)
     for version in (0, 1):
-        with pytest.raises(que.SchemaVersionError, match=r"unique jobs needs the que-pg extension \(version 2"):
+        with pytest.raises(que.SchemaVersionError, match=NEEDS_V2):
             check_extension(version)
 
 
