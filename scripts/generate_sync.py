@@ -40,6 +40,7 @@ MODULES = {
     "async_engine.py": "engine.py",
     "async_cancel.py": "cancel.py",
     "async_manage.py": "manage.py",
+    "async_drain.py": "drain.py",
 }
 
 RENAMES = {
@@ -53,6 +54,7 @@ RENAMES = {
     "async_engine": "engine",
     "async_cancel": "cancel",
     "async_manage": "manage",
+    "async_drain": "drain",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions
@@ -86,6 +88,8 @@ RENAMES = {
     "extension_version_async": "extension_version",
     "migrate_extension_async": "migrate_extension",
     "prepare_statements_async": "prepare_statements",
+    "drain_async": "drain",
+    "advance_async": "advance",
 }
 
 # Only in docstrings and comments: how the async face's prose reads on the sync one.

@@ -781,3 +781,18 @@ WHERE (%(older_than)s::float8 IS NULL
        OR d.died_at < now() - make_interval(secs => %(older_than)s::float8))"""
     + _DEAD_FILTERS
 )
+
+# -- que.testing: drain and a test's clock --------------------------------------
+
+# The queues that hold jobs, for a drain that works them all.
+TESTING_QUEUES: Final = "SELECT DISTINCT queue FROM que_jobs ORDER BY queue"
+
+# Seconds until the next job of any queue comes due (negative: already due).
+TESTING_NEXT_DUE: Final = (
+    "SELECT EXTRACT(epoch FROM min(run_at) - now())::float8 AS wait FROM que_jobs"
+)
+
+# Time passing for que_jobs: every job comes due that much sooner.
+TESTING_ADVANCE: Final = (
+    "UPDATE que_jobs SET run_at = run_at - make_interval(secs => %(seconds)s::float8)"
+)
