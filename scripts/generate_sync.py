@@ -42,6 +42,7 @@ MODULES = {
     "async_manage.py": "manage.py",
     "async_scheduler.py": "scheduler.py",
     "async_unique.py": "unique.py",
+    "async_drain.py": "drain.py",
 }
 
 RENAMES = {
@@ -57,6 +58,7 @@ RENAMES = {
     "async_manage": "manage",
     "async_scheduler": "scheduler",
     "async_unique": "unique",
+    "async_drain": "drain",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions
@@ -91,6 +93,8 @@ RENAMES = {
     "extension_version_async": "extension_version",
     "migrate_extension_async": "migrate_extension",
     "prepare_statements_async": "prepare_statements",
+    "drain_async": "drain",
+    "advance_async": "advance",
 }
 
 # Only in docstrings and comments: how the async face's prose reads on the sync one.

@@ -10,139 +10,59 @@ pooling mode (``pgbouncer``, ``bouncer_url``).
 
 from __future__ import annotations
 
-import os
-import queue
-import tempfile
-import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql as pgsql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 import que
-from que import embedded
+from que._test_databases import Dropper, database_server, fresh_database, migrated_template
 
 from .helpers import advisory_lock_count, assert_clean, assert_clean_either
 from .pgbouncer import PgBouncer, required_executable
 from .sides import SIDES, AnyClient, Side
 
-ADVISORY_LOCKS = """
-SELECT count(*) FROM pg_locks
-WHERE locktype = 'advisory'
-  AND database = (SELECT oid FROM pg_database WHERE datname = %s)
-"""
-
-
-def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(url, autocommit=True)
+# pytester: a test of que's pytest plugin runs pytest on a sample project.
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A maintenance URL (database postgres) of the server the tests use."""
-    given = os.environ.get("QUE_TEST_DATABASE_URL")
-    if given:
-        yield given
-        return
-    with tempfile.TemporaryDirectory(prefix="que-test-pg-") as tmp:
-        server = embedded.start_temporary(Path(tmp) / "data")
-        yield embedded.url(server)
-        server.cleanup()
+    with database_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def template_db(server_url: str) -> Iterator[str]:
-    """The name of a database migrated to the current schema, cloned by each test."""
-    name = f"que_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with _admin(server_url) as admin:
-        admin.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
-    with psycopg.connect(make_conninfo(server_url, dbname=name), autocommit=True) as conn:
-        que.migrate(conn)
-        # Every test runs with the extension installed: Ruby's and Go's rows,
-        # and everything else, must work beside it.
-        que.migrate_extension(conn)
-    yield name
-    with _admin(server_url) as admin:
-        admin.execute(
-            pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name))
-        )
+    """The name of a database migrated to the current schema, cloned by each test.
 
-
-class _Dropper:
-    """Drops used test databases on a thread of its own, so the next test need not wait.
-
-    A DROP DATABASE mostly waits for the disk; overlapping it with the next
-    test keeps the suite fast on a small machine.
-    """
-
-    def __init__(self, server_url: str) -> None:
-        self._server_url = server_url
-        self._names: queue.Queue[str | None] = queue.Queue()
-        self._failures: list[str] = []
-        self._thread = threading.Thread(target=self._run, name="drop-test-databases")
-        self._thread.start()
-
-    def drop(self, name: str) -> None:
-        self._names.put(name)
-
-    def _run(self) -> None:
-        while (name := self._names.get()) is not None:
-            try:
-                with _admin(self._server_url) as admin:
-                    admin.execute(
-                        pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            pgsql.Identifier(name)
-                        )
-                    )
-            except psycopg.Error as exc:
-                self._failures.append(f"{name}: {exc}")
-
-    def close(self) -> None:
-        self._names.put(None)
-        self._thread.join()
-        assert self._failures == [], f"test databases not dropped: {self._failures}"
+    Every test runs with the extension installed: Ruby's and Go's rows, and
+    everything else, must work beside it."""
+    with migrated_template(server_url) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
-def _dropper(server_url: str) -> Iterator[_Dropper]:
-    dropper = _Dropper(server_url)
+def _dropper(server_url: str) -> Iterator[Dropper]:
+    dropper = Dropper(server_url)
     try:
         yield dropper
     finally:
         dropper.close()
 
 
-def _fresh_database(server_url: str, template: str, dropper: _Dropper) -> Iterator[str]:
-    name = f"que_t_{uuid.uuid4().hex[:12]}"
-    with _admin(server_url) as admin:
-        admin.execute(
-            pgsql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                pgsql.Identifier(name), pgsql.Identifier(template)
-            )
-        )
-    try:
-        yield make_conninfo(server_url, dbname=name)
-        with _admin(server_url) as admin:
-            left = admin.execute(ADVISORY_LOCKS, [name]).fetchone()
-            assert left == (0,), f"advisory locks left in {name}: {left}"
-    finally:
-        dropper.drop(name)
-
-
 @pytest.fixture
-def db_url(server_url: str, template_db: str, _dropper: _Dropper) -> Iterator[str]:
+def db_url(server_url: str, template_db: str, _dropper: Dropper) -> Iterator[str]:
     """Conninfo of a fresh database with que_jobs at the current schema version."""
-    yield from _fresh_database(server_url, template_db, _dropper)
+    yield from fresh_database(server_url, template_db, _dropper)
 
 
 @pytest.fixture
-def empty_db_url(server_url: str, _dropper: _Dropper) -> Iterator[str]:
+def empty_db_url(server_url: str, _dropper: Dropper) -> Iterator[str]:
     """Conninfo of a fresh database without que_jobs (schema version 0)."""
-    yield from _fresh_database(server_url, "template0", _dropper)
+    yield from fresh_database(server_url, "template0", _dropper)
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,17 @@ from .worker import Worker, WorkerPool
 
 __version__ = "0.1.0"
 
+# Last, so that nothing rebinds the name: `que.job` is the decorator, while
+# `from que.job import BaseJob` still reaches the module of job records.
+from ._registry import (
+    JobFunction,
+    Registry,
+    configure,
+    current_job,
+    job,
+    registry,
+)
+
 __all__ = [
     "CURRENT_VERSION",
     "EXTENSION_VERSION",
@@ -81,6 +92,7 @@ __all__ = [
     "InvalidJobError",
     "Job",
     "JobCancelledError",
+    "JobFunction",
     "JobLockedError",
     "JobNotFoundError",
     "JobRecord",
@@ -91,6 +103,7 @@ __all__ = [
     "Page",
     "QueError",
     "QueueStats",
+    "Registry",
     "Schedule",
     "ScheduleStatus",
     "Scheduler",
@@ -102,7 +115,9 @@ __all__ = [
     "Worker",
     "WorkerPool",
     "__version__",
+    "configure",
     "connector_from_env",
+    "current_job",
     "current_version",
     "current_version_async",
     "default_backoff",
@@ -115,6 +130,7 @@ __all__ = [
     "get_connector_from_url",
     "install_notify",
     "install_notify_async",
+    "job",
     "migrate",
     "migrate_async",
     "migrate_extension",
@@ -122,6 +138,7 @@ __all__ = [
     "prepare_statements",
     "prepare_statements_async",
     "queue_totals",
+    "registry",
     "schema_sql",
     "uninstall_notify",
     "uninstall_notify_async",

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
 from ._cli_support import CliError, UsageError, one_line
+from ._registry import registry
 from ._schedule import Schedule, check_schedules
 from ._work import check_work_map
 
@@ -19,10 +22,20 @@ WorkMap = dict[str, Callable[..., Any]]
 
 
 def load_work_map(app: str) -> WorkMap:
-    """The work map named by ``module:attribute``; a callable attribute is called first.
+    """The work map APP names: ``module:attribute`` (a work map, or a callable
+    returning one), or ``module`` (every ``@que.job`` registered once it, and
+    for a package each of its submodules, is imported).
 
     The current directory is put on sys.path first, as ``python -m`` would.
     """
+    module_name, sep, attribute = app.partition(":")
+    if not module_name.strip() or (sep and not attribute.strip()):
+        raise UsageError(
+            "APP must be module:attribute, such as myapp.jobs:work_map, or a module "
+            f"of @que.job functions, such as myapp.jobs, not {app!r}"
+        )
+    if not sep:
+        return _registered_jobs(_import(module_name, "APP", app), app)
     found = load_object(app, "APP", "the work map")
     if not isinstance(found, Mapping):
         raise UsageError(
@@ -59,24 +72,9 @@ def load_object(app: str, name: str, what: str) -> Any:
     module_name, sep, attribute = app.partition(":")
     if not sep or not module_name.strip() or not attribute.strip():
         raise UsageError(
-            f"{name} must be module:attribute, such as myapp.jobs:work_map, not {app!r}"
+            f"{name} must be module:attribute, such as myapp.jobs:schedules, not {app!r}"
         )
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or module_name
-        if module_name == missing or module_name.startswith(missing + "."):
-            raise UsageError(
-                f"cannot import module {module_name!r} of {name} {app!r}: no module named "
-                f"{missing!r} (searched the current directory and PYTHONPATH)"
-            ) from exc
-        raise CliError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
-    except Exception as exc:
-        raise CliError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
-    found: Any = module
+    found: Any = _import(module_name, name, app)
     for part in attribute.split("."):
         try:
             found = getattr(found, part)
@@ -88,6 +86,42 @@ def load_object(app: str, name: str, what: str) -> Any:
         except Exception as exc:
             raise CliError(f"calling {app} to get {what} failed: {_describe(exc)}") from exc
     return found
+
+
+def _import(module_name: str, name: str, app: str) -> ModuleType:
+    """Import a module of the application, the current directory first on sys.path."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise UsageError(
+                f"cannot import module {module_name!r} of {name} {app!r}: no module named "
+                f"{missing!r} (searched the current directory and PYTHONPATH)"
+            ) from exc
+        raise CliError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
+    except Exception as exc:
+        raise CliError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
+
+
+def _registered_jobs(module: ModuleType, app: str) -> WorkMap:
+    """Every registered job once ``module`` and, for a package, all its
+    submodules are imported (in name order, so every process finds the same)."""
+    paths = getattr(module, "__path__", None)
+    if paths is not None:
+        names = sorted(info.name for info in pkgutil.walk_packages(paths, module.__name__ + "."))
+        for name in names:
+            _import(name, "APP", app)
+    work_map = registry.work_map()
+    if not work_map:
+        raise UsageError(
+            f"module {app!r} registers no jobs: decorate its job functions with @que.job, "
+            "or name a work map as module:attribute"
+        )
+    return work_map
 
 
 def _describe(exc: BaseException) -> str:

@@ -143,12 +143,13 @@ def _add_version_parser(commands: _Subcommands) -> None:
 
 
 def _add_worker_parser(commands: _Subcommands) -> None:
-    p = commands.add("worker", "work jobs with the work map APP until SIGTERM or SIGINT")
+    p = commands.add("worker", "work the jobs of APP until SIGTERM or SIGINT")
     p.add_argument(
         "app",
         metavar="APP",
         help="module:attribute naming a work map (a dict of job type to "
-        "function) or a function returning one, e.g. myapp.jobs:work_map",
+        "function) or a function returning one, e.g. myapp.jobs:work_map; or a module "
+        "(a package: with its submodules) whose @que.job functions to work, e.g. myapp.jobs",
     )
     p.add_argument(
         "--queue",

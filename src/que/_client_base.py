@@ -7,9 +7,11 @@ both validate, encode and decode in exactly the same way.
 from __future__ import annotations
 
 import threading
+from collections import ChainMap
 from typing import Any, Generic, TypeVar
 
 from ._jobs import InsertParams, insert_params, text_array
+from ._registry import registry
 from ._unique import Found, UniquePurge
 from .backoff import Backoff, RetryInterval
 from .connect import Connector, get_connector_from_conninfo
@@ -37,7 +39,8 @@ class ClientBase(Generic[J]):
                 "need 0 <= min_connections <= max_connections and max_connections >= 1, "
                 f"got {min_connections} and {max_connections}"
             )
-        self.backoff = Backoff(dict(retry_intervals or {}))
+        # A @que.job's retry= applies to every client; the client's own setting wins.
+        self.backoff = Backoff(ChainMap(dict(retry_intervals or {}), registry.retry_intervals))
         self._jobs: set[J] = set()
         self._jobs_lock = threading.Lock()
         self._closed = False

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._jobs import check_queue
+from ._registry import work_function
 from .job import BaseJob
 
 DEFAULT_WAKE_INTERVAL = 5.0
@@ -134,7 +135,8 @@ def check_work_map(work_map: object, *, worker: str, allow_async: bool) -> dict[
             f"not {type(work_map).__name__}"
         )
     checked: dict[str, Any] = {}
-    for job_type, func in work_map.items():
+    for job_type, entry in work_map.items():
+        func = work_function(entry)  # a @que.job function: its runner
         if not isinstance(job_type, str) or job_type == "":
             raise TypeError(f"work map keys must be non-empty job type strings, not {job_type!r}")
         if not callable(func):

@@ -32,6 +32,7 @@ from ._outcomes import (
     retention_seconds,
     settle,
 )
+from ._registry import attempts_per_type
 from ._unique import unique_purge_due
 from ._work import (
     check_pool_count,
@@ -89,7 +90,9 @@ class AsyncWorker:
         self.client = client
         self.work_map = check_work_map(work_map, worker="AsyncWorker", allow_async=ASYNC)
         self.queues = queue_names(queue)
-        self.limits = RetryLimits(max_attempts, dict(max_attempts_per_type or {}))
+        self.limits = RetryLimits(
+            max_attempts, attempts_per_type(self.work_map, max_attempts_per_type)
+        )
         self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         # A pool's workers share one watch.
         self._cancel_watch = cancel_watch or AsyncCancelWatch(client.connections)

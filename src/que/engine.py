@@ -67,6 +67,7 @@ from ._outcomes import (
     retention_seconds,
     settle,
 )
+from ._registry import attempts_per_type
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._unique import unique_purge_due
 from ._work import (
@@ -181,7 +182,9 @@ class BatchWorker:
         self._running: set[int] = set()
         self._timeouts = Timeouts(timeout, dict(timeouts or {}))
         self._watchdog = Watchdog(self._timeouts, on_overdue)
-        self.limits = RetryLimits(max_attempts, dict(max_attempts_per_type or {}))
+        self.limits = RetryLimits(
+            max_attempts, attempts_per_type(self.work_map, max_attempts_per_type)
+        )
         self._cancel_watch = CancelWatch(connections)
         self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         self._cancels_checked = 0.0

@@ -945,3 +945,18 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
   AND l.classid = %(space)s::bigint::oid AND l.objid = (%(key)s::bigint & 4294967295)::oid
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
+
+# -- que.testing: drain and a test's clock --------------------------------------
+
+# The queues that hold jobs, for a drain that works them all.
+TESTING_QUEUES: Final = "SELECT DISTINCT queue FROM que_jobs ORDER BY queue"
+
+# Seconds until the next job of any queue comes due (negative: already due).
+TESTING_NEXT_DUE: Final = (
+    "SELECT EXTRACT(epoch FROM min(run_at) - now())::float8 AS wait FROM que_jobs"
+)
+
+# Time passing for que_jobs: every job comes due that much sooner.
+TESTING_ADVANCE: Final = (
+    "UPDATE que_jobs SET run_at = run_at - make_interval(secs => %(seconds)s::float8)"
+)

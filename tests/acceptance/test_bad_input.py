@@ -53,7 +53,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
             2,
             ["not a valid work map", "'Gate' is not callable"],
         ),
-        (["worker", "tests.acceptance.apps"], 2, ["APP must be module:attribute"]),
+        (["worker", "tests.acceptance.apps"], 2, ["registers no jobs"]),
         (
             ["worker", "tests.acceptance.apps:work_map", "--concurrency", "0"],
             2,

@@ -1,0 +1,102 @@
+# Generated from async_drain.py by scripts/generate_sync.py: edit that file, not this one.
+"""Working a test's jobs synchronously: ``drain`` runs every due job with
+the real worker code on the real table, and ``advance`` lets time pass.
+
+The database's clock cannot be stopped or moved, so a test's clock moves the
+jobs instead: advancing by N seconds subtracts N seconds from every run_at in
+que_jobs, which is what N seconds passing looks like to a worker (retry
+delays and scheduled jobs come due). Nothing else (dead jobs' times, the
+extension's tables) is moved. Only for test databases: no worker may hold
+a job meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from . import sql
+from ._outcomes import check_limits
+from ._registry import registry
+from .client import Client
+from .errors import QueError
+from .worker import Worker
+
+# A job is moved this much past the moment it comes due, so that it is due
+# at the next claim whatever the rounding of seconds to microseconds.
+_MARGIN = 0.001
+
+
+def advance(client: Client, by: timedelta | float) -> None:
+    """Let ``by`` (a timedelta or seconds) pass for every job in que_jobs."""
+    seconds = _seconds(by, "by")
+    with client.connections.cursor() as cur:
+        cur.execute(sql.TESTING_ADVANCE, {"seconds": seconds})
+
+
+def drain(
+    client: Client,
+    work_map: Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    queues: str | Sequence[str] | None = None,
+    until: timedelta | float | None = None,
+    max_jobs: int = 1000,
+    **worker_options: Any,
+) -> int:
+    """Work every due job, one at a time in this task (or thread), until none
+    is due; return how many were worked (a retried job counts each time).
+
+    ``work_map`` defaults to every registered ``@que.job``; ``queues`` to every
+    queue that holds a job. ``until`` (a timedelta or seconds) also lets that
+    much time pass, job by job: each job due within it (a retry after its
+    backoff, a job enqueued with a delay) runs in the order it comes due, and
+    at the end the jobs left are ``until`` closer to their run_at.
+    ``worker_options`` go to the worker (``max_attempts``,
+    ``max_attempts_per_type``). More than ``max_jobs`` runs raise QueError:
+    a job that keeps failing, or keeps enqueueing more, never ends a drain.
+    """
+    work_map = registry.work_map() if work_map is None else dict(work_map)
+    horizon = 0.0 if until is None else _seconds(until, "until")
+    passed = 0.0
+    worked = 0
+    while True:
+        names = _queues(client) if queues is None else queues
+        if names:
+            worker = Worker(client, dict(work_map), queue=names, **worker_options)
+            check_limits(worker.limits, client.extension_version)
+            while worker.work_one():
+                worked += 1
+                if worked > max_jobs:
+                    raise QueError(
+                        f"drain worked more than max_jobs={max_jobs} jobs; a job that keeps "
+                        "failing or enqueueing more? Raise max_jobs if that is expected"
+                    )
+        wait = _next_due(client)
+        if wait is None or wait > horizon - passed:
+            if horizon > passed:  # the rest of the time passes too
+                advance(client, horizon - passed)
+            return worked
+        step = max(wait, 0.0) + _MARGIN
+        advance(client, step)
+        passed += step
+
+
+def _queues(client: Client) -> list[str]:
+    with client.connections.cursor() as cur:
+        cur.execute(sql.TESTING_QUEUES)
+        return [row["queue"] for row in cur.fetchall()]
+
+
+def _next_due(client: Client) -> float | None:
+    with client.connections.cursor() as cur:
+        cur.execute(sql.TESTING_NEXT_DUE)
+        row = cur.fetchone()
+    return None if row is None or row["wait"] is None else float(row["wait"])
+
+
+def _seconds(value: timedelta | float, name: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ValueError(f"{name} must be a non-negative duration, not {value!r}")
+    return float(seconds)
