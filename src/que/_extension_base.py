@@ -2,8 +2,9 @@
 what each installs, for ``que migrate`` to say.
 
 The extension holds what the Que family never had (dead jobs, cancel
-requests, unique keys, paused queues, schedule ticks) in tables of its own, and tunes autovacuum on que_jobs; the Que v3
-table itself is left as Ruby que 0.x and Go expect it. Its version is the
+requests, unique keys, paused queues, schedule ticks) in tables of its own,
+and tunes autovacuum on que_jobs; the Que v3 table itself is left as Ruby
+que 0.x and Go expect it. Its version is the
 comment of que_dead_jobs (no table: version 0).
 """
 

@@ -105,7 +105,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print(f"the que-pg extension is already at version {extension_target}")
     elif extension_target:
         for version in range(found_extension + 1, extension_target + 1):
-            print(f"installed the que-pg extension version {version}: {EXTENSION_CONTENTS[version]}")
+            print(
+                f"installed the que-pg extension version {version}: {EXTENSION_CONTENTS[version]}"
+            )
     elif found_extension:
         print(
             "removed the que-pg extension (que_dead_jobs, que_cancel_requests, "
