@@ -40,6 +40,7 @@ MODULES = {
     "async_engine.py": "engine.py",
     "async_cancel.py": "cancel.py",
     "async_manage.py": "manage.py",
+    "async_pause.py": "pause.py",
 }
 
 RENAMES = {
@@ -53,6 +54,7 @@ RENAMES = {
     "async_engine": "engine",
     "async_cancel": "cancel",
     "async_manage": "manage",
+    "async_pause": "pause",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions
@@ -67,6 +69,7 @@ RENAMES = {
     "AsyncEngineJob": "EngineJob",
     "AsyncJobs": "Jobs",
     "AsyncDeadJobs": "DeadJobs",
+    "AsyncPauses": "Pauses",
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncCursor": "Cursor",
