@@ -15,6 +15,7 @@ import pytest
 
 import que
 
+from ..helpers import advisory_lock_count
 from ..sides import AnyClient, Side, r, wait_until
 
 ENGINES = ("classic", "pool", "batch")
@@ -244,3 +245,36 @@ async def test_pausing_needs_extension_version_2(
         await run("batch", client, {"Quick": side.handler(quick)}, queue="mail")
         await run("classic", client, {"Quick": side.handler(quick)}, queue="mail")
         await wait_until(lambda: job.id in ran, 60, "the job ran")
+
+
+async def test_an_engine_hands_back_claimed_jobs_of_a_paused_queue(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], db_url: str
+) -> None:
+    """Jobs the engine claimed ahead (its buffer) do not start once their queue
+    is paused: they go back unlocked and run after the resume."""
+    started: list[int] = []
+    release = threading.Event()
+
+    async def slow(job: Any) -> None:
+        started.append(job.id)
+        await asyncio.to_thread(release.wait, 60)
+
+    jobs = await r(qc.enqueue_many([side.job_class(type="Slow", queue="mail") for _ in range(4)]))
+    engine = side.batch_worker(
+        qc, {"Slow": side.handler(slow)}, queue="mail", concurrency=1, buffer=3, interval=0.2
+    )
+    side.start_engine(engine)
+    try:
+        await wait_until(lambda: advisory_lock_count(db_url) == 4, 60, "one running, 3 ahead")
+        assert await r(qc.pause_queue("mail"))
+        await wait_until(lambda: qc.pauses.is_paused("mail"), 60, "the engine read the pause")
+        release.set()
+        await wait_until(lambda: advisory_lock_count(db_url) == 0, 60, "the others handed back")
+        assert len(started) == 1
+        assert job_ids(conn) == {job.id for job in jobs} - set(started)
+        assert await r(qc.resume_queue("mail"))
+        await wait_until(lambda: not job_ids(conn), 60, "the rest ran after the resume")
+        assert sorted(started) == sorted(job.id for job in jobs)
+    finally:
+        release.set()
+        assert await side.stop_engine(engine, 30)
