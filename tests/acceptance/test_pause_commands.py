@@ -85,7 +85,7 @@ def test_pausing_without_extension_version_2_is_refused(cli: Cli, db_url: str) -
     for command in ("pause", "resume"):
         done = cli(command, "mail", "--database-url", db_url)
         assert done.returncode == 1, (done.stdout, done.stderr)
-        assert "pausing queues needs version 2 or later of the que-pg extension" in done.stderr
+        assert "pausing queues needs the que-pg extension (version 2 or later)" in done.stderr
         assert "que migrate" in done.stderr
     # `que stats` still works, and says nothing of pauses.
     assert "paused" not in cli.ok("stats", "--database-url", db_url)
