@@ -43,6 +43,7 @@ MODULES = {
     "async_scheduler.py": "scheduler.py",
     "async_unique.py": "unique.py",
     "async_drain.py": "drain.py",
+    "async_drivers.py": "drivers.py",
 }
 
 RENAMES = {
@@ -59,6 +60,7 @@ RENAMES = {
     "async_scheduler": "scheduler",
     "async_unique": "unique",
     "async_drain": "drain",
+    "async_drivers": "drivers",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions
@@ -80,6 +82,10 @@ RENAMES = {
     "AsyncIterator": "Iterator",
     "AsyncWorkFunc": "WorkFunc",
     "AnyAsyncPool": "AnyPool",
+    "AsyncStatements": "Statements",
+    "AsyncPsycopgStatements": "PsycopgStatements",
+    "AsyncSQLAlchemyStatements": "SQLAlchemyStatements",
+    "AbstractAsyncContextManager": "AbstractContextManager",
     "asynccontextmanager": "contextmanager",
     "aclosing": "closing",
     "__aenter__": "__enter__",
