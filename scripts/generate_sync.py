@@ -44,6 +44,7 @@ MODULES = {
     "async_unique.py": "unique.py",
     "async_drain.py": "drain.py",
     "async_pause.py": "pause.py",
+    "async_drivers.py": "drivers.py",
 }
 
 RENAMES = {
@@ -61,6 +62,7 @@ RENAMES = {
     "async_unique": "unique",
     "async_drain": "drain",
     "async_pause": "pause",
+    "async_drivers": "drivers",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions
@@ -83,6 +85,10 @@ RENAMES = {
     "AsyncIterator": "Iterator",
     "AsyncWorkFunc": "WorkFunc",
     "AnyAsyncPool": "AnyPool",
+    "AsyncStatements": "Statements",
+    "AsyncPsycopgStatements": "PsycopgStatements",
+    "AsyncSQLAlchemyStatements": "SQLAlchemyStatements",
+    "AbstractAsyncContextManager": "AbstractContextManager",
     "asynccontextmanager": "contextmanager",
     "aclosing": "closing",
     "__aenter__": "__enter__",

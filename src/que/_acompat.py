@@ -151,3 +151,10 @@ async def _carried(work: Coroutine[Any, Any, Any]) -> Any:
 OTHER_CLIENT = "que.Client"
 OtherConnection = psycopg.Connection
 OtherPool = psycopg_pool.ConnectionPool
+# The connections of an application this face runs statements on (the
+# caller's connection of enqueue and job.delete), and the other face's.
+CALLER_CONNECTIONS = (
+    "a psycopg.AsyncConnection, an asyncpg connection, "
+    "or a SQLAlchemy AsyncConnection or AsyncSession"
+)
+OTHER_FACE_MODULES = ("psycopg2", "django", "sqlalchemy.engine", "sqlalchemy.orm")

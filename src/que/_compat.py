@@ -99,3 +99,10 @@ def run_work(
 OTHER_CLIENT = "que.AsyncClient"
 OtherConnection = psycopg.AsyncConnection
 OtherPool = psycopg_pool.AsyncConnectionPool
+# The connections of an application this face runs statements on (the
+# caller's connection of enqueue and job.delete), and the other face's.
+CALLER_CONNECTIONS = (
+    "a psycopg.Connection, a psycopg2 connection, a SQLAlchemy Connection or Session, "
+    "or a Django connection"
+)
+OTHER_FACE_MODULES = ("asyncpg", "sqlalchemy.ext.asyncio")

@@ -129,7 +129,7 @@ class JobFunction(Generic[P, R]):
         delay: timedelta | float | None = None,
     ) -> BoundJob[P, R]:
         """This job with settings for the next enqueue: ``client``, the caller's
-        ``conn`` (a psycopg connection in a transaction), ``queue``,
+        ``conn`` (a connection of any driver ``enqueue`` takes), ``queue``,
         ``priority``, and ``run_at`` (an aware datetime) or ``delay`` (seconds
         or a timedelta from now, by this machine's clock)."""
         if run_at is not None and delay is not None:
@@ -262,7 +262,8 @@ def registered_job(entry: object) -> JobFunction[Any, Any] | None:
         return entry
     if isinstance(entry, _SyncRunner | _AsyncRunner):
         return entry.job
-    return None
+    wrapped = getattr(entry, "__wrapped__", None)  # functools.wraps: a wrapper keeps its job
+    return None if wrapped is None else registered_job(wrapped)
 
 
 def work_function(entry: Any) -> Any:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 
 from . import sql
-from ._acompat import ASYNC, OTHER_CLIENT, OtherConnection, OtherPool
+from ._acompat import ASYNC, OTHER_CLIENT, OtherPool
 from ._client_base import (
     MAX_LOCK_ATTEMPTS,
     AnyJob,
@@ -40,6 +41,7 @@ from ._jobs import InsertParams, check_queue
 from ._last_error import headline, undecodable_message
 from ._unique import Unique, as_unique, check_extension, key_for
 from .async_connections import AnyAsyncPool, AsyncConnections
+from .async_drivers import AsyncPsycopgStatements, AsyncStatements, caller_statements
 from .async_job_handle import AsyncJob, AsyncJobHandle
 from .async_manage import AsyncDeadJobs, AsyncJobs
 from .async_pause import AsyncPauses
@@ -203,14 +205,15 @@ class AsyncClient(ClientBase[AsyncJob]):
         self,
         job: AnyJob,
         *,
-        conn: psycopg.AsyncConnection[Any] | None = None,
+        conn: object | None = None,
         unique: Unique | bool | None = None,
     ) -> AnyJob:
         """Insert ``job`` and return it with ``id`` and ``run_at`` set.
 
         With ``conn``, the insert runs on that connection inside its current
         transaction and is never committed here: the job exists if and only if
-        the caller commits.
+        the caller commits. ``conn`` may be a psycopg 3 connection, or one of
+        another driver or framework (docs/integrations.md).
 
         With ``unique`` (a ``que.Unique``, or True for ``que.Unique()``), no
         job is inserted while a live job holds the same key: ``job.id`` is
@@ -224,21 +227,16 @@ class AsyncClient(ClientBase[AsyncJob]):
             await self._enqueue_unique([(key_for(spec, params), job, params)], spec, conn)
             return job
         if conn is not None:
-            _check_conn(conn)
-            async with conn.cursor(row_factory=dict_row) as cur:
-                # Behind PgBouncer a statement prepared on the caller's
-                # connection may be unknown to its next server connection.
-                await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=not self.pgbouncer)
-                row = await cur.fetchone()
+            async with self._caller(conn, "enqueue") as statements:
+                rows = await statements.fetch(sql.INSERT_JOB, params.as_params())
         else:
             async with self.connections.cursor() as cur:
                 await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
-                row = await cur.fetchone()
-        assert row is not None  # INSERT ... RETURNING always returns the row
-        set_inserted(job, params, row)
+                rows = await cur.fetchall()
+        set_inserted(job, params, rows[0])  # INSERT ... RETURNING always returns the row
         return job
 
-    async def enqueue_in_tx(self, job: AnyJob, conn: psycopg.AsyncConnection[Any]) -> AnyJob:
+    async def enqueue_in_tx(self, job: AnyJob, conn: object) -> AnyJob:
         """Go's EnqueueInTx: ``enqueue(job, conn=conn)``."""
         return await self.enqueue(job, conn=conn)
 
@@ -246,7 +244,7 @@ class AsyncClient(ClientBase[AsyncJob]):
         self,
         jobs: Iterable[AnyJob],
         *,
-        conn: psycopg.AsyncConnection[Any] | None = None,
+        conn: object | None = None,
         unique: Unique | bool | None = None,
     ) -> list[AnyJob]:
         """Insert many jobs in one statement (one round trip); all or none are written.
@@ -269,10 +267,8 @@ class AsyncClient(ClientBase[AsyncJob]):
             await self._enqueue_unique(keyed, spec, conn)
             return batch
         if conn is not None:
-            _check_conn(conn)
-            async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(sql.INSERT_JOBS, bulk_params(params))
-                rows = await cur.fetchall()
+            async with self._caller(conn, "enqueue_many") as statements:
+                rows = await statements.fetch(sql.INSERT_JOBS, bulk_params(params))
         else:
             async with self.connections.cursor() as cur:
                 await cur.execute(sql.INSERT_JOBS, bulk_params(params))
@@ -284,7 +280,7 @@ class AsyncClient(ClientBase[AsyncJob]):
         self,
         keyed: list[tuple[str, AnyJob, InsertParams]],
         spec: Unique,
-        conn: psycopg.AsyncConnection[Any] | None,
+        conn: object | None,
     ) -> None:
         """Insert unique jobs in one transaction: the client's own on a pooled
         connection, else the caller's (one of our own when ``conn`` is in
@@ -293,15 +289,18 @@ class AsyncClient(ClientBase[AsyncJob]):
         keyed = sorted(keyed, key=lambda item: item[0])
         if conn is None:
             async with self.connections.cursor() as cur, cur.connection.transaction():
-                await _insert_keyed(cur, keyed, spec, prepare=True)
+                await _insert_keyed(AsyncPsycopgStatements(cur, prepare=True), keyed, spec)
             return
-        _check_conn(conn)
-        async with conn.cursor(row_factory=dict_row) as cur:
-            if conn.autocommit:
-                async with conn.transaction():
-                    await _insert_keyed(cur, keyed, spec, prepare=not self.pgbouncer)
-            else:
-                await _insert_keyed(cur, keyed, spec, prepare=not self.pgbouncer)
+        async with self._caller(conn, "enqueue") as statements, statements.atomic():
+            await _insert_keyed(statements, keyed, spec)
+
+    def _caller(self, conn: object, method: str) -> AbstractAsyncContextManager[AsyncStatements]:
+        """The caller's connection, of any driver this face takes, for our statements."""
+        # Behind PgBouncer a statement prepared on the caller's psycopg
+        # connection may be unknown to its next server connection.
+        return caller_statements(
+            conn, f"{type(self).__name__}.{method}", prepare=not self.pgbouncer
+        )
 
     # -- claim -----------------------------------------------------------------
 
@@ -537,27 +536,11 @@ if ASYNC:
                 await self._job.done()
 
 
-def _check_conn(conn: object) -> None:
-    if isinstance(conn, OtherConnection):
-        raise TypeError(
-            f"AsyncClient.enqueue needs a psycopg.AsyncConnection, not a {type(conn).__name__}"
-            f" (that connection belongs with {OTHER_CLIENT})"
-        )
-    if not isinstance(conn, psycopg.AsyncConnection):
-        raise TypeError(
-            f"conn must be a psycopg.AsyncConnection (psycopg 3), not {type(conn).__name__}"
-        )
-
-
 async def _insert_keyed(
-    cur: psycopg.AsyncCursor[DictRow],
-    keyed: list[tuple[str, AnyJob, InsertParams]],
-    spec: Unique,
-    *,
-    prepare: bool,
+    statements: AsyncStatements, keyed: list[tuple[str, AnyJob, InsertParams]], spec: Unique
 ) -> None:
     for key, job, params in keyed:
-        set_found(job, params, await insert_unique(cur, params, spec, key, prepare=prepare))
+        set_found(job, params, await insert_unique(statements, params, spec, key))
 
 
 def _prepare_kwargs(pgbouncer: bool) -> dict[str, Any]:

@@ -25,8 +25,9 @@ from ._last_error import failure_message, headline, storable, undecodable_messag
 from ._outcomes import DELETE, UNLOCK, Verdict
 from ._timeouts import Watchdog
 from ._work import Outcome, log_outcome
+from .async_drivers import caller_statements
 from .backoff import Backoff
-from .errors import Discard, QueError, Snooze, UnknownJobTypeError
+from .errors import Discard, JobLostError, QueError, Snooze, UnknownJobTypeError
 from .job import BaseJob, job_key
 
 logger = logging.getLogger(__name__)
@@ -93,14 +94,26 @@ class AsyncJob(BaseJob):
             """The same as ``transaction()``: Go's ``Job.Tx()``."""
             return self.transaction()
 
-    async def delete(self) -> None:
+    async def delete(self, *, conn: object | None = None) -> None:
         """Delete the job's row; commits the job's transaction if it opened one.
 
         If the row was already gone (another worker finished the job after
         this one lost its lock), the job's transaction is rolled back instead,
         so its effects are recorded once.
+
+        With ``conn`` (the application's connection, of any driver
+        ``enqueue(conn=...)`` takes, inside its transaction: a Django
+        ``transaction.atomic()`` block, a SQLAlchemy session), the row is
+        deleted there and commits with the application's writes; the job
+        keeps its lock until the work function returns, so commit before
+        that. If the row was already gone, JobLostError is raised inside
+        that transaction, so the application's writes roll back.
         """
-        await self._claimed().delete()
+        handle = self._claimed()
+        if conn is None:
+            await handle.delete()
+        else:
+            await handle.delete_on(conn)
 
     async def error(self, message: str, *, retry_in: float | None = None) -> None:
         """Record a failure: error_count + 1, last_error, run_at = now() + backoff
@@ -243,6 +256,24 @@ class AsyncJobHandle:
                 self.in_tx = False
             else:
                 await self._end_tx(conn)
+        self.deleted = True
+
+    async def delete_on(self, caller: object) -> None:
+        """Delete the row on the application's connection, in its transaction."""
+        if self.in_tx:
+            raise QueError(
+                "this job has a transaction of its own (job.transaction()): "
+                "call delete() without conn to commit it"
+            )
+        if self.deleted or self.outcome_written:
+            raise QueError(f"job {self.job.id} was already finished")
+        who = f"{type(self.job).__name__}.delete"
+        async with caller_statements(caller, who) as statements:
+            rows = await statements.fetch(sql.DELETE_JOB, job_key(self.job))
+        if not rows:
+            # Nothing more to write: the worker only unlocks.
+            self.outcome_written = True
+            raise JobLostError(self.job.id)
         self.deleted = True
 
     async def error(self, message: str, *, retry_in: float | None = None) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 
 from . import sql
 from ._client_base import (
@@ -35,7 +36,7 @@ from ._client_base import (
     stats_rows,
     unlocked,
 )
-from ._compat import OTHER_CLIENT, OtherConnection, OtherPool
+from ._compat import OTHER_CLIENT, OtherPool
 from ._extension_base import missing_extension_message
 from ._jobs import InsertParams, check_queue
 from ._last_error import headline, undecodable_message
@@ -43,6 +44,7 @@ from ._unique import Unique, as_unique, check_extension, key_for
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .connections import AnyPool, Connections
+from .drivers import PsycopgStatements, Statements, caller_statements
 from .errors import DatabaseUnavailableError, QueError, SchemaVersionError
 from .health import QueueStats, TableHealth, queue_stats_rows, table_health_from_row
 from .job import JobStats, job_from_row
@@ -201,14 +203,15 @@ class Client(ClientBase[Job]):
         self,
         job: AnyJob,
         *,
-        conn: psycopg.Connection[Any] | None = None,
+        conn: object | None = None,
         unique: Unique | bool | None = None,
     ) -> AnyJob:
         """Insert ``job`` and return it with ``id`` and ``run_at`` set.
 
         With ``conn``, the insert runs on that connection inside its current
         transaction and is never committed here: the job exists if and only if
-        the caller commits.
+        the caller commits. ``conn`` may be a psycopg 3 connection, or one of
+        another driver or framework (docs/integrations.md).
 
         With ``unique`` (a ``que.Unique``, or True for ``que.Unique()``), no
         job is inserted while a live job holds the same key: ``job.id`` is
@@ -222,21 +225,16 @@ class Client(ClientBase[Job]):
             self._enqueue_unique([(key_for(spec, params), job, params)], spec, conn)
             return job
         if conn is not None:
-            _check_conn(conn)
-            with conn.cursor(row_factory=dict_row) as cur:
-                # Behind PgBouncer a statement prepared on the caller's
-                # connection may be unknown to its next server connection.
-                cur.execute(sql.INSERT_JOB, params.as_params(), prepare=not self.pgbouncer)
-                row = cur.fetchone()
+            with self._caller(conn, "enqueue") as statements:
+                rows = statements.fetch(sql.INSERT_JOB, params.as_params())
         else:
             with self.connections.cursor() as cur:
                 cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
-                row = cur.fetchone()
-        assert row is not None  # INSERT ... RETURNING always returns the row
-        set_inserted(job, params, row)
+                rows = cur.fetchall()
+        set_inserted(job, params, rows[0])  # INSERT ... RETURNING always returns the row
         return job
 
-    def enqueue_in_tx(self, job: AnyJob, conn: psycopg.Connection[Any]) -> AnyJob:
+    def enqueue_in_tx(self, job: AnyJob, conn: object) -> AnyJob:
         """Go's EnqueueInTx: ``enqueue(job, conn=conn)``."""
         return self.enqueue(job, conn=conn)
 
@@ -244,7 +242,7 @@ class Client(ClientBase[Job]):
         self,
         jobs: Iterable[AnyJob],
         *,
-        conn: psycopg.Connection[Any] | None = None,
+        conn: object | None = None,
         unique: Unique | bool | None = None,
     ) -> list[AnyJob]:
         """Insert many jobs in one statement (one round trip); all or none are written.
@@ -267,10 +265,8 @@ class Client(ClientBase[Job]):
             self._enqueue_unique(keyed, spec, conn)
             return batch
         if conn is not None:
-            _check_conn(conn)
-            with conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(sql.INSERT_JOBS, bulk_params(params))
-                rows = cur.fetchall()
+            with self._caller(conn, "enqueue_many") as statements:
+                rows = statements.fetch(sql.INSERT_JOBS, bulk_params(params))
         else:
             with self.connections.cursor() as cur:
                 cur.execute(sql.INSERT_JOBS, bulk_params(params))
@@ -282,7 +278,7 @@ class Client(ClientBase[Job]):
         self,
         keyed: list[tuple[str, AnyJob, InsertParams]],
         spec: Unique,
-        conn: psycopg.Connection[Any] | None,
+        conn: object | None,
     ) -> None:
         """Insert unique jobs in one transaction: the client's own on a pooled
         connection, else the caller's (one of our own when ``conn`` is in
@@ -291,15 +287,18 @@ class Client(ClientBase[Job]):
         keyed = sorted(keyed, key=lambda item: item[0])
         if conn is None:
             with self.connections.cursor() as cur, cur.connection.transaction():
-                _insert_keyed(cur, keyed, spec, prepare=True)
+                _insert_keyed(PsycopgStatements(cur, prepare=True), keyed, spec)
             return
-        _check_conn(conn)
-        with conn.cursor(row_factory=dict_row) as cur:
-            if conn.autocommit:
-                with conn.transaction():
-                    _insert_keyed(cur, keyed, spec, prepare=not self.pgbouncer)
-            else:
-                _insert_keyed(cur, keyed, spec, prepare=not self.pgbouncer)
+        with self._caller(conn, "enqueue") as statements, statements.atomic():
+            _insert_keyed(statements, keyed, spec)
+
+    def _caller(self, conn: object, method: str) -> AbstractContextManager[Statements]:
+        """The caller's connection, of any driver this face takes, for our statements."""
+        # Behind PgBouncer a statement prepared on the caller's psycopg
+        # connection may be unknown to its next server connection.
+        return caller_statements(
+            conn, f"{type(self).__name__}.{method}", prepare=not self.pgbouncer
+        )
 
     # -- claim -----------------------------------------------------------------
 
@@ -494,25 +493,11 @@ class Client(ClientBase[Job]):
         self.close()
 
 
-def _check_conn(conn: object) -> None:
-    if isinstance(conn, OtherConnection):
-        raise TypeError(
-            f"Client.enqueue needs a psycopg.Connection, not a {type(conn).__name__}"
-            f" (that connection belongs with {OTHER_CLIENT})"
-        )
-    if not isinstance(conn, psycopg.Connection):
-        raise TypeError(f"conn must be a psycopg.Connection (psycopg 3), not {type(conn).__name__}")
-
-
 def _insert_keyed(
-    cur: psycopg.Cursor[DictRow],
-    keyed: list[tuple[str, AnyJob, InsertParams]],
-    spec: Unique,
-    *,
-    prepare: bool,
+    statements: Statements, keyed: list[tuple[str, AnyJob, InsertParams]], spec: Unique
 ) -> None:
     for key, job, params in keyed:
-        set_found(job, params, insert_unique(cur, params, spec, key, prepare=prepare))
+        set_found(job, params, insert_unique(statements, params, spec, key))
 
 
 def _prepare_kwargs(pgbouncer: bool) -> dict[str, Any]:

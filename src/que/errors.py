@@ -96,3 +96,16 @@ class JobLockedError(QueError):
     def __init__(self, message: str, job_id: int) -> None:
         super().__init__(message)
         self.job_id = job_id
+
+
+class JobLostError(QueError):
+    """``job.delete(conn=...)`` found the job's row gone: another worker
+    finished it after this one lost its lock. Raised inside the application's
+    transaction, so that its writes roll back and the effects happen once."""
+
+    def __init__(self, job_id: int | None) -> None:
+        super().__init__(
+            f"job {job_id} is no longer in que_jobs (another worker finished it); "
+            "roll this transaction back"
+        )
+        self.job_id = job_id

@@ -27,7 +27,8 @@ from ._outcomes import DELETE, UNLOCK, Verdict
 from ._timeouts import Watchdog
 from ._work import Outcome, log_outcome
 from .backoff import Backoff
-from .errors import Discard, QueError, Snooze, UnknownJobTypeError
+from .drivers import caller_statements
+from .errors import Discard, JobLostError, QueError, Snooze, UnknownJobTypeError
 from .job import BaseJob, job_key
 
 logger = logging.getLogger(__name__)
@@ -90,14 +91,26 @@ class Job(BaseJob):
         """The same as ``transaction()``: Go's ``Job.Tx()``."""
         return self.transaction()
 
-    def delete(self) -> None:
+    def delete(self, *, conn: object | None = None) -> None:
         """Delete the job's row; commits the job's transaction if it opened one.
 
         If the row was already gone (another worker finished the job after
         this one lost its lock), the job's transaction is rolled back instead,
         so its effects are recorded once.
+
+        With ``conn`` (the application's connection, of any driver
+        ``enqueue(conn=...)`` takes, inside its transaction: a Django
+        ``transaction.atomic()`` block, a SQLAlchemy session), the row is
+        deleted there and commits with the application's writes; the job
+        keeps its lock until the work function returns, so commit before
+        that. If the row was already gone, JobLostError is raised inside
+        that transaction, so the application's writes roll back.
         """
-        self._claimed().delete()
+        handle = self._claimed()
+        if conn is None:
+            handle.delete()
+        else:
+            handle.delete_on(conn)
 
     def error(self, message: str, *, retry_in: float | None = None) -> None:
         """Record a failure: error_count + 1, last_error, run_at = now() + backoff
@@ -232,6 +245,24 @@ class JobHandle:
                 self.in_tx = False
             else:
                 self._end_tx(conn)
+        self.deleted = True
+
+    def delete_on(self, caller: object) -> None:
+        """Delete the row on the application's connection, in its transaction."""
+        if self.in_tx:
+            raise QueError(
+                "this job has a transaction of its own (job.transaction()): "
+                "call delete() without conn to commit it"
+            )
+        if self.deleted or self.outcome_written:
+            raise QueError(f"job {self.job.id} was already finished")
+        who = f"{type(self.job).__name__}.delete"
+        with caller_statements(caller, who) as statements:
+            rows = statements.fetch(sql.DELETE_JOB, job_key(self.job))
+        if not rows:
+            # Nothing more to write: the worker only unlocks.
+            self.outcome_written = True
+            raise JobLostError(self.job.id)
         self.deleted = True
 
     def error(self, message: str, *, retry_in: float | None = None) -> None:

@@ -299,6 +299,7 @@ DELETE_JOB: Final = """
 DELETE FROM que_jobs
 WHERE queue = %(queue)s AND priority = %(priority)s
   AND run_at = %(run_at)s AND job_id = %(job_id)s
+RETURNING job_id
 """
 
 SET_JOB_ERROR: Final = """

@@ -2,7 +2,8 @@
 """Unique jobs: insert one unless its key is held, and purge stale keys.
 
 ``insert_unique`` runs the statements of ``sql`` in the transaction of the
-cursor it is given (the client's own on a pooled connection, or the caller's).
+connection it is given (the client's own pooled one, or the caller's, of any
+driver ``drivers`` takes).
 It is race-free under READ COMMITTED: a producer inserting a key another has
 not yet committed waits for it (see ``sql.INSERT_UNIQUE_JOB``), then reads the
 key's holder in a fresh statement, and takes a stale key over only if it still
@@ -15,7 +16,7 @@ import logging
 from typing import Any
 
 import psycopg
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 
 from . import sql
 from ._jobs import InsertParams
@@ -29,36 +30,28 @@ from ._unique import (
     attempts_error,
     unique_params,
 )
+from .drivers import Statements
 
 logger = logging.getLogger(__name__)
 
 
-def insert_unique(
-    cur: psycopg.Cursor[DictRow],
-    params: InsertParams,
-    spec: Unique,
-    key: str,
-    *,
-    prepare: bool,
-) -> Found:
+def insert_unique(statements: Statements, params: InsertParams, spec: Unique, key: str) -> Found:
     """Insert the job unless a live job holds ``key``; the job that holds it after."""
     values = unique_params(spec, key, params)
     for _ in range(MAX_UNIQUE_ATTEMPTS):
-        cur.execute(sql.INSERT_UNIQUE_JOB, values, prepare=prepare)
-        row = cur.fetchone()
-        if row is not None:
-            return Found(row["job_id"], row["run_at"], True)
-        cur.execute(sql.UNIQUE_KEY_HOLDER, values, prepare=prepare)
-        holder = cur.fetchone()
-        if holder is None:
+        rows = statements.fetch(sql.INSERT_UNIQUE_JOB, values)
+        if rows:
+            return Found(rows[0]["job_id"], rows[0]["run_at"], True)
+        holders = statements.fetch(sql.UNIQUE_KEY_HOLDER, values)
+        if not holders:
             continue  # purged since the insert found it: insert again
+        holder = holders[0]
         if holder["live"]:
             return Found(holder["job_id"], None, False)
         old = {**values, "old_job_id": holder["job_id"]}
-        cur.execute(sql.TAKE_OVER_UNIQUE_KEY, old, prepare=prepare)
-        row = cur.fetchone()
-        if row is not None:
-            return Found(row["job_id"], row["run_at"], True)
+        rows = statements.fetch(sql.TAKE_OVER_UNIQUE_KEY, old)
+        if rows:
+            return Found(rows[0]["job_id"], rows[0]["run_at"], True)
         # Another producer took the stale key first: look at its holder again.
     raise attempts_error(key)
 
