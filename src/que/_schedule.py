@@ -44,6 +44,10 @@ _ALIASES = {
 UTC_ZONE = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC_ZONE)
 
+# How far wall-clock order may stray from instant order around a change of
+# offset (daylight saving time moves clocks by an hour, rarely two).
+_OFFSET_MARGIN = timedelta(hours=3)
+
 # The first half of the leader lock's two-int key: advisory locks taken with
 # two int4 keys never meet the bigint locks Que takes on job ids.
 LEADER_LOCK_SPACE = 0x51554553  # "QUES"
@@ -55,7 +59,8 @@ class Schedule:
     ``every`` (seconds or a timedelta).
 
     ``name`` identifies the schedule in the database (its last tick is kept
-    under it); it defaults to the job type. ``missed`` says what happens to
+    under it), across every service that shares it; it defaults to the job
+    type. ``missed`` says what happens to
     ticks that passed while no worker ran: ``latest`` (default) enqueues the
     most recent one once, ``all`` enqueues each (up to 1,000), ``skip``
     enqueues none that is more than a minute late.
@@ -104,20 +109,14 @@ class Schedule:
     def latest_tick(self, at: datetime) -> datetime:
         """The last tick at or before ``at``."""
         if self.cron is not None:
-            local = at.astimezone(_zone(self.timezone, self.name)).replace(microsecond=0)
-            after = local + timedelta(seconds=1)
-            tick: datetime = next(iter(_cronsim().CronSim(self.cron, after, reverse=True)))
-            return tick.astimezone(UTC_ZONE)
+            return next(self._cron_ticks(at, reverse=True))
         step = _interval(self.every, self.name)
         return _EPOCH + ((at - _EPOCH) // step) * step
 
     def ticks_after(self, after: datetime) -> Iterator[datetime]:
         """Every tick later than ``after``, in order."""
         if self.cron is not None:
-            zone = _zone(self.timezone, self.name)
-            start = after.astimezone(zone).replace(microsecond=0)
-            for tick in _cronsim().CronSim(self.cron, start):
-                yield tick.astimezone(UTC_ZONE)
+            yield from self._cron_ticks(after, reverse=False)
             return
         step = _interval(self.every, self.name)
         tick = self.latest_tick(after) + step
@@ -137,14 +136,61 @@ class Schedule:
             return [latest]
         if self.missed == "skip":
             return [latest] if now - latest <= ON_TIME else []
+        if self.cron is None:
+            step = _interval(self.every, self.name)
+            count = min(MAX_CATCH_UP, (latest - last) // step)
+            return [latest - step * n for n in range(count - 1, -1, -1)]
         recent: list[datetime] = []
-        for tick in self.ticks_after(last):
-            if tick > now:
+        for tick in self._cron_ticks(now, reverse=True):
+            if tick <= last or len(recent) == MAX_CATCH_UP:
                 break
             recent.append(tick)
-            if len(recent) > MAX_CATCH_UP:
-                recent.pop(0)
-        return recent
+        return recent[::-1]
+
+    def _cron_ticks(self, start: datetime, *, reverse: bool) -> Iterator[datetime]:
+        """The cron's ticks as instants: after ``start`` in order, or with
+        ``reverse`` at or before it, latest first.
+
+        The expression is read on the zone's wall clock (cronsim on naive
+        times), so each wall-clock tick happens once: in the hour repeated
+        when clocks go back, at its first occurrence; in the hour they skip,
+        when the gap ends. Iteration starts a margin beyond ``start`` so that
+        no tick is missed where wall-clock order and instant order differ.
+        """
+        assert self.cron is not None
+        zone = _zone(self.timezone, self.name)
+        wall = start.astimezone(zone).replace(tzinfo=None, microsecond=0)
+        wall += _OFFSET_MARGIN if reverse else -_OFFSET_MARGIN
+        previous: datetime | None = None
+        for tick in _cronsim().CronSim(self.cron, wall, reverse=reverse):
+            instant = _instant(tick, zone)
+            if reverse:
+                wanted = instant <= start and (previous is None or instant < previous)
+            else:
+                wanted = instant > start and (previous is None or instant > previous)
+            if wanted:
+                previous = instant
+                yield instant
+
+
+def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a wall-clock time in ``zone``: its first occurrence
+    when clocks go back, and the end of the gap for a time they skip."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC_ZONE)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first
+    # Skipped: fold=1 reads it with the offset after the change (an instant
+    # before the gap), fold=0 with the one before (after the gap); the gap
+    # ends at the first second whose wall-clock time is not earlier.
+    low = int(wall.replace(tzinfo=zone, fold=1).timestamp())
+    high = int(first.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC_ZONE)
 
 
 class ScheduleStatus(NamedTuple):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sys
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -97,3 +98,77 @@ def test_cron_without_the_cron_extra_says_what_to_install(
     with pytest.raises(ImportError, match=r"pip install 'que-pg\[cron\]'"):
         que.Schedule("T", cron="* * * * *")
     assert que.Schedule("T", every=60).describe() == "every 60s"  # intervals need nothing
+
+
+NEW_YORK = "America/New_York"
+
+
+def first(schedule: que.Schedule, after: datetime, count: int) -> list[datetime]:
+    return list(itertools.islice(schedule.ticks_after(after), count))
+
+
+def test_when_clocks_go_back_a_wall_clock_tick_happens_once() -> None:
+    # New York's 01:00-02:00 happens twice on 2024-11-03: 05:00-06:00 UTC (EDT)
+    # and 06:00-07:00 UTC (EST).
+    hourly = que.Schedule("H", cron="0 * * * *", timezone=NEW_YORK)
+    assert first(hourly, at(2024, 11, 3, 3), 4) == [
+        at(2024, 11, 3, 4),
+        at(2024, 11, 3, 5),
+        at(2024, 11, 3, 7),
+        at(2024, 11, 3, 8),
+    ]
+    daily = que.Schedule("D", cron="30 1 * * *", timezone=NEW_YORK)
+    assert first(daily, at(2024, 11, 3, 3), 2) == [at(2024, 11, 3, 5, 30), at(2024, 11, 4, 6, 30)]
+    # In the repeated hour, the latest tick is the one that already happened.
+    assert daily.latest_tick(at(2024, 11, 3, 6, 10)) == at(2024, 11, 3, 5, 30)
+    assert hourly.latest_tick(at(2024, 11, 3, 6, 20)) == at(2024, 11, 3, 5)
+
+
+def test_a_tick_in_the_hour_clocks_skip_happens_when_the_gap_ends() -> None:
+    # New York skips 02:00-03:00 on 2024-03-10: 01:59:59 EST is followed by
+    # 03:00 EDT, at 07:00 UTC.
+    daily = que.Schedule("D", cron="30 2 * * *", timezone=NEW_YORK)
+    assert first(daily, at(2024, 3, 9), 3) == [
+        at(2024, 3, 9, 7, 30),
+        at(2024, 3, 10, 7),
+        at(2024, 3, 11, 6, 30),
+    ]
+    half_hourly = que.Schedule("HH", cron="*/30 * * * *", timezone=NEW_YORK)
+    assert first(half_hourly, at(2024, 3, 10, 6), 3) == [
+        at(2024, 3, 10, 6, 30),
+        at(2024, 3, 10, 7),
+        at(2024, 3, 10, 7, 30),
+    ]
+
+
+@pytest.mark.parametrize("zone", [NEW_YORK, "Europe/Berlin", "Australia/Lord_Howe", "UTC"])
+def test_latest_and_next_ticks_agree_all_year(zone: str) -> None:
+    # Lord Howe moves its clocks by 30 minutes. Every tick of the year is in
+    # order; around each change of offset (and every 50th tick elsewhere)
+    # latest_tick and next_tick agree with the sequence.
+    schedule = que.Schedule("T", cron="15,45 * * * *", timezone=zone)
+    ticks = first(schedule, at(2024, 1, 1), 2 * 24 * 366)
+    assert ticks == sorted(set(ticks))
+    info = ZoneInfo(zone)
+    changes = [
+        n
+        for n in range(1, len(ticks))
+        if ticks[n].astimezone(info).utcoffset() != ticks[n - 1].astimezone(info).utcoffset()
+    ]
+    assert len(changes) == (0 if zone == "UTC" else 2)
+    checked = {n for c in changes for n in range(c - 6, c + 7)} | set(range(1, len(ticks), 50))
+    for n in sorted(checked):
+        earlier, tick = ticks[n - 1], ticks[n]
+        assert schedule.latest_tick(tick) == tick
+        assert schedule.latest_tick(tick - timedelta(seconds=1)) == earlier
+        assert schedule.next_tick(earlier) == tick
+
+
+def test_catching_up_after_a_long_outage_takes_the_most_recent_ticks() -> None:
+    for schedule in (
+        que.Schedule("S", every=1, missed="all"),
+        que.Schedule("M", cron="* * * * *", missed="all"),
+    ):
+        due = schedule.due(at(2024, 1, 1), at(2025, 1, 1))
+        assert len(due) == MAX_CATCH_UP and due[-1] == at(2025, 1, 1)
+        assert due == sorted(set(due))
