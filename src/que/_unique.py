@@ -42,8 +42,9 @@ class Unique:
     ``key``: the key that makes jobs the same; by default the job's type and a
     digest of its args, so the same call with the same args is one job.
     ``scope``: while the key holds. 'active' (the default): until the job is
-    deleted (done, or moved to the dead jobs). 'queued': until a worker starts
-    it (holds its lock), so one more may be queued while one runs.
+    deleted (done, or moved to the dead jobs). 'queued': until a worker claims
+    it (holds its lock; the batched engine claims a little ahead of running),
+    so one more may be queued while one runs.
     ``period`` (seconds or a timedelta): the key holds for that long after the
     enqueue that took it, whatever happens to the job; ``scope`` is then
     'period'.
