@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from . import _durations
 from ._jobs import DEFAULT_PRIORITY, check_priority, check_queue, check_run_at
 from .backoff import RetryInterval, _is_delay
 from .errors import QueError
@@ -135,9 +136,7 @@ class JobFunction(Generic[P, R]):
         if run_at is not None and delay is not None:
             raise ValueError("give run_at or delay, not both")
         if delay is not None:
-            seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-            if not _is_delay(seconds):
-                raise ValueError(f"delay must be a non-negative duration, not {delay!r}")
+            _durations.seconds(delay, "delay")
         if queue is not None:
             check_queue(queue)
         if priority is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, NamedTuple
 
+from . import _durations
 from ._extension_base import missing_extension_message
 from ._jobs import InsertParams
 from .errors import InvalidJobError, QueError, SchemaVersionError
@@ -83,10 +84,7 @@ class Unique:
 
 
 def _period_seconds(value: object) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < 3.2e9:
-        raise ValueError(f"Unique period must be a positive duration, not {value!r}")
-    return float(seconds)
+    return _durations.seconds(value, "Unique period", allow_zero=False, maximum=3.2e9)
 
 
 def as_unique(value: object) -> Unique | None:

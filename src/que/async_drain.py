@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from . import sql
+from . import _durations, sql
 from ._outcomes import check_limits
 from ._registry import registry
 from .async_client import AsyncClient
@@ -30,7 +30,7 @@ _MARGIN = 0.001
 
 async def advance_async(client: AsyncClient, by: timedelta | float) -> None:
     """Let ``by`` (a timedelta or seconds) pass for every job in que_jobs."""
-    seconds = _seconds(by, "by")
+    seconds = _durations.seconds(by, "by")
     async with client.connections.cursor() as cur:
         await cur.execute(sql.TESTING_ADVANCE, {"seconds": seconds})
 
@@ -59,7 +59,7 @@ async def drain_async(
     a job that keeps failing, or keeps enqueueing more, never ends a drain.
     """
     work_map = registry.work_map() if work_map is None else dict(work_map)
-    horizon = 0.0 if until is None else _seconds(until, "until")
+    horizon = 0.0 if until is None else _durations.seconds(until, "until")
     passed = 0.0
     worked = 0
     stalled = False
@@ -126,10 +126,3 @@ async def _next_due(client: AsyncClient, queues: Sequence[str]) -> _Due | None:
     if row is None or row["wait"] is None:
         return None
     return _Due(float(row["wait"]), int(row["job_id"]), str(row["queue"]))
-
-
-def _seconds(value: timedelta | float, name: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise ValueError(f"{name} must be a non-negative duration, not {value!r}")
-    return float(seconds)
