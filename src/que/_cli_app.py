@@ -108,20 +108,33 @@ def _import(module_name: str, name: str, app: str) -> ModuleType:
 
 
 def _registered_jobs(module: ModuleType, app: str) -> WorkMap:
-    """Every registered job once ``module`` and, for a package, all its
-    submodules are imported (in name order, so every process finds the same)."""
+    """The registered jobs defined in ``module`` or, for a package, one of its
+    submodules, once all are imported (in name order, so every process finds
+    the same). Jobs a library they import registers are not the app's to work."""
     paths = getattr(module, "__path__", None)
     if paths is not None:
         names = sorted(info.name for info in pkgutil.walk_packages(paths, module.__name__ + "."))
         for name in names:
             _import(name, "APP", app)
-    work_map = registry.work_map()
+    work_map = {
+        name: runner
+        for name, runner in registry.work_map().items()
+        if _within(registry.jobs[name].func, module.__name__)
+    }
     if not work_map:
         raise UsageError(
-            f"module {app!r} registers no jobs: decorate its job functions with @que.job, "
-            "or name a work map as module:attribute"
+            f"module {app!r} registers no jobs (jobs of modules it imports from elsewhere "
+            "do not count): decorate its job functions with @que.job, or name a work map "
+            "as module:attribute"
         )
     return work_map
+
+
+def _within(func: object, package: str) -> bool:
+    """Whether ``func`` is defined in the module ``package`` or below it
+    (``myapp.jobs`` holds ``myapp.jobs.mail``, not ``myapp.jobs_extra``)."""
+    module = getattr(func, "__module__", None) or ""
+    return module == package or module.startswith(package + ".")
 
 
 def _describe(exc: BaseException) -> str:

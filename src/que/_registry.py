@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from . import _durations
 from ._jobs import DEFAULT_PRIORITY, check_priority, check_queue, check_run_at
 from .backoff import RetryInterval, _is_delay
 from .errors import QueError
@@ -135,9 +136,7 @@ class JobFunction(Generic[P, R]):
         if run_at is not None and delay is not None:
             raise ValueError("give run_at or delay, not both")
         if delay is not None:
-            seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-            if not _is_delay(seconds):
-                raise ValueError(f"delay must be a non-negative duration, not {delay!r}")
+            _durations.seconds(delay, "delay")
         if queue is not None:
             check_queue(queue)
         if priority is not None:
@@ -156,17 +155,32 @@ class JobFunction(Generic[P, R]):
 
     def job_args(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> list[Any]:
         """The JSON array stored for a call with these arguments: keyword
-        arguments become positional ones, as a worker passes them back."""
+        arguments become positional ones, as a worker passes them back. A
+        default skipped before an argument given by name is stored as it is
+        now (``k(1, c=5)`` of ``def k(a, b=1, c=2)`` stores ``[1, 1, 5]``);
+        trailing defaults are not stored, so the function's own apply."""
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"job {self.name!r}: {exc}") from None
-        if bound.kwargs:
+        params = self.signature.parameters.values()
+        positional = [p.name for p in params if p.kind in _POSITIONAL]
+        refused = sorted(name for name in bound.kwargs if name not in positional)
+        if refused:
             raise TypeError(
-                f"job {self.name!r}: keyword-only arguments {sorted(bound.kwargs)} cannot be "
+                f"job {self.name!r}: keyword-only arguments {refused} cannot be "
                 "stored in the job's args, a JSON array; make them positional"
             )
-        return list(bound.args)
+        given = [i for i, name in enumerate(positional) if name in bound.arguments]
+        bound.apply_defaults()
+        stored = [bound.arguments[name] for name in positional[: max(given, default=-1) + 1]]
+        for p in params:
+            if p.kind is inspect.Parameter.VAR_POSITIONAL:
+                stored.extend(bound.arguments[p.name])
+        return stored
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 class BoundJob(Generic[P, R]):

@@ -282,9 +282,7 @@ def _zone(name: str | None, where: str) -> ZoneInfo:
 
 
 def _interval(every: float | timedelta | None, where: str) -> timedelta:
-    if isinstance(every, bool) or not isinstance(every, (int, float, timedelta)):
-        raise TypeError(f"{where}: every must be seconds or a timedelta, not {every!r}")
-    step = every if isinstance(every, timedelta) else timedelta(seconds=every)
-    if step < timedelta(seconds=1):
-        raise ValueError(f"{where}: every must be at least one second, not {every!r}")
-    return step
+    from . import _durations
+
+    step = _durations.seconds(every, f"{where}: every", minimum=1)
+    return every if isinstance(every, timedelta) else timedelta(seconds=step)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, NamedTuple
 
+from . import _durations
 from ._extension_base import missing_extension_message
 from ._jobs import InsertParams
 from .errors import InvalidJobError, QueError, SchemaVersionError
@@ -42,8 +43,9 @@ class Unique:
     ``key``: the key that makes jobs the same; by default the job's type and a
     digest of its args, so the same call with the same args is one job.
     ``scope``: while the key holds. 'active' (the default): until the job is
-    deleted (done, or moved to the dead jobs). 'queued': until a worker starts
-    it (holds its lock), so one more may be queued while one runs.
+    deleted (done, or moved to the dead jobs). 'queued': until a worker claims
+    it (holds its lock; the batched engine claims a little ahead of running),
+    so one more may be queued while one runs.
     ``period`` (seconds or a timedelta): the key holds for that long after the
     enqueue that took it, whatever happens to the job; ``scope`` is then
     'period'.
@@ -82,10 +84,7 @@ class Unique:
 
 
 def _period_seconds(value: object) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < 3.2e9:
-        raise ValueError(f"Unique period must be a positive duration, not {value!r}")
-    return float(seconds)
+    return _durations.seconds(value, "Unique period", allow_zero=False, maximum=3.2e9)
 
 
 def as_unique(value: object) -> Unique | None:

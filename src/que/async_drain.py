@@ -12,10 +12,11 @@ a job meanwhile.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from . import sql
+from . import _durations, sql
 from ._outcomes import check_limits
 from ._registry import registry
 from .async_client import AsyncClient
@@ -29,7 +30,7 @@ _MARGIN = 0.001
 
 async def advance_async(client: AsyncClient, by: timedelta | float) -> None:
     """Let ``by`` (a timedelta or seconds) pass for every job in que_jobs."""
-    seconds = _seconds(by, "by")
+    seconds = _durations.seconds(by, "by")
     async with client.connections.cursor() as cur:
         await cur.execute(sql.TESTING_ADVANCE, {"seconds": seconds})
 
@@ -51,16 +52,20 @@ async def drain_async(
     much time pass, job by job: each job due within it (a retry after its
     backoff, a job enqueued with a delay) runs in the order it comes due, and
     at the end the jobs left are ``until`` closer to their run_at.
-    ``worker_options`` go to the worker (``max_attempts``,
+    Jobs of other queues, of paused queues and jobs another session holds
+    are left where they are; a due job the drain still cannot claim raises
+    QueError. ``worker_options`` go to the worker (``max_attempts``,
     ``max_attempts_per_type``). More than ``max_jobs`` runs raise QueError:
     a job that keeps failing, or keeps enqueueing more, never ends a drain.
     """
     work_map = registry.work_map() if work_map is None else dict(work_map)
-    horizon = 0.0 if until is None else _seconds(until, "until")
+    horizon = 0.0 if until is None else _durations.seconds(until, "until")
     passed = 0.0
     worked = 0
+    stalled = False
     while True:
-        names = await _queues(client) if queues is None else queues
+        names = await _queues(client) if queues is None else _names(queues)
+        before = worked
         if names:
             worker = AsyncWorker(client, dict(work_map), queue=names, **worker_options)
             check_limits(worker.limits, client.extension_version)
@@ -71,14 +76,29 @@ async def drain_async(
                         f"drain worked more than max_jobs={max_jobs} jobs; a job that keeps "
                         "failing or enqueueing more? Raise max_jobs if that is expected"
                     )
-        wait = await _next_due(client)
-        if wait is None or wait > horizon - passed:
+        due = await _next_due(client, names)
+        if due is None or due.wait > horizon - passed:
             if horizon > passed:  # the rest of the time passes too
                 await advance_async(client, horizon - passed)
             return worked
-        step = max(wait, 0.0) + _MARGIN
+        if due.wait <= 0 and worked == before:
+            # A due job this pass did not claim: letting time pass cannot
+            # help, so one more pass, then a clear error instead of a loop.
+            if stalled:
+                raise QueError(
+                    f"drain cannot work job {due.job_id} of queue {due.queue!r}: it is due "
+                    "but could not be claimed (is another session holding it?)"
+                )
+            stalled = True
+            continue
+        stalled = False
+        step = max(due.wait, 0.0) + _MARGIN
         await advance_async(client, step)
         passed += step
+
+
+def _names(queues: str | Sequence[str]) -> list[str]:
+    return [queues] if isinstance(queues, str) else list(queues)
 
 
 async def _queues(client: AsyncClient) -> list[str]:
@@ -87,15 +107,22 @@ async def _queues(client: AsyncClient) -> list[str]:
         return [row["queue"] for row in await cur.fetchall()]
 
 
-async def _next_due(client: AsyncClient) -> float | None:
+@dataclass(frozen=True)
+class _Due:
+    """The next job a drain could work: its id, queue, and seconds until due."""
+
+    wait: float
+    job_id: int
+    queue: str
+
+
+async def _next_due(client: AsyncClient, queues: Sequence[str]) -> _Due | None:
+    """The next job of ``queues`` that working could reach: none of a paused
+    queue, none another session holds (time passing never frees those)."""
+    paused = sorted(await client.pauses.paused())
     async with client.connections.cursor() as cur:
-        await cur.execute(sql.TESTING_NEXT_DUE)
+        await cur.execute(sql.TESTING_NEXT_DUE, {"queues": list(queues), "paused": paused})
         row = await cur.fetchone()
-    return None if row is None or row["wait"] is None else float(row["wait"])
-
-
-def _seconds(value: timedelta | float, name: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise ValueError(f"{name} must be a non-negative duration, not {value!r}")
-    return float(seconds)
+    if row is None or row["wait"] is None:
+        return None
+    return _Due(float(row["wait"]), int(row["job_id"]), str(row["queue"]))

@@ -9,7 +9,7 @@ advisory lock may be left in it. Every name starts with ``que_``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,6 +20,17 @@ from .async_drain import drain_async
 from .client import Client
 from .drain import drain
 from .testing import InlineQueue
+
+# pytest-asyncio, in its default strict mode, runs only the async fixtures
+# declared with its own decorator; without it, whatever async runner the
+# project has must handle a plain one.
+if TYPE_CHECKING:
+    async_fixture = pytest.fixture
+else:
+    try:
+        from pytest_asyncio import fixture as async_fixture
+    except ImportError:  # another async runner (anyio, ...) handles a plain one
+        async_fixture = pytest.fixture
 
 
 @pytest.fixture(scope="session")
@@ -65,10 +76,11 @@ def que_client(que_db_url: str) -> Iterator[Client]:
             registry.client = before
 
 
-@pytest.fixture
+@async_fixture
 async def que_async_client(que_db_url: str) -> AsyncIterator[AsyncClient]:
-    """A que.AsyncClient on this test's database (needs an async test runner,
-    such as pytest-asyncio), and the one ``enqueue_async`` goes through."""
+    """A que.AsyncClient on this test's database, and the one ``enqueue_async``
+    goes through. A pytest-asyncio fixture when pytest-asyncio is installed
+    (so strict mode runs it); else an async test runner must handle it."""
     async with AsyncClient(que_db_url) as client:
         before = registry.aclient
         registry.aclient = client

@@ -952,10 +952,19 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 # The queues that hold jobs, for a drain that works them all.
 TESTING_QUEUES: Final = "SELECT DISTINCT queue FROM que_jobs ORDER BY queue"
 
-# Seconds until the next job of any queue comes due (negative: already due).
-TESTING_NEXT_DUE: Final = (
-    "SELECT EXTRACT(epoch FROM min(run_at) - now())::float8 AS wait FROM que_jobs"
-)
+# The next job a drain of %(queues)s could work, and the seconds until it
+# comes due (negative: already due): jobs of other queues, of the paused
+# queues %(paused)s and jobs another session holds are left out, since
+# letting time pass never makes the drain work them.
+TESTING_NEXT_DUE: Final = f"""
+SELECT EXTRACT(epoch FROM j.run_at - now())::float8 AS wait, j.job_id, j.queue
+FROM que_jobs AS j
+WHERE j.queue = ANY(%(queues)s::text[])
+  AND NOT j.queue = ANY(%(paused)s::text[])
+  AND j.job_id <> ALL({_HELD_JOB_IDS})
+ORDER BY j.run_at, j.job_id
+LIMIT 1
+"""
 
 # Time passing for que_jobs: every job comes due that much sooner.
 TESTING_ADVANCE: Final = (

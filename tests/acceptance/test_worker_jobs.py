@@ -27,6 +27,8 @@ def test_worker_finds_the_jobs_of_a_package_and_its_submodules(
     assert worker.wait() == 0
     log = worker.stderr()
     assert "job Pkg::Mail id=" in log and "job Billing::Refund id=" in log
+    # Only the package's own jobs: not one that a library it imports registers.
+    assert "job types: Billing::Refund, Pkg::Mail\n" in log
     assert "Traceback" not in log
 
 

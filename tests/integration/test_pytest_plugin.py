@@ -46,6 +46,37 @@ def test_a_project_that_opts_in_gets_the_fixtures(pytester: pytest.Pytester) -> 
     result.assert_outcomes(passed=4)
 
 
+STRICT_SAMPLE = """
+import pytest
+import que
+
+@que.job(name="Sample::Strict")
+def strict(n: int) -> None:
+    DONE.append(n)
+
+DONE = []
+
+@pytest.mark.asyncio
+async def test_async_fixtures_in_strict_mode(que_async_client, que_async_drain):
+    await strict.enqueue_async(5)
+    assert await que_async_drain() == 1
+    assert DONE == [5]
+"""
+
+
+def test_the_async_fixtures_work_in_pytest_asyncio_strict_mode(
+    pytester: pytest.Pytester,
+) -> None:
+    # pytest-asyncio's default mode: only its own fixtures run as async ones.
+    pytester.makeini(
+        "[pytest]\nque_fixtures = true\nasyncio_mode = strict\n"
+        "asyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(test_sample=STRICT_SAMPLE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
 def test_without_opting_in_there_are_no_fixtures(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\n")
     pytester.makepyfile(test_sample="def test_x(que_inline):\n    pass\n")

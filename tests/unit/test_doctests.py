@@ -9,6 +9,7 @@ from que import (
     _cli_stats,
     _cli_support,
     _client_base,
+    _durations,
     _engine_base,
     _last_error,
     _manage_base,
@@ -28,6 +29,7 @@ from que import (
     [
         _cli_stats,
         _cli_support,
+        _durations,
         _client_base,
         _engine_base,
         _last_error,

@@ -189,3 +189,29 @@ def test_default_registry_retry_reaches_the_client_backoff() -> None:
     finally:
         que.registry.unregister("tests.unit.test_registry.Retried")
     assert "tests.unit.test_registry.Retried" not in que.registry.retry_intervals
+
+
+def test_keyword_arguments_after_a_skipped_default_are_stored_positionally(
+    reg: Registry,
+) -> None:
+    @que.job(name="T", registry=reg)
+    def k(a: int, b: int = 1, c: int = 2, *rest: int) -> None: ...
+
+    client = Collect()
+    bound = k.options(client=client)
+    bound.enqueue(1, c=5)  # b's default is stored as it is now
+    bound.enqueue(1)  # trailing defaults are left to the function
+    bound.enqueue(a=1, b=3)
+    bound.enqueue(1, 2, 3, 4, 5)
+    assert [j.args for j in client.jobs] == [[1, 1, 5], [1], [1, 3], [1, 2, 3, 4, 5]]
+
+
+def test_unused_keyword_only_defaults_are_fine(reg: Registry) -> None:
+    @que.job(name="T", registry=reg)
+    def f(a: int, *, b: int = 0, **extra: int) -> None: ...
+
+    client = Collect()
+    f.options(client=client).enqueue(1)
+    assert [j.args for j in client.jobs] == [[1]]
+    with pytest.raises(TypeError, match=r"keyword-only arguments \['x'\]"):
+        f.options(client=client).enqueue(1, x=2)

@@ -68,7 +68,7 @@ def test_catching_up_enqueues_at_most_the_most_recent_thousand_ticks() -> None:
         ({"cron": "0 0 * * * *"}, "five fields"),
         ({"cron": "99 * * * *"}, "bad cron expression"),
         ({"cron": "* * * * *", "timezone": "Nowhere/City"}, "unknown time zone"),
-        ({"every": 0.5}, "at least one second"),
+        ({"every": 0.5}, "at least 1 second"),
         ({"every": 5, "timezone": "UTC"}, "cron= only"),
         ({"every": 5, "missed": "sometimes"}, "missed must be one of"),
         ({"every": 5, "priority": 40000}, "schedule 'T'"),
