@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import _durations
 from ._jobs import DEFAULT_PRIORITY, InsertParams, insert_params
 
 MissedPolicy = Literal["latest", "all", "skip"]
@@ -282,7 +283,5 @@ def _zone(name: str | None, where: str) -> ZoneInfo:
 
 
 def _interval(every: float | timedelta | None, where: str) -> timedelta:
-    from . import _durations
-
     step = _durations.seconds(every, f"{where}: every", minimum=1)
     return every if isinstance(every, timedelta) else timedelta(seconds=step)
