@@ -47,6 +47,7 @@ from .errors import (
     UnknownJobTypeError,
 )
 from .health import QueueStats, TableHealth, queue_totals
+from .hooks import JobResult, after_job, before_job, on_job_failure, remove_hook
 from .job import JobStats
 from .job_handle import Job
 from .scheduler import Scheduler
@@ -96,6 +97,7 @@ __all__ = [
     "JobLockedError",
     "JobNotFoundError",
     "JobRecord",
+    "JobResult",
     "JobStats",
     "JobTimeoutError",
     "LockAttemptsError",
@@ -115,6 +117,8 @@ __all__ = [
     "Worker",
     "WorkerPool",
     "__version__",
+    "after_job",
+    "before_job",
     "configure",
     "connector_from_env",
     "current_job",
@@ -135,10 +139,12 @@ __all__ = [
     "migrate_async",
     "migrate_extension",
     "migrate_extension_async",
+    "on_job_failure",
     "prepare_statements",
     "prepare_statements_async",
     "queue_totals",
     "registry",
+    "remove_hook",
     "schema_sql",
     "uninstall_notify",
     "uninstall_notify_async",
