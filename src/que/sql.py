@@ -960,3 +960,19 @@ TESTING_NEXT_DUE: Final = (
 TESTING_ADVANCE: Final = (
     "UPDATE que_jobs SET run_at = run_at - make_interval(secs => %(seconds)s::float8)"
 )
+
+
+# -- the dashboard (que web) -------------------------------------------------------
+
+# Rows ever deleted from que_jobs, by every member of the database (Python,
+# Ruby, Go): a finished or buried job is a deleted row. Sampled over time it
+# gives the throughput chart. None until the statistics know the table.
+JOBS_TABLE_ACTIVITY: Final = """
+SELECT clock_timestamp() AS sampled_at, s.n_tup_del AS deleted
+FROM pg_stat_user_tables AS s
+WHERE s.relid = 'que_jobs'::regclass
+"""
+
+PAUSED_QUEUES: Final = """
+SELECT queue, paused_at FROM que_paused_queues ORDER BY queue
+"""
