@@ -329,6 +329,18 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     return run_schedules(_database(args).connector, schedules, as_json=args.json, out=sys.stdout)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from ._cli_web import run_web
+
+    return run_web(
+        _database(args).connector,
+        host=args.host,
+        port=args.port,
+        refresh=args.refresh,
+        environ=os.environ,
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
@@ -394,6 +406,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "enqueue": cmd_enqueue,
     "stats": cmd_stats,
+    "web": cmd_web,
     "schedules": cmd_schedules,
     "demo": cmd_demo,
     "embedded": cmd_embedded,

@@ -29,6 +29,7 @@ from .. import sql
 from .._extension_base import missing_extension_message
 from ..async_client import AsyncClient
 from ..async_scheduler import recorded_ticks
+from ..connect import Connector
 from ..errors import QueError
 from ..health import duration, queue_totals, table_warnings
 from ._chart import Sample, Throughput, chart_svg
@@ -47,7 +48,7 @@ class Dashboard:
     def __init__(
         self,
         client: AsyncClient | None,
-        database_url: str | None,
+        database_url: str | Connector | None,
         auth: Auth | None,
         refresh: float,
     ) -> None:
@@ -396,7 +397,7 @@ class _Guard(BaseHTTPMiddleware):
 def create_app(
     client: AsyncClient | None = None,
     *,
-    database_url: str | None = None,
+    database_url: str | Connector | None = None,
     auth: Auth | None = None,
     refresh: float = 3.0,
 ) -> Starlette:
