@@ -43,6 +43,7 @@ MODULES = {
     "async_scheduler.py": "scheduler.py",
     "async_unique.py": "unique.py",
     "async_drain.py": "drain.py",
+    "async_pause.py": "pause.py",
 }
 
 RENAMES = {
@@ -59,6 +60,7 @@ RENAMES = {
     "async_scheduler": "scheduler",
     "async_unique": "unique",
     "async_drain": "drain",
+    "async_pause": "pause",
     "que.async_worker": "que.worker",
     "que.async_engine": "que.engine",
     # classes and functions
@@ -74,6 +76,7 @@ RENAMES = {
     "AsyncJobs": "Jobs",
     "AsyncDeadJobs": "DeadJobs",
     "AsyncScheduler": "Scheduler",
+    "AsyncPauses": "Pauses",
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncCursor": "Cursor",

@@ -1,4 +1,5 @@
-"""``que jobs`` and ``que dead``: inspect jobs and act on them by id.
+"""``que jobs`` and ``que dead``: inspect jobs and act on them by id;
+``que pause`` and ``que resume``: stop and restart the claiming of a queue.
 
 The subcommands are thin: they check their arguments, call ``client.jobs`` /
 ``client.dead`` on a one-connection Client, and print what
@@ -236,6 +237,32 @@ def _dead_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- que pause / que resume -----------------------------------------------------------
+
+
+def _pause(args: argparse.Namespace) -> int:
+    with _client(args) as client, _usage():
+        changed = client.pause_queue(args.queue)
+    if changed:
+        print(
+            f"paused queue {args.queue!r}: Python workers claim no new jobs from it "
+            "(running jobs finish); Ruby and Go workers ignore pauses"
+        )
+    else:
+        print(f"queue {args.queue!r} was already paused")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    with _client(args) as client, _usage():
+        changed = client.resume_queue(args.queue)
+    if changed:
+        print(f"resumed queue {args.queue!r}: workers claim jobs from it again")
+    else:
+        print(f"queue {args.queue!r} was not paused")
+    return 0
+
+
 def run_action(args: argparse.Namespace) -> int:
     """Run the action of ``que jobs`` or ``que dead`` that was chosen."""
     run: Callable[[argparse.Namespace], int] = args.run
@@ -245,6 +272,8 @@ def run_action(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "jobs": run_action,
     "dead": run_action,
+    "pause": _pause,
+    "resume": _resume,
 }
 
 
@@ -252,9 +281,31 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def add_manage_parsers(commands: _Subcommands) -> None:
-    """``que jobs ...`` and ``que dead ...``."""
+    """``que jobs ...``, ``que dead ...``, ``que pause`` and ``que resume``."""
     _add_jobs(commands)
     _add_dead(commands)
+    _add_pause(commands)
+    _add_resume(commands)
+
+
+def _add_queue_name(p: argparse.ArgumentParser) -> None:
+    p.add_argument("queue", metavar="QUEUE", help="the queue's name ('' is the default queue)")
+
+
+def _add_pause(commands: _Subcommands) -> None:
+    p = commands.add(
+        "pause",
+        "pause a queue: Python workers on every host claim no new jobs from it within "
+        "about a second, running jobs finish, and it stays paused (across restarts) until "
+        "`que resume`; Ruby and Go workers ignore pauses. Needs the que-pg extension "
+        "version 2 (`que migrate`)",
+    )
+    _add_queue_name(p)
+
+
+def _add_resume(commands: _Subcommands) -> None:
+    p = commands.add("resume", "resume a paused queue: workers claim jobs from it again")
+    _add_queue_name(p)
 
 
 def _actions(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
@@ -31,36 +31,44 @@ class Snapshot:
 
     stats: list[QueueStats]
     health: TableHealth
+    # Paused queues and when each was paused (empty without extension version 2).
+    paused: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def take_snapshot(client: Client) -> Snapshot:
-    return Snapshot(client.queue_stats(), client.table_health())
+    paused = client.paused_queues() if client.extension_version >= 2 else {}
+    return Snapshot(client.queue_stats(), client.table_health(), paused)
 
 
-def queue_table(stats: Sequence[QueueStats]) -> str:
-    """Jobs by state per queue and type, with a total line for each queue of several types.
+def queue_table(stats: Sequence[QueueStats], paused: Collection[str] = ()) -> str:
+    """Jobs by state per queue and type, with a total line for each queue of several
+    types; a paused queue's name is marked.
 
     >>> from datetime import timedelta
     >>> mail = QueueStats("", "Mail", 3, 1, 1, 0, None, timedelta(seconds=42), 0, None)
     >>> print(queue_table([mail]))
     QUEUE      TYPE  READY  SCHEDULED  LOCKED  FAILED  DEAD  OLDEST DUE
     (default)  Mail      3          1       1       0     -  42s
+    >>> print(queue_table([mail], paused={""}))
+    QUEUE               TYPE  READY  SCHEDULED  LOCKED  FAILED  DEAD  OLDEST DUE
+    (default) (paused)  Mail      3          1       1       0     -  42s
     """
     if not stats:
         return "no jobs in que_jobs"
     totals = {t.queue: t for t in queue_totals(stats)}
     rows: list[tuple[str, ...]] = []
     for i, s in enumerate(stats):
-        rows.append(_cells(s))
+        rows.append(_cells(s, s.queue in paused))
         last_of_queue = i + 1 == len(stats) or stats[i + 1].queue != s.queue
         if last_of_queue and sum(1 for o in stats if o.queue == s.queue) > 1:
-            rows.append(_cells(totals[s.queue]))
+            rows.append(_cells(totals[s.queue], s.queue in paused))
     return format_table(HEADER, rows, right={2, 3, 4, 5, 6})
 
 
-def _cells(s: QueueStats) -> tuple[str, ...]:
+def _cells(s: QueueStats, paused: bool = False) -> tuple[str, ...]:
+    name = s.queue if s.queue else DEFAULT_QUEUE_LABEL
     return (
-        s.queue if s.queue else DEFAULT_QUEUE_LABEL,
+        name + " (paused)" if paused else name,
         ALL_TYPES if s.type is None else s.type,
         str(s.ready),
         str(s.scheduled),
@@ -114,8 +122,26 @@ def size(count: int) -> str:
     return f"{amount:.1f} GB"
 
 
+def paused_text(paused: Mapping[str, datetime], now: datetime) -> str:
+    """One line naming the paused queues, or nothing.
+
+    >>> from datetime import timezone
+    >>> now = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+    >>> print(paused_text({"mail": now - timedelta(minutes=5), "": now}, now))
+    paused queues: '' since now, 'mail' since 5m ago (`que resume QUEUE` resumes one)
+    """
+    if not paused:
+        return ""
+    names = ", ".join(f"{queue!r} since {relative(paused[queue], now)}" for queue in sorted(paused))
+    return f"paused queues: {names} (`que resume QUEUE` resumes one)"
+
+
 def snapshot_text(snapshot: Snapshot) -> str:
-    return queue_table(snapshot.stats) + "\n\n" + health_text(snapshot.health)
+    table = queue_table(snapshot.stats, snapshot.paused)
+    paused = paused_text(snapshot.paused, snapshot.health.checked_at)
+    if paused:
+        table += "\n" + paused
+    return table + "\n\n" + health_text(snapshot.health)
 
 
 # -- JSON ---------------------------------------------------------------------------
@@ -172,10 +198,17 @@ def snapshot_json(snapshot: Snapshot, what: str, indent: int | None) -> str:
     jobs = job_rows_json(snapshot.stats)
     if what == "jobs":
         return json.dumps(jobs, indent=indent)
+    queues = job_rows_json(queue_totals(snapshot.stats))
+    for queue in queues:
+        queue["paused"] = queue["queue"] in snapshot.paused
     document = {
         "jobs": jobs,
-        "queues": job_rows_json(queue_totals(snapshot.stats)),
+        "queues": queues,
         "table": health_json(snapshot.health),
+        "paused": [
+            {"queue": queue, "paused_at": snapshot.paused[queue].isoformat()}
+            for queue in sorted(snapshot.paused)
+        ],
     }
     return json.dumps(document, indent=indent)
 

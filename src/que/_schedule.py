@@ -17,8 +17,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-
 from ._jobs import DEFAULT_PRIORITY, InsertParams, insert_params
 
 MissedPolicy = Literal["latest", "all", "skip"]
@@ -108,7 +106,7 @@ class Schedule:
         if self.cron is not None:
             local = at.astimezone(_zone(self.timezone, self.name)).replace(microsecond=0)
             after = local + timedelta(seconds=1)
-            tick: datetime = next(iter(CronSim(self.cron, after, reverse=True)))
+            tick: datetime = next(iter(_cronsim().CronSim(self.cron, after, reverse=True)))
             return tick.astimezone(UTC_ZONE)
         step = _interval(self.every, self.name)
         return _EPOCH + ((at - _EPOCH) // step) * step
@@ -117,7 +115,8 @@ class Schedule:
         """Every tick later than ``after``, in order."""
         if self.cron is not None:
             zone = _zone(self.timezone, self.name)
-            for tick in CronSim(self.cron, after.astimezone(zone).replace(microsecond=0)):
+            start = after.astimezone(zone).replace(microsecond=0)
+            for tick in _cronsim().CronSim(self.cron, start):
                 yield tick.astimezone(UTC_ZONE)
             return
         step = _interval(self.every, self.name)
@@ -198,6 +197,18 @@ def leader_lock_key(schedules: Sequence[Schedule]) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
+def _cronsim() -> Any:
+    """The cronsim module: an optional dependency (``pip install 'que-pg[cron]'``)."""
+    try:
+        import cronsim
+    except ImportError:
+        raise ImportError(
+            "cron= schedules need the cronsim package: pip install 'que-pg[cron]' "
+            "(every= schedules do not)"
+        ) from None
+    return cronsim
+
+
 def _check_cron(expression: str, where: str) -> str:
     if not isinstance(expression, str):
         raise TypeError(f"{where}: cron must be a str, not {type(expression).__name__}")
@@ -207,9 +218,10 @@ def _check_cron(expression: str, where: str) -> str:
             f"{where}: cron {expression!r} must have five fields (minute hour day month "
             "weekday) or be one of " + ", ".join(_ALIASES) + "; use every= for seconds"
         )
+    cronsim = _cronsim()
     try:
-        CronSim(expanded, datetime.now(UTC_ZONE))
-    except CronSimError as exc:
+        cronsim.CronSim(expanded, datetime.now(UTC_ZONE))
+    except cronsim.CronSimError as exc:
         raise ValueError(f"{where}: bad cron expression {expression!r}: {exc}") from None
     return expanded
 

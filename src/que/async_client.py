@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterable
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -34,17 +35,19 @@ from ._client_base import (
     stats_rows,
     unlocked,
 )
+from ._extension_base import missing_extension_message
 from ._jobs import InsertParams, check_queue
 from ._last_error import headline, undecodable_message
 from ._unique import Unique, as_unique, check_extension, key_for
 from .async_connections import AnyAsyncPool, AsyncConnections
 from .async_job_handle import AsyncJob, AsyncJobHandle
 from .async_manage import AsyncDeadJobs, AsyncJobs
+from .async_pause import AsyncPauses
 from .async_schema import check_version_async, extension_version_async
 from .async_unique import insert_unique
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
-from .errors import DatabaseUnavailableError, QueError
+from .errors import DatabaseUnavailableError, QueError, SchemaVersionError
 from .health import QueueStats, TableHealth, queue_stats_rows, table_health_from_row
 from .job import JobStats, job_from_row
 
@@ -128,6 +131,8 @@ class AsyncClient(ClientBase[AsyncJob]):
         )
         self.jobs = AsyncJobs(self.connections)
         self.dead = AsyncDeadJobs(self.connections)
+        # The paused queues, as this client's workers see them.
+        self.pauses = AsyncPauses(self.connections)
         if ASYNC:
             pass
         else:
@@ -157,6 +162,7 @@ class AsyncClient(ClientBase[AsyncJob]):
                 ) from exc
         else:
             await self._check_given_pool(timeout)
+        self.pauses.enabled = self.extension_version >= 2
         self.connections.opened = True
 
     async def _check_direct(self, connector: Connector) -> None:
@@ -406,6 +412,38 @@ class AsyncClient(ClientBase[AsyncJob]):
         if not unlocked(row):
             logger.warning("job %s was not locked by its session at done()", job.id)
         await self.connections.give_back(conn)
+
+    # -- paused queues ---------------------------------------------------------
+
+    async def pause_queue(self, queue: str) -> bool:
+        """Pause ``queue`` for every Python worker on every host; True if it was
+        not paused before.
+
+        Workers stop claiming from it within about a second (at once when they
+        listen); jobs already running finish and are written as usual. The
+        pause lasts until ``resume_queue``, across restarts. Ruby que 0.x and
+        Go workers ignore it. ``lock_job`` does not look at pauses: it is the
+        low-level call. Needs version 2 of the que-pg extension.
+        """
+        self._check_pauses(queue)
+        return await self.pauses.pause(queue)
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Let workers claim from ``queue`` again; True if it was paused."""
+        self._check_pauses(queue)
+        return await self.pauses.resume(queue)
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """The paused queues and when each was paused."""
+        self._check_pauses()
+        return await self.pauses.list()
+
+    def _check_pauses(self, queue: str | None = None) -> None:
+        if queue is not None:
+            check_queue(queue)
+        self.connections.check_open()
+        if self.extension_version < 2:
+            raise SchemaVersionError(missing_extension_message("pausing queues", 2))
 
     # -- stats -----------------------------------------------------------------
 

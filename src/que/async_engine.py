@@ -66,6 +66,7 @@ from ._outcomes import (
     retention_seconds,
     settle,
 )
+from ._pause_base import unpaused
 from ._registry import attempts_per_type
 from ._timeouts import OverdueCallback, Timeouts, Watchdog
 from ._unique import unique_purge_due
@@ -131,6 +132,12 @@ class AsyncBatchWorker:
     that, every ten minutes. ``max_attempts`` and ``max_attempts_per_type``, ``que.Discard``,
     ``que.Snooze`` and cancel requests work as on ``AsyncWorker``; a cancel
     request reaches a running job within a second (at once when listening).
+
+    A paused queue (``client.pause_queue``, ``que pause``) is not claimed
+    from: the locker looks at most once a second, and at once on the NOTIFY
+    that comes with a pause or resume when it listens; jobs it had claimed
+    but not started yet are handed back, running ones finish and are written
+    as usual. Pauses need version 2 of the que-pg extension.
 
     ``listen`` (default: whenever the client can) wakes the engine on NOTIFY;
     behind PgBouncer that needs the client's ``listen_url``, and without it
@@ -199,6 +206,7 @@ class AsyncBatchWorker:
         self._connections.check_open()
         check_limits(self.limits, self.client.extension_version)
         check_can_start("AsyncBatchWorker.start()")
+        self.client.pauses.watch(self.queues)
         self._watchdog.start()
         self._locker.append(spawn(self._locker_loop, "que-batch-locker"))
         if self.listen:
@@ -293,7 +301,7 @@ class AsyncBatchWorker:
             # Jobs not started go back with this turn's writes, not a turn later.
             self._hand_back_unstarted()
             book.collect()
-            await self._write_and_claim(conn, 0)
+            await self._write_and_claim(conn, 0, [])
             if book.idle():
                 return True
             await self._wait(self.interval)
@@ -303,27 +311,33 @@ class AsyncBatchWorker:
             await self._wait(linger)  # let more outcomes arrive, to write them together
             return False
         book.capacity = self.concurrency + self._sizer.buffer()
-        limit = book.claim_limit()
+        queues = unpaused(self.queues, await self.client.pauses.paused(conn))
+        limit = book.claim_limit() if queues else 0
         began = time.monotonic()
-        claimed = await self._write_and_claim(conn, limit)
+        claimed = await self._write_and_claim(conn, limit, queues)
         if claimed:
             self._sizer.observe_cycle(time.monotonic() - began)
-        if limit == 0:
+        if not queues:
+            # Every queue paused: look again within a check period (at once
+            # when a NOTIFY says one was resumed).
+            await self._wait(min(self.interval, self.client.pauses.period))
+        elif limit == 0:
             # Every place taken: workers wake us when half are free or they run
             # dry; the timeout bounds how long a lone outcome waits to be written.
             await self._wait(min(self.interval, SATURATED_WAIT))
         elif claimed < limit:  # nothing more is due now
-            await self._wait(await self._idle_wait(conn))
+            await self._wait(await self._idle_wait(conn, queues))
         return False
 
-    async def _write_and_claim(self, conn: AnyConnection, limit: int) -> int:
+    async def _write_and_claim(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
         """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
-        more, in one pipelined round trip; then re-check the claimed rows."""
+        more from ``queues`` (those not paused), in one pipelined round trip;
+        then re-check the claimed rows."""
         book = self._book
         if not book.has_writes() and limit == 0:
             return 0
         if self._connections.pgbouncer:
-            return await self._write_and_claim_in_hold(conn, limit)
+            return await self._write_and_claim_in_hold(conn, limit, queues)
         began = time.perf_counter()
         claim = conn.cursor(row_factory=dict_row)
         # One round trip: the writes commit in their own transaction before
@@ -340,7 +354,7 @@ class AsyncBatchWorker:
                 await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
             held = book.held_ids()
             # The queues take turns at being claimed from first.
-            order = rotated(self.queues, self._turn)
+            order = rotated(queues, self._turn)
             self._turn += 1
             if limit > 0:
                 params = claim_params(order[0], limit, held)
@@ -355,7 +369,9 @@ class AsyncBatchWorker:
         self._log_claim(claimed, limit, began)
         return claimed
 
-    async def _write_and_claim_in_hold(self, conn: AnyConnection, limit: int) -> int:
+    async def _write_and_claim_in_hold(
+        self, conn: AnyConnection, limit: int, queues: list[str]
+    ) -> int:
         """PgBouncer mode: write the outcomes in a transaction of their own, end
         the holds whose jobs are all written, and claim in a new hold."""
         book = self._book
@@ -378,7 +394,7 @@ class AsyncBatchWorker:
         if limit == 0 or len(self._holds) >= self.concurrency:
             return 0
         held = book.held_ids()
-        order = rotated(self.queues, self._turn)
+        order = rotated(queues, self._turn)
         self._turn += 1
         hold_conn = await self._connections.take()
         try:
@@ -517,13 +533,19 @@ class AsyncBatchWorker:
             self._jobs.put_nowait(Claimed(job, handle, generation))
         return [row["job_id"] for row in found]
 
-    async def _idle_wait(self, conn: AnyConnection) -> float:
+    async def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
+        """How long to sleep when ``queues`` (those not paused) have nothing due:
+        until the next job comes due, and no longer than a pause check period
+        while any queue is paused."""
         async with conn.cursor(row_factory=dict_row) as cur:
-            queues = text_array(list(self.queues))
-            await cur.execute(sql.NEXT_RUN_AT, {"queues": queues}, prepare=True)
+            names = text_array(list(queues))
+            await cur.execute(sql.NEXT_RUN_AT, {"queues": names}, prepare=True)
             row = await cur.fetchone()
         next_run_at = None if row is None else row["next_run_at"]
-        return wait_seconds(self.interval, next_run_at, datetime.now(timezone.utc))
+        interval = self.interval
+        if len(queues) < len(self.queues):
+            interval = min(interval, self.client.pauses.period)
+        return wait_seconds(interval, next_run_at, datetime.now(timezone.utc))
 
     async def _check_cancels(self, conn: AnyConnection) -> None:
         """Look for cancel requests of the running jobs, once a period."""
@@ -563,8 +585,11 @@ class AsyncBatchWorker:
             try:
                 conn = await self._connections.take_listener()
                 cancels = self.client.extension_version > 0
+                pauses = self.client.pauses.enabled
                 if cancels:
                     await conn.execute(sql.LISTEN_CANCEL)
+                if pauses:
+                    await conn.execute(sql.LISTEN_PAUSE)
                 await conn.execute(sql.LISTEN)
                 failures = 0
                 while not self._stop.is_set():
@@ -572,11 +597,17 @@ class AsyncBatchWorker:
                         if note.channel == sql.CANCEL_CHANNEL:
                             if note.payload.isdigit():
                                 self._cancel_watch.requested(int(note.payload))
+                        elif note.channel == sql.PAUSE_CHANNEL:
+                            # The table says what changed: read it on the next turn.
+                            self.client.pauses.stale()
+                            self._wake.set()
                         elif note.payload in self.queues:
                             self._wake.set()
                 await conn.execute(sql.UNLISTEN)
                 if cancels:
                     await conn.execute(sql.UNLISTEN_CANCEL)
+                if pauses:
+                    await conn.execute(sql.UNLISTEN_PAUSE)
                 await self._connections.give_back_listener(conn)
                 conn = None
             except psycopg.Error as exc:
@@ -594,7 +625,9 @@ class AsyncBatchWorker:
             item = await self._jobs.get()
             if item is None:
                 return
-            if self._stop.is_set():  # shutting down: give it back unstarted
+            # Shutting down, or its queue was paused since the claim: give it
+            # back unstarted.
+            if self._stop.is_set() or self.client.pauses.is_paused(item.job.queue):
                 self._cancel_watch.unwatch(item.handle)
                 self._book.report(Completion(item.job, item.generation))
                 self._wake.set()

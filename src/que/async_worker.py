@@ -71,6 +71,12 @@ class AsyncWorker:
     job again later. ``dead_retention`` (a timedelta or seconds) deletes dead
     jobs older than that, every ten minutes. Retry limits need the que-pg
     extension (``que migrate``).
+
+    A paused queue (``client.pause_queue``, ``que pause``) is skipped: the
+    worker looks at most once a second (its client shares the answer among
+    its workers) and claims from it again within about a second of
+    ``resume_queue``. Pauses need version 2 of the extension; without it
+    the worker does not look.
     """
 
     def __init__(
@@ -111,6 +117,7 @@ class AsyncWorker:
         self._idle.clear()
         failures = 0
         watching = self.client.extension_version > 0
+        self.client.pauses.watch(self.queues)
         try:
             await self.client.connections.reserve(1)
             if watching:
@@ -133,7 +140,7 @@ class AsyncWorker:
                     continue
                 failures = 0
                 if not worked:
-                    await wait_event(self._stop, self.interval)
+                    await wait_event(self._stop, self._idle_seconds())
         finally:
             if watching:
                 await self._cancel_watch.stop()
@@ -149,17 +156,30 @@ class AsyncWorker:
         """Claim one job and run it. False when no queue had a job due.
 
         The queues take turns: each call starts with the one after the queue
-        tried first last time, so a busy queue never starves the others."""
+        tried first last time, so a busy queue never starves the others.
+        Paused queues are skipped."""
         count = len(self.queues)
+        paused = await self.client.pauses.paused()
         for _ in range(count):
             queue = self.queues[self._turn % count]
             self._turn += 1
+            if queue in paused:
+                continue
             job = await self.client.lock_job(queue)
             if job is not None:
                 async with job:
                     await self._perform(job)
                 return True
         return False
+
+    def _idle_seconds(self) -> float:
+        """How long to sleep when no job was due: the wake interval, but no
+        longer than a pause check period while one of the queues is paused, so
+        a resume is noticed within about a second."""
+        pauses = self.client.pauses
+        if any(pauses.is_paused(queue) for queue in self.queues):
+            return min(self.interval, pauses.period)
+        return self.interval
 
     async def _perform(self, job: AsyncJob) -> None:
         handle = job._claimed()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -35,17 +36,19 @@ from ._client_base import (
     unlocked,
 )
 from ._compat import OTHER_CLIENT, OtherConnection, OtherPool
+from ._extension_base import missing_extension_message
 from ._jobs import InsertParams, check_queue
 from ._last_error import headline, undecodable_message
 from ._unique import Unique, as_unique, check_extension, key_for
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .connections import AnyPool, Connections
-from .errors import DatabaseUnavailableError, QueError
+from .errors import DatabaseUnavailableError, QueError, SchemaVersionError
 from .health import QueueStats, TableHealth, queue_stats_rows, table_health_from_row
 from .job import JobStats, job_from_row
 from .job_handle import Job, JobHandle
 from .manage import DeadJobs, Jobs
+from .pause import Pauses
 from .schema import check_version, extension_version
 from .unique import insert_unique
 
@@ -129,6 +132,8 @@ class Client(ClientBase[Job]):
         )
         self.jobs = Jobs(self.connections)
         self.dead = DeadJobs(self.connections)
+        # The paused queues, as this client's workers see them.
+        self.pauses = Pauses(self.connections)
         self.open()
 
     @classmethod
@@ -155,6 +160,7 @@ class Client(ClientBase[Job]):
                 ) from exc
         else:
             self._check_given_pool(timeout)
+        self.pauses.enabled = self.extension_version >= 2
         self.connections.opened = True
 
     def _check_direct(self, connector: Connector) -> None:
@@ -390,6 +396,38 @@ class Client(ClientBase[Job]):
         if not unlocked(row):
             logger.warning("job %s was not locked by its session at done()", job.id)
         self.connections.give_back(conn)
+
+    # -- paused queues ---------------------------------------------------------
+
+    def pause_queue(self, queue: str) -> bool:
+        """Pause ``queue`` for every Python worker on every host; True if it was
+        not paused before.
+
+        Workers stop claiming from it within about a second (at once when they
+        listen); jobs already running finish and are written as usual. The
+        pause lasts until ``resume_queue``, across restarts. Ruby que 0.x and
+        Go workers ignore it. ``lock_job`` does not look at pauses: it is the
+        low-level call. Needs version 2 of the que-pg extension.
+        """
+        self._check_pauses(queue)
+        return self.pauses.pause(queue)
+
+    def resume_queue(self, queue: str) -> bool:
+        """Let workers claim from ``queue`` again; True if it was paused."""
+        self._check_pauses(queue)
+        return self.pauses.resume(queue)
+
+    def paused_queues(self) -> dict[str, datetime]:
+        """The paused queues and when each was paused."""
+        self._check_pauses()
+        return self.pauses.list()
+
+    def _check_pauses(self, queue: str | None = None) -> None:
+        if queue is not None:
+            check_queue(queue)
+        self.connections.check_open()
+        if self.extension_version < 2:
+            raise SchemaVersionError(missing_extension_message("pausing queues", 2))
 
     # -- stats -----------------------------------------------------------------
 

@@ -960,6 +960,49 @@ TESTING_NEXT_DUE: Final = (
 TESTING_ADVANCE: Final = (
     "UPDATE que_jobs SET run_at = run_at - make_interval(secs => %(seconds)s::float8)"
 )
+# -- paused queues (extension version 2) -------------------------------------------
+
+# A paused queue is a row of que_paused_queues: Python workers on every host
+# read the table (at most once a second) and claim nothing from it; Ruby and
+# Go workers never read it. Pausing and resuming NOTIFY on que_pause in the
+# same statement, so listening engines re-read at once; the payload is only
+# informative (the table is what workers trust), and is left empty for a
+# name too long for a NOTIFY.
+PAUSE_CHANNEL: Final = "que_pause"
+LISTEN_PAUSE: Final = "LISTEN que_pause"
+UNLISTEN_PAUSE: Final = "UNLISTEN que_pause"
+
+_PAUSE_NOTIFY: Final = """
+SELECT pg_notify(
+    'que_pause',
+    CASE WHEN octet_length(changed.queue) < 4000 THEN changed.queue ELSE '' END
+) FROM changed
+"""
+
+# One row when the queue was not paused before, none when it was.
+PAUSE_QUEUE: Final = (
+    """
+WITH changed AS (
+    INSERT INTO que_paused_queues (queue) VALUES (%(queue)s)
+    ON CONFLICT (queue) DO NOTHING
+    RETURNING queue
+)"""
+    + _PAUSE_NOTIFY
+)
+
+# One row when the queue was paused, none when it was not.
+RESUME_QUEUE: Final = (
+    """
+WITH changed AS (
+    DELETE FROM que_paused_queues WHERE queue = %(queue)s RETURNING queue
+)"""
+    + _PAUSE_NOTIFY
+)
+
+PAUSED_QUEUES: Final = "SELECT queue, paused_at FROM que_paused_queues ORDER BY queue"
+
+# What a worker checks: the names only.
+PAUSED_QUEUE_NAMES: Final = "SELECT queue FROM que_paused_queues"
 
 
 # -- the dashboard (que web) -------------------------------------------------------
@@ -971,8 +1014,4 @@ JOBS_TABLE_ACTIVITY: Final = """
 SELECT clock_timestamp() AS sampled_at, s.n_tup_del AS deleted
 FROM pg_stat_user_tables AS s
 WHERE s.relid = 'que_jobs'::regclass
-"""
-
-PAUSED_QUEUES: Final = """
-SELECT queue, paused_at FROM que_paused_queues ORDER BY queue
 """

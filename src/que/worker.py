@@ -72,6 +72,12 @@ class Worker:
     job again later. ``dead_retention`` (a timedelta or seconds) deletes dead
     jobs older than that, every ten minutes. Retry limits need the que-pg
     extension (``que migrate``).
+
+    A paused queue (``client.pause_queue``, ``que pause``) is skipped: the
+    worker looks at most once a second (its client shares the answer among
+    its workers) and claims from it again within about a second of
+    ``resume_queue``. Pauses need version 2 of the extension; without it
+    the worker does not look.
     """
 
     def __init__(
@@ -112,6 +118,7 @@ class Worker:
         self._idle.clear()
         failures = 0
         watching = self.client.extension_version > 0
+        self.client.pauses.watch(self.queues)
         try:
             self.client.connections.reserve(1)
             if watching:
@@ -134,7 +141,7 @@ class Worker:
                     continue
                 failures = 0
                 if not worked:
-                    wait_event(self._stop, self.interval)
+                    wait_event(self._stop, self._idle_seconds())
         finally:
             if watching:
                 self._cancel_watch.stop()
@@ -150,17 +157,30 @@ class Worker:
         """Claim one job and run it. False when no queue had a job due.
 
         The queues take turns: each call starts with the one after the queue
-        tried first last time, so a busy queue never starves the others."""
+        tried first last time, so a busy queue never starves the others.
+        Paused queues are skipped."""
         count = len(self.queues)
+        paused = self.client.pauses.paused()
         for _ in range(count):
             queue = self.queues[self._turn % count]
             self._turn += 1
+            if queue in paused:
+                continue
             job = self.client.lock_job(queue)
             if job is not None:
                 with job:
                     self._perform(job)
                 return True
         return False
+
+    def _idle_seconds(self) -> float:
+        """How long to sleep when no job was due: the wake interval, but no
+        longer than a pause check period while one of the queues is paused, so
+        a resume is noticed within about a second."""
+        pauses = self.client.pauses
+        if any(pauses.is_paused(queue) for queue in self.queues):
+            return min(self.interval, pauses.period)
+        return self.interval
 
     def _perform(self, job: Job) -> None:
         handle = job._claimed()

@@ -86,7 +86,7 @@ def test_stats_json_keeps_its_keys_and_adds_new_ones(cli: Cli, db_url: str) -> N
 def test_stats_json_all(cli: Cli, db_url: str) -> None:
     setup_jobs(cli, db_url)
     data = json.loads(cli.ok("stats", "--json", "all", "--database-url", db_url))
-    assert sorted(data) == ["jobs", "queues", "table"]
+    assert sorted(data) == ["jobs", "paused", "queues", "table"]
     assert [d["type"] for d in data["jobs"]] == ["A", "B", "C"]
     assert [(q["queue"], q["type"], q["count"], q["dead"]) for q in data["queues"]] == [
         ("", None, 2, 0),
@@ -117,7 +117,7 @@ def test_stats_watch_json_prints_one_document_a_line(cli: Cli, db_url: str) -> N
     running.signal(signal.SIGINT)
     assert running.wait() == 0
     for line in running.stdout().splitlines():
-        assert sorted(json.loads(line)) == ["jobs", "queues", "table"]
+        assert sorted(json.loads(line)) == ["jobs", "paused", "queues", "table"]
 
 
 def test_stats_watch_on_a_terminal_redraws_in_place(cli: Cli, db_url: str) -> None:

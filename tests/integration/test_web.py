@@ -193,3 +193,16 @@ def test_mounted_inside_another_application(db_url: str, client: que.Client) -> 
         token = csrf_of(tc.get(f"/admin/que/jobs/{job_id}").text)
         done = tc.post(f"/admin/que/jobs/{job_id}/delete", data={"csrf": token})
         assert done.url.path == "/admin/que/jobs" and "deleted" in done.text
+
+
+def test_pause_and_resume_a_queue(web: TestClient, client: que.Client) -> None:
+    client.enqueue(que.Job(type="Mailer", queue="mail"))
+    page = web.get("/")
+    token = csrf_of(page.text)
+    paused = web.post("/queues/pause", data={"csrf": token, "queue": "mail"})
+    assert "queue mail paused" in paused.text and 'id="paused"' in paused.text
+    assert list(client.paused_queues()) == ["mail"]
+    assert web.post("/queues/resume", data={"queue": "mail"}).status_code == 403
+    resumed = web.post("/queues/resume", data={"csrf": token, "queue": "mail"})
+    assert "queue mail resumed" in resumed.text
+    assert client.paused_queues() == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -87,3 +88,12 @@ def test_names_are_unique_and_the_leader_key_depends_on_the_set_only() -> None:
     assert leader_lock_key([a, b]) == leader_lock_key([b, a])
     assert leader_lock_key([a]) != leader_lock_key([a, b])
     assert que.Schedule("X", every=5, name="x-every-5").name == "x-every-5"
+
+
+def test_cron_without_the_cron_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "cronsim", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install 'que-pg\[cron\]'"):
+        que.Schedule("T", cron="* * * * *")
+    assert que.Schedule("T", every=60).describe() == "every 60s"  # intervals need nothing

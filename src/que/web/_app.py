@@ -136,10 +136,7 @@ async def queues_page(request: Request) -> Response:
     async with client.connections.cursor() as cur:
         await cur.execute(sql.JOBS_TABLE_ACTIVITY)
         row = await cur.fetchone()
-        paused: list[dict[str, Any]] = []
-        if client.extension_version >= 2:
-            await cur.execute(sql.PAUSED_QUEUES)
-            paused = await cur.fetchall()
+    paused = await client.paused_queues() if client.extension_version >= 2 else {}
     now = datetime.now(timezone.utc)
     if row is not None and row["deleted"] is not None:
         dash.throughput.add(Sample(row["sampled_at"], int(row["deleted"])))
@@ -350,10 +347,7 @@ async def action(request: Request) -> Response:
     """A POST that changes a job; refused without the page's CSRF token."""
     form = await _form(request)
     if not csrf_ok(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
-        return PlainTextResponse(
-            "refused: the form's CSRF token is missing or wrong; reload the page and try again",
-            status_code=403,
-        )
+        return _csrf_refused()
     job_id = int(request.path_params["job_id"])
     call, success, failure = ACTIONS[request.path_params["action"]]
     client = await _dash(request).client()
@@ -364,6 +358,33 @@ async def action(request: Request) -> Response:
     else:
         target = _url(request, success.format(id=job_id), notice=notice)
     return RedirectResponse(target, status_code=303)
+
+
+async def queue_action(request: Request) -> Response:
+    """Pause or resume a queue (a POST with the page's CSRF token)."""
+    form = await _form(request)
+    if not csrf_ok(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
+        return _csrf_refused()
+    queue = form.get("queue", "")
+    label = DEFAULT_QUEUE_LABEL if queue == "" else queue
+    client = await _dash(request).client()
+    try:
+        if request.path_params["action"] == "pause":
+            changed = await client.pause_queue(queue)
+            notice = f"queue {label} paused" if changed else f"queue {label} was already paused"
+        else:
+            changed = await client.resume_queue(queue)
+            notice = f"queue {label} resumed" if changed else f"queue {label} was not paused"
+    except (ValueError, QueError) as exc:
+        return RedirectResponse(_url(request, "/", problem=str(exc)), status_code=303)
+    return RedirectResponse(_url(request, "/", notice=notice), status_code=303)
+
+
+def _csrf_refused() -> Response:
+    return PlainTextResponse(
+        "refused: the form's CSRF token is missing or wrong; reload the page and try again",
+        status_code=403,
+    )
 
 
 # -- the application ---------------------------------------------------------------
@@ -425,6 +446,7 @@ def create_app(
         Route("/dead", dead_page),
         Route("/dead/{job_id:int}", dead_job_page),
         Route("/schedules", schedules_page),
+        Route("/queues/{action:str}", _checked_queue_action, methods=["POST"]),
         Route(
             "/{kind:str}/{job_id:int}/{action:str}",
             _checked_action,
@@ -444,3 +466,9 @@ async def _checked_action(request: Request) -> Response:
     elif kind != "jobs" or name not in ACTIONS or name == "retry-dead":
         return PlainTextResponse(f"no action {kind}/{name}", status_code=404)
     return await action(request)
+
+
+async def _checked_queue_action(request: Request) -> Response:
+    if request.path_params["action"] not in ("pause", "resume"):
+        return PlainTextResponse(f"no action queues/{request.path_params['action']}", 404)
+    return await queue_action(request)
