@@ -153,6 +153,14 @@ def _add_worker_parser(commands: _Subcommands) -> None:
         "(a package: with its submodules) whose @que.job functions to work, e.g. myapp.jobs",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on PORT (jobs worked and failed, durations, queue "
+        "depths); needs prometheus-client (the metrics extra)",
+    )
+    p.add_argument(
         "--queue",
         "-q",
         action="append",

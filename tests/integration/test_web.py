@@ -206,3 +206,12 @@ def test_pause_and_resume_a_queue(web: TestClient, client: que.Client) -> None:
     resumed = web.post("/queues/resume", data={"csrf": token, "queue": "mail"})
     assert "queue mail resumed" in resumed.text
     assert client.paused_queues() == {}
+
+
+def test_metrics_of_every_queue(web: TestClient, client: que.Client) -> None:
+    client.enqueue(que.Job(type="Mailer", queue="mail"))
+    client.enqueue(que.Job(type="Mailer", queue="mail"))
+    scraped = web.get("/metrics")
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    assert 'que_queue_jobs{queue="mail",state="ready"} 2.0' in scraped.text
+    assert 'que_queue_oldest_due_age_seconds{queue="mail"}' in scraped.text

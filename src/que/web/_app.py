@@ -387,6 +387,23 @@ def _csrf_refused() -> Response:
     )
 
 
+async def metrics_page(request: Request) -> Response:
+    """Prometheus exposition of every queue's depth and oldest due wait."""
+    from .._metrics_extra import missing_metrics_extra
+
+    problem = missing_metrics_extra("que web's /metrics")
+    if problem is not None:
+        return PlainTextResponse(problem, status_code=501)
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    from .._metrics import QueueCollector
+
+    stats = await (await _dash(request).client()).queue_stats()
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(lambda: stats))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
 # -- the application ---------------------------------------------------------------
 
 
@@ -446,6 +463,7 @@ def create_app(
         Route("/dead", dead_page),
         Route("/dead/{job_id:int}", dead_job_page),
         Route("/schedules", schedules_page),
+        Route("/metrics", metrics_page),
         Route("/queues/{action:str}", _checked_queue_action, methods=["POST"]),
         Route(
             "/{kind:str}/{job_id:int}/{action:str}",
