@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 
 from ..browser import chromium, screenshot
@@ -64,14 +65,36 @@ def insert(conn: psycopg.Connection[Any], **fields: Any) -> int:
 
 
 def text_of(driver: Any, css: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
+    """The element's text, read in one script: the live refresh may swap it any time."""
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", css
+    )
+    assert text is not None, f"no {css} on {driver.current_url}"
+    return str(text)
+
+
+def page_text(driver: Any) -> str:
+    """The whole page's text; empty while the browser is between two pages."""
+    try:
+        return str(driver.execute_script("return document.body ? document.body.innerText : '';"))
+    except WebDriverException:
+        return ""
+
+
+def click(driver: Any, element_id: str) -> bool:
+    """Click the element; False when the live refresh replaced it meanwhile."""
+    try:
+        driver.find_element(By.ID, element_id).click()
+    except StaleElementReferenceException:
+        return False
+    return True
 
 
 def wait_text(driver: Any, css: str, expected: str, what: str) -> None:
     def shown() -> bool:
         try:
             return expected in text_of(driver, css)
-        except Exception:  # the part is being swapped by the live refresh
+        except AssertionError:  # not on the page yet
             return False
 
     wait_for(shown, what)
@@ -150,8 +173,10 @@ def test_filter_and_page_through_ten_thousand_jobs(
     field.send_keys("elsewhere")
     browser.find_element(By.CSS_SELECTOR, "#job-filters button").click()
     wait_for(lambda: "queue=elsewhere" in browser.current_url, "the filtered page")
-    rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
-    assert len(rows) == 1 and "Other" in rows[0].text
+    rows = browser.execute_script(  # read at once: the live refresh swaps the table
+        "return Array.from(document.querySelectorAll('#jobs tbody tr')).map(r => r.textContent);"
+    )
+    assert len(rows) == 1 and "Other" in rows[0]
 
     browser.get(dashboard + "/jobs?queue=bulk&limit=500")
     seen: set[str] = set()
@@ -164,11 +189,11 @@ def test_filter_and_page_through_ten_thousand_jobs(
         assert ids and not seen & set(ids)
         seen.update(ids)
         pages += 1
-        following = browser.find_elements(By.ID, "next-page")
-        if not following:
+        if not browser.find_elements(By.ID, "next-page"):
             break
-        following[0].click()
-        wait_for(lambda: "after=" in browser.current_url, "the next page")
+        before = browser.current_url
+        wait_for(lambda: click(browser, "next-page"), "a click on Next page")
+        wait_for(lambda before=before: browser.current_url != before, "the next page")
     assert (len(seen), pages) == (10000, 20)
 
 
@@ -197,7 +222,7 @@ def test_retry_a_failed_job_and_refuse_an_action_without_csrf(
         "document.querySelectorAll('input[name=csrf]').forEach(e => e.remove());"
     )
     browser.find_element(By.ID, "delete-button").click()
-    wait_for(lambda: "CSRF" in browser.find_element(By.TAG_NAME, "body").text, "the refusal")
+    wait_for(lambda: "CSRF" in page_text(browser), "the refusal")
     screenshot(browser, "csrf-refused")
     assert conn.execute("SELECT count(*) FROM que_jobs WHERE job_id = %s", [job_id]).fetchone() == (
         1,
