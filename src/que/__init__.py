@@ -48,6 +48,7 @@ from .errors import (
     UnknownJobTypeError,
 )
 from .health import QueueStats, TableHealth, queue_totals
+from .hooks import JobResult, after_job, before_job, on_job_failure, remove_hook
 from .job import JobStats
 from .job_handle import Job
 from .scheduler import Scheduler
@@ -98,6 +99,7 @@ __all__ = [
     "JobLostError",
     "JobNotFoundError",
     "JobRecord",
+    "JobResult",
     "JobStats",
     "JobTimeoutError",
     "LockAttemptsError",
@@ -117,6 +119,8 @@ __all__ = [
     "Worker",
     "WorkerPool",
     "__version__",
+    "after_job",
+    "before_job",
     "configure",
     "connector_from_env",
     "current_job",
@@ -137,10 +141,12 @@ __all__ = [
     "migrate_async",
     "migrate_extension",
     "migrate_extension_async",
+    "on_job_failure",
     "prepare_statements",
     "prepare_statements_async",
     "queue_totals",
     "registry",
+    "remove_hook",
     "schema_sql",
     "uninstall_notify",
     "uninstall_notify_async",

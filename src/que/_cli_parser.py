@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_enqueue_parser(commands)
     _add_stats_parser(commands)
     _add_schedules_parser(commands)
+    _add_web_parser(commands)
     _add_demo_parser(commands)
     _add_embedded_parser(commands)
     add_manage_parsers(commands)
@@ -150,6 +151,14 @@ def _add_worker_parser(commands: _Subcommands) -> None:
         help="module:attribute naming a work map (a dict of job type to "
         "function) or a function returning one, e.g. myapp.jobs:work_map; or a module "
         "(a package: with its submodules) whose @que.job functions to work, e.g. myapp.jobs",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on PORT (jobs worked and failed, durations, queue "
+        "depths); needs prometheus-client (the metrics extra)",
     )
     p.add_argument(
         "--queue",
@@ -357,6 +366,24 @@ def _add_schedules_parser(commands: _Subcommands) -> None:
         help="the schedules the workers run (as given to `que worker --schedules`)",
     )
     p.add_argument("--json", action="store_true", help="print JSON, for scripts")
+
+
+def _add_web_parser(commands: _Subcommands) -> None:
+    p = commands.add(
+        "web",
+        "serve the dashboard (queues, jobs, dead jobs, schedules; retry, delete, cancel) "
+        "and /metrics; needs the web extra. Any address but a loopback one needs "
+        "QUE_WEB_TOKEN, or QUE_WEB_USERNAME and QUE_WEB_PASSWORD",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument(
+        "--refresh",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="seconds between live updates of a page (default 3; 0 turns them off)",
+    )
 
 
 def _add_demo_parser(commands: _Subcommands) -> None:

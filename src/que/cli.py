@@ -41,7 +41,9 @@ from ._timeouts import Timeouts
 from ._unique import Unique
 from ._work import queue_name, queue_names, split_queues, wake_interval
 from .client import Client
+from .connect import Connector
 from .errors import InvalidJobError, QueError
+from .health import QueueStats
 from .job_handle import Job
 from .schema import (
     current_version,
@@ -207,9 +209,45 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # Loaded before the database is reached, as APP is: bad schedules fail fast.
         schedules=tuple(load_schedules(args.schedules)) if args.schedules else (),
     )
+    _check_metrics_port(args)
     work_map = load_work_map(args.app)  # before the database: a bad APP fails fast
     configure_logging(args.log_level)  # after APP, whose own logging set-up comes first
-    return run_worker(settings, _database(args), work_map)
+    database = _database(args)
+    if args.metrics_port is not None:
+        _serve_metrics(args.metrics_port, database.connector)
+    return run_worker(settings, database, work_map)
+
+
+def _check_metrics_port(args: argparse.Namespace) -> None:
+    from ._metrics_extra import missing_metrics_extra
+
+    port = args.metrics_port
+    if port is None:
+        return
+    problem = missing_metrics_extra("que worker --metrics-port")
+    if problem is not None:
+        raise UsageError(problem)
+    if not 0 < port < 65536:
+        raise UsageError(f"--metrics-port must be 1 to 65535, not {port}")
+    if args.processes > 1:
+        raise UsageError(
+            "--metrics-port serves one process's metrics: use it with --processes 1 "
+            "(run one que worker per port instead)"
+        )
+
+
+def _serve_metrics(port: int, connector: Connector) -> None:
+    from ._metrics import serve_worker_metrics
+
+    client: Client | None = None
+
+    def read() -> list[QueueStats]:
+        nonlocal client
+        if client is None:  # on the first scrape: a worker starts without it
+            client = Client(connector, max_connections=1)
+        return client.queue_stats()
+
+    serve_worker_metrics(port, read)
 
 
 def _per_type(
@@ -329,6 +367,18 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     return run_schedules(_database(args).connector, schedules, as_json=args.json, out=sys.stdout)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from ._cli_web import run_web
+
+    return run_web(
+        _database(args).connector,
+        host=args.host,
+        port=args.port,
+        refresh=args.refresh,
+        environ=os.environ,
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
@@ -394,6 +444,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "enqueue": cmd_enqueue,
     "stats": cmd_stats,
+    "web": cmd_web,
     "schedules": cmd_schedules,
     "demo": cmd_demo,
     "embedded": cmd_embedded,

@@ -10,6 +10,7 @@ the job back. Nothing outside this module touches a handle's connection.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from ._work import Outcome, log_outcome
 from .backoff import Backoff
 from .drivers import caller_statements
 from .errors import Discard, JobLostError, QueError, Snooze, UnknownJobTypeError
+from .hooks import HookKind, JobResult, hook_failed, hooks
 from .job import BaseJob, job_key
 
 logger = logging.getLogger(__name__)
@@ -366,9 +368,11 @@ def perform(
     """Run a claimed job's work function, and say what is left to write: DELETE
     (it worked), FAIL with its last_error (it raised; an unknown type fails too),
     SNOOZE (``que.Snooze``), BURY (``que.Discard``), or UNLOCK (the job wrote its
-    own outcome). What every worker and engine runs; retry limits and cancel
-    requests are applied after (``_outcomes.settle``)."""
+    own outcome). What every worker and engine runs, so the lifecycle hooks
+    (``que.hooks``) run here; retry limits and cancel requests are applied
+    after (``_outcomes.settle``)."""
     handle = job._claimed()
+    _run_hooks("before", job)
     started = time.monotonic()
     try:
         if handle.problem is not None:
@@ -382,9 +386,11 @@ def perform(
             handle.delete()  # commits the job's own writes with its delete
     except Snooze as snooze:
         log_outcome(job, started, f"snoozed for {snooze.seconds:g}s")
+        _run_hooks("after", job, JobResult("snoozed", time.monotonic() - started))
         return Verdict(Outcome.SNOOZE, delay=snooze.seconds)
     except Discard as discard:
         log_outcome(job, started, f"discarded: {discard.reason}")
+        _run_hooks("after", job, JobResult("discarded", time.monotonic() - started))
         return Verdict(
             Outcome.BURY, failure_message(discard), dead_as="discarded", reason=discard.reason
         )
@@ -392,13 +398,33 @@ def perform(
         if isinstance(exc, Cancelled) and being_cancelled():
             raise  # the worker itself is being stopped: the job goes back untouched
         log_outcome(job, started, f"failed: {headline(exc)}", exc)
+        elapsed = time.monotonic() - started
+        _run_hooks("failure", job, exc)
+        _run_hooks("after", job, JobResult("failed", elapsed, exc))
         if handle.outcome_written:
             return UNLOCK
         return Verdict(Outcome.FAIL, failure_message(exc))
     log_outcome(job, started, "done")
+    _run_hooks("after", job, JobResult("done", time.monotonic() - started))
     if handle.deleted or handle.outcome_written:
         return UNLOCK
     return DELETE
+
+
+def _run_hooks(kind: HookKind, job: Job, *args: Any) -> None:
+    """Call each hook of ``kind``; one that raises is logged and the job goes on."""
+    for hook in hooks.of(kind):
+        try:
+            returned = hook(job, *args)
+            if inspect.isawaitable(returned):
+                close = getattr(returned, "close", None)
+                if close is not None:
+                    close()  # never called: say so once, not as a warning later
+                raise TypeError(
+                    f"{kind} hook {hook!r} is async; the sync workers call plain functions only"
+                )
+        except Exception:
+            hook_failed(kind, hook, job)
 
 
 def finish(job: Job, verdict: Verdict) -> None:

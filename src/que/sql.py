@@ -1013,3 +1013,15 @@ PAUSED_QUEUES: Final = "SELECT queue, paused_at FROM que_paused_queues ORDER BY 
 
 # What a worker checks: the names only.
 PAUSED_QUEUE_NAMES: Final = "SELECT queue FROM que_paused_queues"
+
+
+# -- the dashboard (que web) -------------------------------------------------------
+
+# Rows ever deleted from que_jobs, by every member of the database (Python,
+# Ruby, Go): a finished or buried job is a deleted row. Sampled over time it
+# gives the throughput chart. None until the statistics know the table.
+JOBS_TABLE_ACTIVITY: Final = """
+SELECT clock_timestamp() AS sampled_at, s.n_tup_del AS deleted
+FROM pg_stat_user_tables AS s
+WHERE s.relid = 'que_jobs'::regclass
+"""

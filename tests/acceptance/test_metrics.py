@@ -1,0 +1,59 @@
+"""Prometheus metrics of ``que worker --metrics-port``, scraped over HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from .conftest import Cli, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def scrape(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+    except OSError:
+        return ""
+
+
+def test_worker_metrics_count_jobs_and_read_queue_depths(
+    cli: Cli, db_url: str, conn: psycopg.Connection[Any], gate_dir: Path
+) -> None:
+    for job_type in ("Quick", "Quick", "Fail"):
+        conn.execute(
+            "INSERT INTO que_jobs (job_class, args) VALUES (%s, %s)",
+            [job_type, json.dumps([str(gate_dir)])],
+        )
+    conn.execute("INSERT INTO que_jobs (job_class, queue) VALUES ('Later', 'other')")
+    port = free_port()
+    cli.background(
+        "worker", "tests.acceptance.apps:work_map", "--database-url", db_url,
+        "--metrics-port", str(port), "--wake-interval", "0.1",
+    )  # fmt: skip
+    wanted = (
+        'que_jobs_worked_total{outcome="done",queue="",type="Quick"} 2.0',
+        'que_jobs_failed_total{queue="",type="Fail"} 1.0',
+        'que_job_duration_seconds_count{queue="",type="Quick"} 2.0',
+        'que_queue_jobs{queue="other",state="ready"} 1.0',
+    )
+    wait_for(lambda: all(line in scrape(port) for line in wanted), "the worker's metrics")
+
+
+def test_metrics_port_is_refused_with_several_processes(cli: Cli, db_url: str) -> None:
+    done = cli(
+        "worker", "tests.acceptance.apps:work_map", "--database-url", db_url,
+        "--metrics-port", "9999", "--processes", "2",
+    )  # fmt: skip
+    assert done.returncode == 2 and "--metrics-port serves one process" in done.stderr
