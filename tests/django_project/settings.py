@@ -21,3 +21,10 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 QUE = {"DATABASE": "default"}
+# Django's Tasks framework (built in since Django 6; the django-tasks backport before).
+TASKS = {
+    "default": {
+        "BACKEND": "que.contrib.django.tasks.QueTaskBackend",
+        "QUEUES": ["default", "mail"],
+    }
+}
