@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import urllib.request
 from pathlib import Path
@@ -49,6 +50,60 @@ def test_worker_metrics_count_jobs_and_read_queue_depths(
         'que_queue_jobs{queue="other",state="ready"} 1.0',
     )
     wait_for(lambda: all(line in scrape(port) for line in wanted), "the worker's metrics")
+
+
+def sample(text: str, name: str) -> float | None:
+    """The value of the sample ``name`` (with its labels, if any) in a scrape."""
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def test_worker_metrics_count_claims_and_connection_errors(
+    cli: Cli, db_url: str, conn: psycopg.Connection[Any], gate_dir: Path
+) -> None:
+    for _ in range(3):
+        conn.execute(
+            "INSERT INTO que_jobs (job_class, args) VALUES ('Quick', %s)",
+            [json.dumps([str(gate_dir)])],
+        )
+    port = free_port()
+    worker = cli.background(
+        "worker", "tests.acceptance.apps:work_map", "--database-url", db_url,
+        "--metrics-port", str(port), "--wake-interval", "0.1",
+    )  # fmt: skip
+
+    def claimed_all() -> bool:
+        text = scrape(port)
+        return (sample(text, "que_claim_batch_size_sum") or 0) >= 3 and (
+            sample(text, 'que_claim_batch_size_bucket{le="0.0"}') or 0
+        ) >= 1  # claims that found nothing due are counted as 0
+
+    wait_for(claimed_all, "the claims in the worker's metrics")
+    text = scrape(port)
+    assert sample(text, 'que_connection_errors_total{session="locker"}') is None
+
+    # Every session of the worker is cut off, as by a failover or a restart.
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+    def locker_error_counted() -> bool:
+        count = sample(scrape(port), 'que_connection_errors_total{session="locker"}')
+        return count is not None and count >= 1
+
+    wait_for(locker_error_counted, "the locker's connection error in the worker's metrics")
+    # It recovered: a job added now is worked.
+    conn.execute(
+        "INSERT INTO que_jobs (job_class, args) VALUES ('Quick', %s)",
+        [json.dumps([str(gate_dir)])],
+    )
+    wait_for(
+        lambda: (sample(scrape(port), "que_claim_batch_size_sum") or 0) >= 4,
+        "the job added after the reconnect being claimed",
+    )
+    assert worker.process.poll() is None
+    assert "retrying" in worker.stderr()
 
 
 def test_metrics_port_is_refused_with_several_processes(cli: Cli, db_url: str) -> None:
