@@ -157,8 +157,9 @@ def _add_worker_parser(commands: _Subcommands) -> None:
         type=int,
         default=None,
         metavar="PORT",
-        help="serve Prometheus metrics on PORT (jobs worked and failed, durations, queue "
-        "depths); needs prometheus-client (the metrics extra)",
+        help="serve Prometheus metrics on PORT (jobs worked and failed, durations, claims, "
+        "connection errors, queue depths); with --processes N, worker process n serves "
+        "its own on PORT+n-1; needs prometheus-client (the metrics extra)",
     )
     p.add_argument(
         "--queue",

@@ -106,9 +106,50 @@ def test_worker_metrics_count_claims_and_connection_errors(
     assert "retrying" in worker.stderr()
 
 
-def test_metrics_port_is_refused_with_several_processes(cli: Cli, db_url: str) -> None:
+def test_each_worker_process_serves_its_metrics_on_a_port_of_its_own(
+    cli: Cli, db_url: str, conn: psycopg.Connection[Any], gate_dir: Path
+) -> None:
+    port = free_port()
+    # The next port must be free too; look for a pair.
+    while not _free(port + 1):
+        port = free_port()
+    worker = cli.background(
+        "worker", "tests.acceptance.apps:work_map", "--database-url", db_url,
+        "--metrics-port", str(port), "--processes", "2", "--wake-interval", "0.1",
+    )  # fmt: skip
+    for n in (1, 2):
+        worker.wait_for_log(f"started worker process {n} (pid")
+        worker.wait_for_log(f"metrics on port {port + n - 1}")
+    for _ in range(20):
+        conn.execute(
+            "INSERT INTO que_jobs (job_class, args) VALUES ('Quick', %s)",
+            [json.dumps([str(gate_dir)])],
+        )
+    done = 'que_jobs_worked_total{outcome="done",queue="",type="Quick"}'
+
+    def worked_by_both() -> bool:
+        # Each process counts the jobs it worked; together, every job once.
+        counts = [sample(scrape(p), done) for p in (port, port + 1)]
+        return sum(c or 0 for c in counts) == 20 and all(
+            "que_queue_jobs" in scrape(p) for p in (port, port + 1)
+        )
+
+    wait_for(worked_by_both, "both processes' metrics, together counting every job")
+    assert worker.process.poll() is None
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_metrics_ports_past_65535_are_refused(cli: Cli, db_url: str) -> None:
     done = cli(
         "worker", "tests.acceptance.apps:work_map", "--database-url", db_url,
-        "--metrics-port", "9999", "--processes", "2",
+        "--metrics-port", "65535", "--processes", "2",
     )  # fmt: skip
-    assert done.returncode == 2 and "--metrics-port serves one process" in done.stderr
+    assert done.returncode == 2 and "needs ports 65535 to 65536" in done.stderr
