@@ -385,6 +385,12 @@ def _add_web_parser(commands: _Subcommands) -> None:
         metavar="SECONDS",
         help="seconds between live updates of a page (default 3; 0 turns them off)",
     )
+    p.add_argument(
+        "--schedules",
+        metavar="MODULE:ATTR",
+        help="the schedules the workers run (as given to `que worker --schedules`): the "
+        "schedules page then shows each with its next tick and the session leading them",
+    )
 
 
 def _add_demo_parser(commands: _Subcommands) -> None:

@@ -371,14 +371,18 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    from ._cli_app import load_schedules
     from ._cli_web import run_web
 
+    # Loaded before the database is reached: bad schedules fail fast.
+    schedules = load_schedules(args.schedules) if args.schedules else []
     return run_web(
         _database(args).connector,
         host=args.host,
         port=args.port,
         refresh=args.refresh,
         environ=os.environ,
+        schedules=schedules,
     )
 
 
