@@ -157,8 +157,9 @@ def _add_worker_parser(commands: _Subcommands) -> None:
         type=int,
         default=None,
         metavar="PORT",
-        help="serve Prometheus metrics on PORT (jobs worked and failed, durations, queue "
-        "depths); needs prometheus-client (the metrics extra)",
+        help="serve Prometheus metrics on PORT (jobs worked and failed, durations, claims, "
+        "connection errors, queue depths); with --processes N, worker process n serves "
+        "its own on PORT+n-1; needs prometheus-client (the metrics extra)",
     )
     p.add_argument(
         "--queue",
@@ -383,6 +384,12 @@ def _add_web_parser(commands: _Subcommands) -> None:
         default=3.0,
         metavar="SECONDS",
         help="seconds between live updates of a page (default 3; 0 turns them off)",
+    )
+    p.add_argument(
+        "--schedules",
+        metavar="MODULE:ATTR",
+        help="the schedules the workers run (as given to `que worker --schedules`): the "
+        "schedules page then shows each with its next tick and the session leading them",
     )
 
 

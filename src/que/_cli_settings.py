@@ -40,3 +40,10 @@ class WorkerSettings:
     # --schedules as given (for worker processes), and the schedules it names.
     schedules_arg: str | None = None
     schedules: tuple[Schedule, ...] = ()
+    # --metrics-port: the port of the first worker process; process N serves
+    # its metrics on metrics_port + N - 1.
+    metrics_port: int | None = None
+
+    def metrics_port_of(self, number: int) -> int | None:
+        """The port worker process ``number`` (1, 2, ...) serves its metrics on."""
+        return None if self.metrics_port is None else self.metrics_port + number - 1

@@ -91,8 +91,9 @@ class Supervisor:
             self._kill_all()
             self.signals.restore()
 
-    def _command(self) -> list[str]:
+    def _command(self, number: int) -> list[str]:
         s = self.settings
+        metrics_port = s.metrics_port_of(number)
         return [
             sys.executable,
             "-m",
@@ -117,6 +118,7 @@ class Supervisor:
             *(["--dead-retention", s.dead_retention_arg] if s.dead_retention_arg else []),
             *(["--schedules", s.schedules_arg] if s.schedules_arg else []),
             *(["--pgbouncer"] if s.pgbouncer else []),
+            *(["--metrics-port", str(metrics_port)] if metrics_port is not None else []),
         ]
 
     def _spawn(self, number: int) -> _Child:
@@ -126,8 +128,14 @@ class Supervisor:
         env = child_environment(self.database, extra)
         # A session of its own: a Ctrl-C in the terminal reaches the
         # supervisor only, which forwards it once.
-        process = subprocess.Popen(self._command(), env=env, start_new_session=True)
-        logger.info("started worker process %d (pid %d)", number, process.pid)
+        process = subprocess.Popen(self._command(number), env=env, start_new_session=True)
+        metrics_port = self.settings.metrics_port_of(number)
+        logger.info(
+            "started worker process %d (pid %d)%s",
+            number,
+            process.pid,
+            "" if metrics_port is None else f", metrics on port {metrics_port}",
+        )
         return _Child(number, process, time.monotonic())
 
     def _watch(self) -> int:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ._cli_support import CliError, UsageError
+from ._schedule import Schedule
 from .connect import Connector
 
 WEB_MODULES = ("starlette", "uvicorn", "jinja2")
@@ -23,7 +24,13 @@ def missing_web_extra() -> str | None:
 
 
 def run_web(
-    connector: Connector, *, host: str, port: int, refresh: float, environ: Mapping[str, str]
+    connector: Connector,
+    *,
+    host: str,
+    port: int,
+    refresh: float,
+    environ: Mapping[str, str],
+    schedules: Sequence[Schedule] = (),
 ) -> int:
     problem = missing_web_extra()
     if problem is not None:
@@ -44,6 +51,6 @@ def run_web(
     refused = bind_problem(host, auth)
     if refused is not None:
         raise UsageError(refused)
-    app = create_app(database_url=connector, auth=auth, refresh=refresh)
+    app = create_app(database_url=connector, auth=auth, refresh=refresh, schedules=schedules)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
     return 0

@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import hooks
+from ._observe import observers
 from .health import QueueStats, queue_totals
 
 STATES = ("ready", "scheduled", "locked", "failed")
@@ -51,6 +52,32 @@ class JobMetrics:
         if result.outcome == "failed":
             self.failed.labels(job.queue, job.type).inc()
         self.duration.labels(job.queue, job.type).observe(result.duration)
+
+
+class EngineMetrics:
+    """What the workers and engines of this process report besides jobs (an
+    ``_observe.Observer``): claim batch sizes and connection errors."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.claim_size = Histogram(
+            "que_claim_batch_size",
+            "Jobs the batch engine claimed in one claim (0: none was due)",
+            registry=registry,
+            buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+        )
+        self.connection_errors = Counter(
+            "que_connection_errors",
+            "Connection errors workers recovered from, by session "
+            "(worker, locker or listener): lost, refused, or none from the pool in time",
+            ("session",),
+            registry=registry,
+        )
+
+    def claimed(self, count: int, wanted: int) -> None:
+        self.claim_size.observe(count)
+
+    def connection_error(self, session: str, exc: BaseException) -> None:
+        self.connection_errors.labels(session).inc()
 
 
 def queue_families(stats: Sequence[QueueStats]) -> list[GaugeMetricFamily]:
@@ -89,10 +116,12 @@ class QueueCollector(Collector):
 
 def serve_worker_metrics(port: int, read: Callable[[], Sequence[QueueStats]]) -> CollectorRegistry:
     """Serve a worker's metrics on ``port`` (all addresses) from a thread; its
-    job counters are fed by an after_job hook registered here."""
+    job counters are fed by an after_job hook registered here, its claim and
+    connection metrics by an observer."""
     registry = CollectorRegistry()
     metrics = JobMetrics(registry)
     hooks.after_job(metrics.after_job)
+    observers.add(EngineMetrics(registry))
     registry.register(QueueCollector(read))
     start_http_server(port, registry=registry)
     return registry

@@ -39,6 +39,7 @@ from ._client_base import (
 from ._extension_base import missing_extension_message
 from ._jobs import InsertParams, check_queue
 from ._last_error import headline, undecodable_message
+from ._tracing import enqueue_span
 from ._unique import Unique, as_unique, check_extension, key_for
 from .async_connections import AnyAsyncPool, AsyncConnections
 from .async_drivers import AsyncPsycopgStatements, AsyncStatements, caller_statements
@@ -220,12 +221,16 @@ class AsyncClient(ClientBase[AsyncJob]):
         then that job's id and ``job.inserted`` is False. See
         docs/unique-jobs.md. Needs version 2 of the que-pg extension.
         """
-        spec = as_unique(unique)
+        with enqueue_span("enqueue", [job]):
+            await self._enqueue(job, conn, as_unique(unique))
+        return job
+
+    async def _enqueue(self, job: AnyJob, conn: object | None, spec: Unique | None) -> None:
         params = job_params(job)
         if spec is not None:
             check_extension(self.extension_version)
             await self._enqueue_unique([(key_for(spec, params), job, params)], spec, conn)
-            return job
+            return
         if conn is not None:
             async with self._caller(conn, "enqueue") as statements:
                 rows = await statements.fetch(sql.INSERT_JOB, params.as_params())
@@ -234,7 +239,6 @@ class AsyncClient(ClientBase[AsyncJob]):
                 await cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
                 rows = await cur.fetchall()
         set_inserted(job, params, rows[0])  # INSERT ... RETURNING always returns the row
-        return job
 
     async def enqueue_in_tx(self, job: AnyJob, conn: object) -> AnyJob:
         """Go's EnqueueInTx: ``enqueue(job, conn=conn)``."""
@@ -260,12 +264,19 @@ class AsyncClient(ClientBase[AsyncJob]):
         batch = list(jobs)
         if not batch:
             return batch
+        with enqueue_span("enqueue_many", batch):
+            await self._enqueue_many(batch, conn, spec)
+        return batch
+
+    async def _enqueue_many(
+        self, batch: list[AnyJob], conn: object | None, spec: Unique | None
+    ) -> None:
         params = [job_params(job) for job in batch]
         if spec is not None:
             check_extension(self.extension_version)
             keyed = [(key_for(spec, p), job, p) for job, p in zip(batch, params, strict=True)]
             await self._enqueue_unique(keyed, spec, conn)
-            return batch
+            return
         if conn is not None:
             async with self._caller(conn, "enqueue_many") as statements:
                 rows = await statements.fetch(sql.INSERT_JOBS, bulk_params(params))
@@ -274,7 +285,6 @@ class AsyncClient(ClientBase[AsyncJob]):
                 await cur.execute(sql.INSERT_JOBS, bulk_params(params))
                 rows = await cur.fetchall()
         set_all_inserted(batch, params, rows)
-        return batch
 
     async def _enqueue_unique(
         self,

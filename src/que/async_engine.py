@@ -57,6 +57,7 @@ from ._engine_base import (
     wait_seconds,
 )
 from ._jobs import text_array
+from ._observe import observers
 from ._outcomes import (
     UNLOCK,
     DeadPurge,
@@ -270,6 +271,7 @@ class AsyncBatchWorker:
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)
+                    observers.loop_error("locker", exc)
                     if conn is not None:
                         await self._connections.drop(conn)
                         conn = None
@@ -441,6 +443,7 @@ class AsyncBatchWorker:
             )
 
     def _log_claim(self, claimed: int, limit: int, began: float) -> None:
+        observers.claimed(claimed, limit)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s: claimed %d of %d wanted in %.1f ms",
@@ -614,6 +617,7 @@ class AsyncBatchWorker:
                 failures += 1
                 delay = retry_delay(failures, self.interval)
                 log_loop_error(logger, self.queues, exc, failures, delay)
+                observers.loop_error("listener", exc)
                 if conn is not None:
                     await self._connections.drop_listener(conn)
                 await wait_event(self._stop, delay)

@@ -25,6 +25,7 @@ from ._acompat import (
     wait_event,
 )
 from ._engine_base import id_array
+from ._observe import observers
 from ._outcomes import (
     DeadPurge,
     RetryLimits,
@@ -136,6 +137,7 @@ class AsyncWorker:
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)
+                    observers.loop_error("worker", exc)
                     await wait_event(self._stop, delay)
                     continue
                 failures = 0

@@ -208,12 +208,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         schedules_arg=args.schedules,
         # Loaded before the database is reached, as APP is: bad schedules fail fast.
         schedules=tuple(load_schedules(args.schedules)) if args.schedules else (),
+        metrics_port=args.metrics_port,
     )
     _check_metrics_port(args)
     work_map = load_work_map(args.app)  # before the database: a bad APP fails fast
     configure_logging(args.log_level)  # after APP, whose own logging set-up comes first
     database = _database(args)
-    if args.metrics_port is not None:
+    if args.metrics_port is not None and settings.processes == 1:
+        # With --processes N, each worker process serves its own (the supervisor none).
         _serve_metrics(args.metrics_port, database.connector)
     return run_worker(settings, database, work_map)
 
@@ -229,10 +231,11 @@ def _check_metrics_port(args: argparse.Namespace) -> None:
         raise UsageError(problem)
     if not 0 < port < 65536:
         raise UsageError(f"--metrics-port must be 1 to 65535, not {port}")
-    if args.processes > 1:
+    last = port + args.processes - 1
+    if last > 65535:
         raise UsageError(
-            "--metrics-port serves one process's metrics: use it with --processes 1 "
-            "(run one que worker per port instead)"
+            f"--metrics-port {port} with --processes {args.processes} needs ports {port} to "
+            f"{last} (one per worker process), past 65535: choose a lower port"
         )
 
 
@@ -368,14 +371,18 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    from ._cli_app import load_schedules
     from ._cli_web import run_web
 
+    # Loaded before the database is reached: bad schedules fail fast.
+    schedules = load_schedules(args.schedules) if args.schedules else []
     return run_web(
         _database(args).connector,
         host=args.host,
         port=args.port,
         refresh=args.refresh,
         environ=os.environ,
+        schedules=schedules,
     )
 
 

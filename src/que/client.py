@@ -40,6 +40,7 @@ from ._compat import OTHER_CLIENT, OtherPool
 from ._extension_base import missing_extension_message
 from ._jobs import InsertParams, check_queue
 from ._last_error import headline, undecodable_message
+from ._tracing import enqueue_span
 from ._unique import Unique, as_unique, check_extension, key_for
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
@@ -218,12 +219,16 @@ class Client(ClientBase[Job]):
         then that job's id and ``job.inserted`` is False. See
         docs/unique-jobs.md. Needs version 2 of the que-pg extension.
         """
-        spec = as_unique(unique)
+        with enqueue_span("enqueue", [job]):
+            self._enqueue(job, conn, as_unique(unique))
+        return job
+
+    def _enqueue(self, job: AnyJob, conn: object | None, spec: Unique | None) -> None:
         params = job_params(job)
         if spec is not None:
             check_extension(self.extension_version)
             self._enqueue_unique([(key_for(spec, params), job, params)], spec, conn)
-            return job
+            return
         if conn is not None:
             with self._caller(conn, "enqueue") as statements:
                 rows = statements.fetch(sql.INSERT_JOB, params.as_params())
@@ -232,7 +237,6 @@ class Client(ClientBase[Job]):
                 cur.execute(sql.INSERT_JOB, params.as_params(), prepare=True)
                 rows = cur.fetchall()
         set_inserted(job, params, rows[0])  # INSERT ... RETURNING always returns the row
-        return job
 
     def enqueue_in_tx(self, job: AnyJob, conn: object) -> AnyJob:
         """Go's EnqueueInTx: ``enqueue(job, conn=conn)``."""
@@ -258,12 +262,17 @@ class Client(ClientBase[Job]):
         batch = list(jobs)
         if not batch:
             return batch
+        with enqueue_span("enqueue_many", batch):
+            self._enqueue_many(batch, conn, spec)
+        return batch
+
+    def _enqueue_many(self, batch: list[AnyJob], conn: object | None, spec: Unique | None) -> None:
         params = [job_params(job) for job in batch]
         if spec is not None:
             check_extension(self.extension_version)
             keyed = [(key_for(spec, p), job, p) for job, p in zip(batch, params, strict=True)]
             self._enqueue_unique(keyed, spec, conn)
-            return batch
+            return
         if conn is not None:
             with self._caller(conn, "enqueue_many") as statements:
                 rows = statements.fetch(sql.INSERT_JOBS, bulk_params(params))
@@ -272,7 +281,6 @@ class Client(ClientBase[Job]):
                 cur.execute(sql.INSERT_JOBS, bulk_params(params))
                 rows = cur.fetchall()
         set_all_inserted(batch, params, rows)
-        return batch
 
     def _enqueue_unique(
         self,

@@ -58,6 +58,7 @@ from ._engine_base import (
     wait_seconds,
 )
 from ._jobs import text_array
+from ._observe import observers
 from ._outcomes import (
     UNLOCK,
     DeadPurge,
@@ -267,6 +268,7 @@ class BatchWorker:
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)
+                    observers.loop_error("locker", exc)
                     if conn is not None:
                         self._connections.drop(conn)
                         conn = None
@@ -436,6 +438,7 @@ class BatchWorker:
             )
 
     def _log_claim(self, claimed: int, limit: int, began: float) -> None:
+        observers.claimed(claimed, limit)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s: claimed %d of %d wanted in %.1f ms",
@@ -609,6 +612,7 @@ class BatchWorker:
                 failures += 1
                 delay = retry_delay(failures, self.interval)
                 log_loop_error(logger, self.queues, exc, failures, delay)
+                observers.loop_error("listener", exc)
                 if conn is not None:
                     self._connections.drop_listener(conn)
                 wait_event(self._stop, delay)

@@ -26,6 +26,7 @@ from ._compat import Cancelled, being_cancelled, run_work
 from ._last_error import failure_message, headline, storable, undecodable_message
 from ._outcomes import DELETE, UNLOCK, Verdict
 from ._timeouts import Watchdog
+from ._tracing import JobSpan, job_span
 from ._work import Outcome, log_outcome
 from .backoff import Backoff
 from .drivers import caller_statements
@@ -370,7 +371,19 @@ def perform(
     SNOOZE (``que.Snooze``), BURY (``que.Discard``), or UNLOCK (the job wrote its
     own outcome). What every worker and engine runs, so the lifecycle hooks
     (``que.hooks``) run here; retry limits and cancel requests are applied
-    after (``_outcomes.settle``)."""
+    after (``_outcomes.settle``). Inside an OpenTelemetry span when the
+    application has a tracer provider (``_tracing``)."""
+    with job_span(job) as span:
+        return _perform(job, func, limit, watchdog, span)
+
+
+def _perform(
+    job: Job,
+    func: Callable[[Any], Any] | None,
+    limit: float | None,
+    watchdog: Watchdog | None,
+    span: JobSpan,
+) -> Verdict:
     handle = job._claimed()
     _run_hooks("before", job)
     started = time.monotonic()
@@ -386,11 +399,11 @@ def perform(
             handle.delete()  # commits the job's own writes with its delete
     except Snooze as snooze:
         log_outcome(job, started, f"snoozed for {snooze.seconds:g}s")
-        _run_hooks("after", job, JobResult("snoozed", time.monotonic() - started))
+        _after(job, span, JobResult("snoozed", time.monotonic() - started))
         return Verdict(Outcome.SNOOZE, delay=snooze.seconds)
     except Discard as discard:
         log_outcome(job, started, f"discarded: {discard.reason}")
-        _run_hooks("after", job, JobResult("discarded", time.monotonic() - started))
+        _after(job, span, JobResult("discarded", time.monotonic() - started))
         return Verdict(
             Outcome.BURY, failure_message(discard), dead_as="discarded", reason=discard.reason
         )
@@ -400,15 +413,21 @@ def perform(
         log_outcome(job, started, f"failed: {headline(exc)}", exc)
         elapsed = time.monotonic() - started
         _run_hooks("failure", job, exc)
-        _run_hooks("after", job, JobResult("failed", elapsed, exc))
+        _after(job, span, JobResult("failed", elapsed, exc))
         if handle.outcome_written:
             return UNLOCK
         return Verdict(Outcome.FAIL, failure_message(exc))
     log_outcome(job, started, "done")
-    _run_hooks("after", job, JobResult("done", time.monotonic() - started))
+    _after(job, span, JobResult("done", time.monotonic() - started))
     if handle.deleted or handle.outcome_written:
         return UNLOCK
     return DELETE
+
+
+def _after(job: Job, span: JobSpan, result: JobResult) -> None:
+    """Tell the span how the job ended, then run the after_job hooks."""
+    span.ended(result)
+    _run_hooks("after", job, result)
 
 
 def _run_hooks(kind: HookKind, job: Job, *args: Any) -> None:

@@ -26,6 +26,7 @@ from ._compat import (
     wait_event,
 )
 from ._engine_base import id_array
+from ._observe import observers
 from ._outcomes import (
     DeadPurge,
     RetryLimits,
@@ -137,6 +138,7 @@ class Worker:
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)
+                    observers.loop_error("worker", exc)
                     wait_event(self._stop, delay)
                     continue
                 failures = 0

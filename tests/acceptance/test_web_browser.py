@@ -35,9 +35,13 @@ def free_port() -> int:
 
 @pytest.fixture
 def dashboard(cli: Cli, db_url: str) -> str:
-    """``que web`` on a free port of 127.0.0.1; its base URL."""
+    """``que web`` on a free port of 127.0.0.1, with the schedules of
+    tests.acceptance.apps declared; its base URL."""
     port = free_port()
-    server = cli.background("web", "--database-url", db_url, "--port", str(port), "--refresh", "1")
+    server = cli.background(
+        "web", "--database-url", db_url, "--port", str(port), "--refresh", "1",
+        "--schedules", "tests.acceptance.apps:schedules",
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -156,7 +160,10 @@ def test_every_page_loads_and_refreshes_live(
     screenshot(browser, "dead-job")
 
     browser.get(dashboard + "/schedules")
-    wait_text(browser, "#schedules", "nightly-report", "the schedules table")
+    wait_text(browser, "#declared-schedules", "every second", "the declared schedules")
+    assert "No leader" in text_of(browser, "#leader")  # no worker runs them
+    # Recorded in que_schedules, not declared by the application.
+    wait_text(browser, "#schedules", "nightly-report", "the recorded ticks")
     screenshot(browser, "schedules")
 
 

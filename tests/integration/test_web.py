@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -165,6 +166,51 @@ def test_dead_jobs_and_schedules_pages(
     assert "nightly" in web.get("/schedules").text
     assert web.get(f"/jobs/{job_id}").url.path == f"/dead/{job_id}"
     assert "no such job" in web.get("/jobs/999999").text
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_declared_schedules_show_their_next_tick_and_leader(
+    db_url: str, client: que.Client, conn: psycopg.Connection[Any]
+) -> None:
+    hourly = que.Schedule("Report", every=3600, queue="reports", name="hourly-report")
+    beat = que.Schedule("Beat", every=1, name="beat")
+    conn.execute(
+        "INSERT INTO que_schedules (name, last_tick, last_job_id) VALUES ('retired', now(), 7)"
+    )
+    with TestClient(create_app(database_url=db_url, schedules=[hourly, beat])) as web:
+        page = web.get("/schedules").text
+        table = page.split('id="declared-schedules"')[1].split("</table>")[0]
+        assert "hourly-report" in table and "every 3600s" in table and "reports" in table
+        assert table.count("never") == 2  # neither has ticked
+        assert table.count(" UTC") == 2  # each has its next tick
+        assert "No leader" in page
+        # A schedule que_schedules records but no one declares any more.
+        assert "Recorded ticks of schedules not declared" in page and "retired" in page
+
+        scheduler = que.Scheduler(client, [hourly, beat])
+        scheduler.start()
+        try:
+
+            def beat_ticked() -> bool:
+                text = web.get("/schedules").text
+                row = text.split("<td>beat</td>")[1].split("</tr>")[0]
+                return "Leader: database session pid" in text and "/jobs/" in row
+
+            wait_for(beat_ticked, "the page showing the leader and beat's last job")
+        finally:
+            assert scheduler.shutdown(30)
+
+
+def test_bad_schedules_are_refused_when_the_app_is_made(db_url: str) -> None:
+    with pytest.raises(TypeError, match=r"que\.Schedule"):
+        create_app(database_url=db_url, schedules=["not a schedule"])  # type: ignore[list-item]
 
 
 def test_authentication_when_configured(db_url: str, client: que.Client) -> None:

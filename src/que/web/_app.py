@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -27,8 +27,9 @@ from starlette.staticfiles import StaticFiles
 
 from .. import sql
 from .._extension_base import missing_extension_message
+from .._schedule import Schedule, ScheduleStatus, check_schedules
 from ..async_client import AsyncClient
-from ..async_scheduler import recorded_ticks
+from ..async_scheduler import AsyncScheduler, recorded_ticks
 from ..connect import Connector
 from ..errors import QueError
 from ..health import duration, queue_totals, table_warnings
@@ -51,9 +52,12 @@ class Dashboard:
         database_url: str | Connector | None,
         auth: Auth | None,
         refresh: float,
+        schedules: Iterable[Schedule] | None = None,
     ) -> None:
         if client is None and database_url is None:
             raise ValueError("que.web.create_app needs a client or a database_url")
+        # Checked here, so that bad schedules fail when the app is made.
+        self.schedules = check_schedules(schedules or ())
         self._client = client
         self._owns_client = client is None
         self._database_url = database_url
@@ -286,12 +290,28 @@ async def schedules_page(request: Request) -> Response:
     client = await dash.client()
     problem = None
     ticks: list[dict[str, Any]] = []
+    declared: list[ScheduleStatus] = []
+    leader: dict[str, Any] | None = None
     if client.extension_version < 2:
         problem = missing_extension_message("schedules", 2)
     else:
         ticks = await recorded_ticks(client)
+        if dash.schedules:
+            # Made to read, never started: it takes no part in the election.
+            scheduler = AsyncScheduler(client, dash.schedules)
+            declared = await scheduler.status()
+            leader = await scheduler.leader()
+            names = {s.name for s in dash.schedules}
+            ticks = [t for t in ticks if t["name"] not in names]
     return dash.render(
-        request, "schedules.html", page="schedules", ticks=ticks, list_problem=problem
+        request,
+        "schedules.html",
+        page="schedules",
+        ticks=ticks,
+        declared=declared,
+        has_declared=bool(dash.schedules),
+        leader=leader,
+        list_problem=problem,
     )
 
 
@@ -438,6 +458,7 @@ def create_app(
     database_url: str | Connector | None = None,
     auth: Auth | None = None,
     refresh: float = 3.0,
+    schedules: Iterable[Schedule] | None = None,
 ) -> Starlette:
     """The dashboard as an ASGI app, to serve (``que web``) or mount in a Starlette
     or FastAPI application: ``app.mount("/que", create_app(database_url=...))``.
@@ -446,9 +467,11 @@ def create_app(
     on ``database_url`` at the first request, and closed with the app).
     ``auth``: credentials every request must carry (``que.web.Auth``); a mounted
     dashboard is otherwise as open as the routes around it. ``refresh``: seconds
-    between live updates of a page.
+    between live updates of a page. ``schedules``: the ``que.Schedule`` list the
+    workers run; the schedules page then shows each with its next tick and the
+    session leading them (else only the ticks que_schedules records).
     """
-    dash = Dashboard(client, database_url, auth, refresh)
+    dash = Dashboard(client, database_url, auth, refresh, schedules)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

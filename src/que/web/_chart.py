@@ -55,7 +55,9 @@ def chart_svg(rates: list[tuple[datetime, float]], now: datetime) -> str:
     for at, rate in rates:
         x = (at - start).total_seconds() / WINDOW.total_seconds() * WIDTH
         y = HEIGHT - 4 - rate / scale * (HEIGHT - 8)
-        points.append(f"{max(x, 0):.1f},{y:.1f}")
+        # Samples carry the database's clock and ``now`` is this process's: a
+        # skew between them must not draw outside the chart.
+        points.append(f"{min(max(x, 0), WIDTH):.1f},{y:.1f}")
     line = (
         f'<polyline fill="none" stroke="currentColor" stroke-width="2" '
         f'points="{" ".join(points)}"/>'
