@@ -34,6 +34,9 @@ class QueBatchedSync(System):
         "buffer": None,
         # Wake on NOTIFY (installs que's optional trigger); polling otherwise.
         "listen": True,
+        # Version of the optional que-pg extension installed beside que_jobs
+        # (0: none). Version 2 adds an index on que_jobs (job_id).
+        "extension": 0,
     }
     pending_sql = "SELECT count(*) FROM que_jobs"
 
@@ -41,7 +44,9 @@ class QueBatchedSync(System):
         return missing_exports((ENGINE, "install_notify"))
 
     def install(self, url: str) -> None:
-        install_que(url, notify=bool(self.settings["listen"]))
+        install_que(
+            url, notify=bool(self.settings["listen"]), extension=int(self.settings["extension"])
+        )
 
     def producer(self, url: str) -> QueProducer:
         return QueProducer(url)
