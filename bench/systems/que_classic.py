@@ -103,6 +103,9 @@ class QueProducer:
     def enqueue_one(self, seq: int, sent_at: float) -> None:
         self.client.enqueue(self.job(type=JOB_TYPE, args=[seq, sent_at]))
 
+    def enqueue_urgent(self, seq: int, sent_at: float) -> None:
+        self.client.enqueue(self.job(type=JOB_TYPE, args=[seq, sent_at], priority=1))
+
     def enqueue_batch(self, seqs: Sequence[int]) -> None:
         self.client.enqueue_many([self.job(type=JOB_TYPE, args=[seq, 0.0]) for seq in seqs])
 

@@ -89,6 +89,9 @@ class QueAsyncProducer:
     async def enqueue_one(self, seq: int, sent_at: float) -> None:
         await self.client.enqueue(self.job(type=JOB_TYPE, args=[seq, sent_at]))
 
+    async def enqueue_urgent(self, seq: int, sent_at: float) -> None:
+        await self.client.enqueue(self.job(type=JOB_TYPE, args=[seq, sent_at], priority=1))
+
     async def enqueue_batch(self, seqs: Sequence[int]) -> None:
         await self.client.enqueue_many([self.job(type=JOB_TYPE, args=[seq, 0.0]) for seq in seqs])
 
