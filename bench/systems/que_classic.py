@@ -76,6 +76,26 @@ def install_que(url: str, *, notify: bool = False, extension: int = 0) -> None:
             que.install_notify(conn)
 
 
+#: The one row a job writes when a system's ``write_row`` setting is on.
+INSERT_EFFECT = "INSERT INTO bench_effects (seq) VALUES (%s)"
+
+
+def create_effects_table(url: str) -> None:
+    """The table jobs write their one row to (``write_row``)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_effects (seq bigint NOT NULL)")
+
+
+def connections_for(settings: Mapping[str, Any]) -> int:
+    """A batched engine's client connections: the locker, the listener and two
+    spare; with ``write_row`` also one per worker, for the jobs' transactions."""
+    if settings.get("write_row"):
+        return int(settings["concurrency"]) + 2
+    return 4
+
+
 def missing_exports(names: Sequence[str]) -> str | None:
     """Why a runner needing these ``que`` names cannot run with this que, or None."""
     import que
