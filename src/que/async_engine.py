@@ -195,9 +195,6 @@ class AsyncBatchWorker:
         self._jobs: PriorityQueue[tuple[int, int, Claimed | None]] = PriorityQueue()
         self._order = HandOut()
         self._wake = Event()
-        # A NOTIFY said a job arrived since the last claim: claim without
-        # lingering, since it may be more urgent than every job held.
-        self._arrived = False
         self._stop = Event()
         self._locker: list[Background] = []
         self._workers: list[Background] = []
@@ -321,14 +318,12 @@ class AsyncBatchWorker:
             await self._wait(self.interval)
             return False
         linger = book.linger_left(self.running, self._jobs.qsize(), time.monotonic())
-        if linger > 0 and not self._arrived:
+        if linger > 0:
             await self._wait(linger)  # let more outcomes arrive, to write them together
             return False
         book.capacity = self.concurrency + self._sizer.buffer()
         queues = unpaused(self.queues, await self.client.pauses.paused(conn))
         limit = book.claim_limit() if queues else 0
-        if limit > 0:
-            self._arrived = False  # this claim sees every job committed before it
         began = time.monotonic()
         claimed = await self._write_and_claim(conn, limit, queues)
         if claimed:
@@ -622,7 +617,6 @@ class AsyncBatchWorker:
                             self.client.pauses.stale()
                             self._wake.set()
                         elif note.payload in self.queues:
-                            self._arrived = True
                             self._wake.set()
                 await conn.execute(sql.UNLISTEN)
                 if cancels:

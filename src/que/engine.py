@@ -194,9 +194,6 @@ class BatchWorker:
         self._jobs: PriorityQueue[tuple[int, int, Claimed | None]] = PriorityQueue()
         self._order = HandOut()
         self._wake = Event()
-        # A NOTIFY said a job arrived since the last claim: claim without
-        # lingering, since it may be more urgent than every job held.
-        self._arrived = False
         self._stop = Event()
         self._locker: list[Background] = []
         self._workers: list[Background] = []
@@ -318,14 +315,12 @@ class BatchWorker:
             self._wait(self.interval)
             return False
         linger = book.linger_left(self.running, self._jobs.qsize(), time.monotonic())
-        if linger > 0 and not self._arrived:
+        if linger > 0:
             self._wait(linger)  # let more outcomes arrive, to write them together
             return False
         book.capacity = self.concurrency + self._sizer.buffer()
         queues = unpaused(self.queues, self.client.pauses.paused(conn))
         limit = book.claim_limit() if queues else 0
-        if limit > 0:
-            self._arrived = False  # this claim sees every job committed before it
         began = time.monotonic()
         claimed = self._write_and_claim(conn, limit, queues)
         if claimed:
@@ -617,7 +612,6 @@ class BatchWorker:
                             self.client.pauses.stale()
                             self._wake.set()
                         elif note.payload in self.queues:
-                            self._arrived = True
                             self._wake.set()
                 conn.execute(sql.UNLISTEN)
                 if cancels:
