@@ -2,7 +2,8 @@
 
 Roles:
   install  create the system's schema, then say ``installed``;
-  enqueue  enqueue jobs (``--mode bulk|single|paced``) and report the time taken;
+  enqueue  enqueue jobs (``--mode bulk|single|paced|urgent``) and report the time
+           taken; with ``--wait-go`` it connects, says ``ready`` and starts on ``go``;
   worker   run the system's workers: say ``ready``, start on ``go``, report
            progress, and on ``stop`` shut down and send what ran.
 
@@ -23,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
@@ -74,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             channel.send("installed")
         elif args.role == "enqueue":
             plan = Plan(args.mode, args.start, args.count, args.batch, args.rate)
-            channel.send("result", **enqueue(system, args.url, plan))
+            gate = _gate(channel) if args.wait_go else None
+            channel.send("result", **enqueue(system, args.url, plan, gate))
         else:
             work(system, args.url, channel)
     except BaseException as exc:
@@ -86,30 +88,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- enqueue ---------------------------------------------------------------------
 
 
-def enqueue(system: System, url: str, plan: Plan) -> dict[str, Any]:
+def _gate(channel: Channel) -> Callable[[], None]:
+    """Say ``ready``, then block until the harness says ``go`` (or closes stdin)."""
+
+    def wait() -> None:
+        channel.send("ready")
+        for line in sys.stdin:
+            if line.strip() == "go":
+                return
+
+    return wait
+
+
+def enqueue(
+    system: System, url: str, plan: Plan, gate: Callable[[], None] | None = None
+) -> dict[str, Any]:
     """Enqueue the plan's jobs and say how long it took.
 
     ``bulk`` and ``single`` run on one connection, one call after another.
     ``paced`` is open-loop: job k is due at ``k / rate`` seconds, and the jobs
     are dealt round-robin to PACED_LANES connections, so one slow enqueue
     call delays only its own lane and the offered load stays steady.
+    ``urgent`` is ``paced`` with the system's most urgent priority. ``gate``,
+    if given, runs once the connections are open, before the clock starts.
     """
-    lanes = PACED_LANES if plan.mode == "paced" else 1
+    paced = plan.mode in ("paced", "urgent")
+    lanes = PACED_LANES if paced else 1
     producers = [system.producer(url) for _ in range(lanes)]
     if inspect.iscoroutinefunction(producers[0].open):
         outcome: dict[str, Any] = {}
 
         async def run() -> None:
-            outcome.update(await _enqueue_async(cast(list[AsyncProducer], producers), plan))
+            outcome.update(await _enqueue_async(cast(list[AsyncProducer], producers), plan, gate))
 
         system.run_async(run())
         return outcome
-    return _enqueue_sync(cast(list[Producer], producers), plan)
+    return _enqueue_sync(cast(list[Producer], producers), plan, gate)
 
 
-def _enqueue_sync(producers: list[Producer], plan: Plan) -> dict[str, Any]:
+def _enqueue_sync(
+    producers: list[Producer], plan: Plan, gate: Callable[[], None] | None
+) -> dict[str, Any]:
     for producer in producers:
         producer.open()
+    if gate is not None:
+        gate()
     seqs = plan.seqs
     calls = [0.0] * len(seqs)
     lags = [0.0] * len(producers)
@@ -117,6 +140,7 @@ def _enqueue_sync(producers: list[Producer], plan: Plan) -> dict[str, Any]:
 
     def lane(n: int) -> None:
         producer = producers[n]
+        send = producer.enqueue_urgent if plan.mode == "urgent" else producer.enqueue_one
         for k in range(n, len(seqs), len(producers)):
             delay = started + k / plan.rate - time.perf_counter()
             if delay > 0:
@@ -124,7 +148,7 @@ def _enqueue_sync(producers: list[Producer], plan: Plan) -> dict[str, Any]:
             else:
                 lags[n] = max(lags[n], -delay)
             before = time.perf_counter()
-            producer.enqueue_one(seqs[k], time.time())
+            send(seqs[k], time.time())
             calls[k] = time.perf_counter() - before
 
     if plan.mode == "bulk":
@@ -145,11 +169,15 @@ def _enqueue_sync(producers: list[Producer], plan: Plan) -> dict[str, Any]:
     return _outcome(plan, seconds, lags, calls)
 
 
-async def _enqueue_async(producers: list[AsyncProducer], plan: Plan) -> dict[str, Any]:
+async def _enqueue_async(
+    producers: list[AsyncProducer], plan: Plan, gate: Callable[[], None] | None
+) -> dict[str, Any]:
     import asyncio
 
     for producer in producers:
         await producer.open()
+    if gate is not None:
+        await asyncio.to_thread(gate)
     seqs = plan.seqs
     calls = [0.0] * len(seqs)
     lags = [0.0] * len(producers)
@@ -157,6 +185,7 @@ async def _enqueue_async(producers: list[AsyncProducer], plan: Plan) -> dict[str
 
     async def lane(n: int) -> None:
         producer = producers[n]
+        send = producer.enqueue_urgent if plan.mode == "urgent" else producer.enqueue_one
         for k in range(n, len(seqs), len(producers)):
             delay = started + k / plan.rate - time.perf_counter()
             if delay > 0:
@@ -164,7 +193,7 @@ async def _enqueue_async(producers: list[AsyncProducer], plan: Plan) -> dict[str
             else:
                 lags[n] = max(lags[n], -delay)
             before = time.perf_counter()
-            await producer.enqueue_one(seqs[k], time.time())
+            await send(seqs[k], time.time())
             calls[k] = time.perf_counter() - before
 
     if plan.mode == "bulk":
@@ -182,7 +211,7 @@ async def _enqueue_async(producers: list[AsyncProducer], plan: Plan) -> dict[str
 
 
 def _outcome(plan: Plan, seconds: float, lags: list[float], calls: list[float]) -> dict[str, Any]:
-    paced = plan.mode == "paced"
+    paced = plan.mode in ("paced", "urgent")
     return {
         "seconds": seconds,
         "count": plan.count,
@@ -268,11 +297,12 @@ def _parser() -> argparse.ArgumentParser:
     roles.add_parser("install")
     roles.add_parser("worker")
     enq = roles.add_parser("enqueue")
-    enq.add_argument("--mode", choices=("bulk", "single", "paced"), required=True)
+    enq.add_argument("--mode", choices=("bulk", "single", "paced", "urgent"), required=True)
     enq.add_argument("--start", type=int, default=0)
     enq.add_argument("--count", type=int, required=True)
     enq.add_argument("--batch", type=int, default=1000)
     enq.add_argument("--rate", type=float, default=200.0)
+    enq.add_argument("--wait-go", action="store_true", help="say ready, start on go")
     return parser
 
 

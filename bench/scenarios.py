@@ -8,6 +8,11 @@ enqueue   enqueue ``single_jobs`` jobs one statement each (timed: the single
 latency   start the workers, then offer ``rate`` jobs/s for ``latency_seconds``
           from a separate process; each job's enqueue-to-start time is
           its start time in the worker minus the time its enqueue call began.
+priority  bulk-enqueue ``jobs`` no-op jobs and start the burn-down; once a tenth
+          of them ran, a separate process offers ``urgent_jobs`` jobs at the
+          system's most urgent priority, ``urgent_rate`` per second; each one's
+          enqueue-to-start time says whether the jobs claimed ahead of it held
+          it back.
 
 Every measurement carries the exactly-once check of its run: each job's
 sequence number must have been recorded by exactly one work-function call
@@ -25,7 +30,7 @@ from typing import Any
 
 from bench.cpu import CpuWindow
 from bench.pg import Poller
-from bench.procs import ChildError, WorkerGroup, run_child
+from bench.procs import Child, ChildError, WorkerGroup, run_child
 from bench.systems.base import System
 
 
@@ -37,6 +42,8 @@ class Params:
     rate: float = 200.0
     latency_seconds: float = 10.0
     warmup_seconds: float = 1.0
+    urgent_jobs: int = 50
+    urgent_rate: float = 200.0
     timeout: float = 900.0
     stall: float = 60.0
 
@@ -125,14 +132,19 @@ class Run:
         self.label = label
 
     def install(self) -> None:
-        run_child(self.system, self.url, ["install"], self._log("install"), "installed", 300)
+        run_child(self.system, self.url, ["install"], self.log_path("install"), "installed", 300)
 
     def enqueue(self, mode: str, count: int, **options: float) -> dict[str, Any]:
         role = ["enqueue", "--mode", mode, "--count", str(count)]
         for name, value in options.items():
             role += [f"--{name}", str(value)]
         return run_child(
-            self.system, self.url, role, self._log(f"enqueue-{mode}"), "result", self.params.timeout
+            self.system,
+            self.url,
+            role,
+            self.log_path(f"enqueue-{mode}"),
+            "result",
+            self.params.timeout,
         )
 
     def workers(self) -> WorkerGroup:
@@ -181,7 +193,7 @@ class Run:
             group.close()
         return Drained(ended - started, done, used)
 
-    def _log(self, what: str) -> Path:
+    def log_path(self, what: str) -> Path:
         return self.logs / f"{self.label}-{what}.log"
 
 
@@ -317,6 +329,76 @@ def latency(run: Run) -> list[Measurement]:
     ]
 
 
+def priority(run: Run) -> list[Measurement]:
+    params = run.params
+    jobs = run.system.burndown_jobs(params.jobs)
+    urgent = params.urgent_jobs
+    run.install()
+    run.enqueue("bulk", jobs, batch=params.batch)
+    group = run.workers()
+    role = ["enqueue", "--mode", "urgent", "--wait-go", "--start", str(jobs)]
+    role += ["--count", str(urgent), "--rate", str(params.urgent_rate)]
+    producer = Child(run.system, run.url, role, run.log_path("enqueue-urgent"))
+    poller = Poller(run.url, run.system.pending_sql)
+    try:
+        group.wait_ready()
+        producer.expect("ready", 120)
+        group.go()
+        run.wait_progress(group, jobs // 10)
+        producer.send("go")
+        produced = producer.expect("result", params.timeout)
+        # Jobs of the burn-down still to run when the last urgent job was offered.
+        left = jobs + urgent - group.progress
+        run.wait_progress(group, jobs + urgent)
+        poller.wait_empty(params.timeout)
+        done = group.stop()
+    finally:
+        producer.close()
+        poller.close()
+        group.close()
+    check = exactly_once(done, range(jobs + urgent))
+    calls = produced["calls"]
+    pairs = [
+        (lat * 1000, (lat - calls[seq - jobs]) * 1000)
+        for message in done
+        for seq, lat in zip(message["latency_seqs"], message["latencies"], strict=True)
+        if seq >= jobs
+    ]
+    waits = sorted(pair[0] for pair in pairs)
+    # From when the enqueue call returned: the insert's own commit excluded.
+    after_commit = sorted(pair[1] for pair in pairs)
+    if not waits:
+        return [Measurement("priority", {}, check, reason="no urgent job was recorded")]
+    reason = None
+    if left < jobs // 10:
+        reason = (
+            f"only {left} of {jobs} burn-down jobs were left when the last urgent job was "
+            "offered: the burn-down was nearly over"
+        )
+    return [
+        Measurement(
+            "priority",
+            {
+                "p50_ms": statistics.median(waits),
+                "p99_ms": percentile(waits, 99),
+                "max_ms": waits[-1],
+                "p50_after_commit_ms": statistics.median(after_commit),
+                "p99_after_commit_ms": percentile(after_commit, 99),
+                "enqueue_call_p50_ms": statistics.median(calls) * 1000,
+            },
+            check,
+            {
+                "jobs": jobs,
+                "urgent_jobs": urgent,
+                "urgent_rate": params.urgent_rate,
+                "backlog_left_after_urgent": left,
+                "producer_max_lag_ms": produced["max_lag"] * 1000,
+            },
+            reason,
+        )
+    ]
+
+
 def percentile(ordered: list[float], pct: float) -> float:
     """Linear-interpolated percentile of an ascending list."""
     if len(ordered) == 1:
@@ -334,6 +416,7 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "burndown": (burndown, ("burndown", "enqueue_bulk", "rss")),
     "enqueue": (enqueue, ("enqueue_single",)),
     "latency": (latency, ("latency",)),
+    "priority": (priority, ("priority",)),
 }
 
 FAILURES = (ChildError, TimeoutError, OSError)

@@ -12,6 +12,8 @@ not available) without importing any of them.
 Every job carries a sequence number ``seq`` and the wall-clock time
 ``sent_at`` it was enqueued at (0.0 when the scenario does not measure
 latency). A work function does nothing but call ``ctx.hit(seq, sent_at)``.
+``enqueue_urgent`` enqueues one job at the system's most urgent priority
+(the others go at its default), for the priority scenario.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Producer(Protocol):
 
     def enqueue_one(self, seq: int, sent_at: float) -> None: ...
 
+    def enqueue_urgent(self, seq: int, sent_at: float) -> None: ...
+
     def enqueue_batch(self, seqs: Sequence[int]) -> None: ...
 
     def close(self) -> None: ...
@@ -43,6 +47,8 @@ class AsyncProducer(Protocol):
     async def open(self) -> None: ...
 
     async def enqueue_one(self, seq: int, sent_at: float) -> None: ...
+
+    async def enqueue_urgent(self, seq: int, sent_at: float) -> None: ...
 
     async def enqueue_batch(self, seqs: Sequence[int]) -> None: ...
 

@@ -112,6 +112,10 @@ class PgQueuerProducer:
     async def enqueue_one(self, seq: int, sent_at: float) -> None:
         await self.queries.enqueue(ENTRYPOINT, _payload(seq, sent_at))
 
+    async def enqueue_urgent(self, seq: int, sent_at: float) -> None:
+        # pgqueuer takes the highest priority first; batches go at 0.
+        await self.queries.enqueue(ENTRYPOINT, _payload(seq, sent_at), priority=100)
+
     async def enqueue_batch(self, seqs: Sequence[int]) -> None:
         await self.queries.enqueue(
             [ENTRYPOINT] * len(seqs),

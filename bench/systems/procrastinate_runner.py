@@ -103,6 +103,10 @@ class ProcrastinateProducer:
     async def enqueue_one(self, seq: int, sent_at: float) -> None:
         await self.task.defer_async(seq=seq, sent_at=sent_at)
 
+    async def enqueue_urgent(self, seq: int, sent_at: float) -> None:
+        # procrastinate takes the highest priority first; the default is 0.
+        await self.task.configure(priority=100).defer_async(seq=seq, sent_at=sent_at)
+
     async def enqueue_batch(self, seqs: Sequence[int]) -> None:
         await self.task.batch_defer_async(*({"seq": seq, "sent_at": 0.0} for seq in seqs))
 

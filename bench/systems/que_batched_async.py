@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from bench.systems.base import System, WorkerContext, decode_pair
-from bench.systems.que_classic import JOB_TYPE, install_que, missing_exports
+from bench.systems.que_classic import (
+    INSERT_EFFECT,
+    JOB_TYPE,
+    connections_for,
+    create_effects_table,
+    install_que,
+    missing_exports,
+)
 from bench.systems.que_classic_async import QueAsyncProducer
 
 ENGINE = "AsyncBatchWorker"
@@ -36,6 +43,15 @@ class QueBatchedAsync(System):
         "buffer": None,
         # Wake on NOTIFY (installs que's optional trigger); polling otherwise.
         "listen": True,
+        # Version of the optional que-pg extension installed beside que_jobs
+        # (0: none). Version 2 adds an index on que_jobs (job_id).
+        "extension": 0,
+        # Each job inserts one row through its own transaction (job.tx), which
+        # commits with its delete: one commit per job.
+        "write_row": False,
+        # False: those transactions commit asynchronously (the engine's
+        # synchronous_commit option; see docs/reliability.md).
+        "synchronous_commit": True,
         "uvloop": False,
     }
     pending_sql = "SELECT count(*) FROM que_jobs"
@@ -44,7 +60,11 @@ class QueBatchedAsync(System):
         return missing_exports(("AsyncClient", ENGINE, "install_notify"))
 
     def install(self, url: str) -> None:
-        install_que(url, notify=bool(self.settings["listen"]))
+        install_que(
+            url, notify=bool(self.settings["listen"]), extension=int(self.settings["extension"])
+        )
+        if self.settings["write_row"]:
+            create_effects_table(url)
 
     def producer(self, url: str) -> QueAsyncProducer:
         return QueAsyncProducer(url)
@@ -55,10 +75,16 @@ class QueBatchedAsync(System):
     async def _work(self, url: str, ctx: WorkerContext) -> None:
         import que
 
-        async def run(job: Any) -> None:
-            ctx.hit(*decode_pair(job.args))
+        write = bool(self.settings["write_row"])
 
-        client = await que.AsyncClient.connect(url, max_connections=4)
+        async def run(job: Any) -> None:
+            seq, sent_at = decode_pair(job.args)
+            if write:
+                tx = await job.transaction()
+                await tx.execute(INSERT_EFFECT, [seq], prepare=True)
+            ctx.hit(seq, sent_at)
+
+        client = await que.AsyncClient.connect(url, max_connections=connections_for(self.settings))
         try:
             engine = _make_engine(client, {JOB_TYPE: run}, self.settings)
             await ctx.ready_async()
@@ -78,6 +104,8 @@ def _make_engine(client: Any, work_map: dict[str, Any], settings: Mapping[str, A
     }
     if settings["buffer"] is not None:
         options["buffer"] = int(settings["buffer"])
+    if not settings["synchronous_commit"]:
+        options["synchronous_commit"] = False
     try:
         return getattr(que, ENGINE)(client, work_map, **options)
     except TypeError as exc:

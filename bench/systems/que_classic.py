@@ -31,11 +31,14 @@ class QueClassic(System):
         # take minutes per repetition. Its rate at 5,000 and at 50,000 jobs
         # measured about the same here.
         "max_jobs": 20_000,
+        # Version of the optional que-pg extension installed beside que_jobs
+        # (0: none). Version 2 adds an index on que_jobs (job_id).
+        "extension": 0,
     }
     pending_sql = "SELECT count(*) FROM que_jobs"
 
     def install(self, url: str) -> None:
-        install_que(url)
+        install_que(url, extension=int(self.settings["extension"]))
 
     def producer(self, url: str) -> QueProducer:
         return QueProducer(url)
@@ -58,16 +61,39 @@ class QueClassic(System):
             pool.shutdown(timeout=30)
 
 
-def install_que(url: str, *, notify: bool = False) -> None:
-    """Create que_jobs with the library's own migrations (and its NOTIFY trigger if asked)."""
+def install_que(url: str, *, notify: bool = False, extension: int = 0) -> None:
+    """Create que_jobs with the library's own migrations, the que-pg extension at
+    version ``extension`` (0: none) and the NOTIFY trigger if asked."""
     import psycopg
 
     import que
 
     with psycopg.connect(url, autocommit=True) as conn:
         que.migrate(conn)
+        if extension:
+            que.migrate_extension(conn, int(extension))
         if notify:
             que.install_notify(conn)
+
+
+#: The one row a job writes when a system's ``write_row`` setting is on.
+INSERT_EFFECT = "INSERT INTO bench_effects (seq) VALUES (%s)"
+
+
+def create_effects_table(url: str) -> None:
+    """The table jobs write their one row to (``write_row``)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_effects (seq bigint NOT NULL)")
+
+
+def connections_for(settings: Mapping[str, Any]) -> int:
+    """A batched engine's client connections: the locker, the listener and two
+    spare; with ``write_row`` also one per worker, for the jobs' transactions."""
+    if settings.get("write_row"):
+        return int(settings["concurrency"]) + 2
+    return 4
 
 
 def missing_exports(names: Sequence[str]) -> str | None:
@@ -96,6 +122,9 @@ class QueProducer:
 
     def enqueue_one(self, seq: int, sent_at: float) -> None:
         self.client.enqueue(self.job(type=JOB_TYPE, args=[seq, sent_at]))
+
+    def enqueue_urgent(self, seq: int, sent_at: float) -> None:
+        self.client.enqueue(self.job(type=JOB_TYPE, args=[seq, sent_at], priority=1))
 
     def enqueue_batch(self, seqs: Sequence[int]) -> None:
         self.client.enqueue_many([self.job(type=JOB_TYPE, args=[seq, 0.0]) for seq in seqs])

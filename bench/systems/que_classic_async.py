@@ -35,6 +35,8 @@ class QueClassicAsync(System):
         # take minutes per repetition. Its rate at 5,000 and at 50,000 jobs
         # measured about the same here.
         "max_jobs": 20_000,
+        # Version of the optional que-pg extension (0: none).
+        "extension": 0,
     }
     pending_sql = "SELECT count(*) FROM que_jobs"
 
@@ -42,7 +44,7 @@ class QueClassicAsync(System):
         return missing_exports(NEEDED)
 
     def install(self, url: str) -> None:
-        install_que(url)
+        install_que(url, extension=int(self.settings["extension"]))
 
     def producer(self, url: str) -> QueAsyncProducer:
         return QueAsyncProducer(url)
@@ -86,6 +88,9 @@ class QueAsyncProducer:
 
     async def enqueue_one(self, seq: int, sent_at: float) -> None:
         await self.client.enqueue(self.job(type=JOB_TYPE, args=[seq, sent_at]))
+
+    async def enqueue_urgent(self, seq: int, sent_at: float) -> None:
+        await self.client.enqueue(self.job(type=JOB_TYPE, args=[seq, sent_at], priority=1))
 
     async def enqueue_batch(self, seqs: Sequence[int]) -> None:
         await self.client.enqueue_many([self.job(type=JOB_TYPE, args=[seq, 0.0]) for seq in seqs])

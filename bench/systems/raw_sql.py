@@ -32,6 +32,8 @@ CREATE TABLE raw_jobs (
 
 INSERT_ONE = "INSERT INTO raw_jobs (job_class, args) VALUES ('Bench', %s::json)"
 
+INSERT_URGENT = "INSERT INTO raw_jobs (job_class, args, priority) VALUES ('Bench', %s::json, 1)"
+
 INSERT_BATCH = """
 INSERT INTO raw_jobs (job_class, args)
 SELECT 'Bench', a::json FROM unnest(%s::text[]) AS a
@@ -113,6 +115,9 @@ class RawProducer:
 
     def enqueue_one(self, seq: int, sent_at: float) -> None:
         self.conn.execute(INSERT_ONE, (f"[{seq}, {sent_at!r}]",), prepare=True)
+
+    def enqueue_urgent(self, seq: int, sent_at: float) -> None:
+        self.conn.execute(INSERT_URGENT, (f"[{seq}, {sent_at!r}]",), prepare=True)
 
     def enqueue_batch(self, seqs: Sequence[int]) -> None:
         self.conn.execute(INSERT_BATCH, ([f"[{seq}, 0.0]" for seq in seqs],))

@@ -23,6 +23,7 @@ ASYNC = False
 
 Event = threading.Event
 Queue = queue.SimpleQueue
+PriorityQueue = queue.PriorityQueue
 QueueEmpty = queue.Empty
 Background = threading.Thread
 

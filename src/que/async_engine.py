@@ -33,7 +33,7 @@ from ._acompat import (
     Background,
     Cancelled,
     Event,
-    Queue,
+    PriorityQueue,
     QueueEmpty,
     check_can_start,
     join,
@@ -46,6 +46,7 @@ from ._engine_base import (
     BufferSizer,
     Completion,
     EngineBook,
+    HandOut,
     by_queue,
     check_engine_options,
     check_listen,
@@ -143,6 +144,12 @@ class AsyncBatchWorker:
     ``listen`` (default: whenever the client can) wakes the engine on NOTIFY;
     behind PgBouncer that needs the client's ``listen_url``, and without it
     the engine polls every ``interval``.
+
+    ``synchronous_commit=False`` commits each job's own transaction (its
+    writes through ``transaction()`` with its delete) without waiting for the
+    WAL flush: much faster where that flush bounds the rate, but a crash of
+    the database server can lose the last such commits, effects and delete
+    together, and the job then runs again. Read docs/reliability.md first.
     """
 
     def __init__(
@@ -161,6 +168,7 @@ class AsyncBatchWorker:
         max_attempts: int | None = None,
         max_attempts_per_type: Mapping[str, int | None] | None = None,
         dead_retention: timedelta | float | None = None,
+        synchronous_commit: bool = True,
     ) -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(
@@ -178,12 +186,15 @@ class AsyncBatchWorker:
         self.interval = wake_interval(interval)
         self.concurrency = concurrency
         self.listen = listen
+        self.synchronous_commit = synchronous_commit
         self._connections = connections
         self._holds: dict[int, Hold] = {}
         self._lock_jobs = sql.LOCK_JOBS_XACT if connections.pgbouncer else sql.LOCK_JOBS
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
-        self._jobs: Queue[Claimed | None] = Queue()
+        # Most urgent first (see HandOut); None stops a worker.
+        self._jobs: PriorityQueue[tuple[int, int, Claimed | None]] = PriorityQueue()
+        self._order = HandOut()
         self._wake = Event()
         self._stop = Event()
         self._locker: list[Background] = []
@@ -229,7 +240,7 @@ class AsyncBatchWorker:
             )
             return False
         for _ in range(self.concurrency):
-            self._jobs.put_nowait(None)
+            self._jobs.put_nowait((*self._order.last(), None))
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         await join(self._workers, left)
         return True
@@ -530,10 +541,13 @@ class AsyncBatchWorker:
                 self._give_back,
                 lend=self._connections.take,
                 problem=problem,
+                synchronous_commit=self.synchronous_commit,
             )
             self._book.claimed(job)
             self._cancel_watch.watch(handle)
-            self._jobs.put_nowait(Claimed(job, handle, generation))
+            self._jobs.put_nowait(
+                (*self._order.key(job.priority), Claimed(job, handle, generation))
+            )
         return [row["job_id"] for row in found]
 
     async def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
@@ -570,11 +584,12 @@ class AsyncBatchWorker:
     def _hand_back_unstarted(self) -> None:
         while True:
             try:
-                item = self._jobs.get_nowait()
+                entry = self._jobs.get_nowait()
             except QueueEmpty:
                 return
+            item = entry[2]
             if item is None:
-                self._jobs.put_nowait(None)
+                self._jobs.put_nowait(entry)
                 return
             self._cancel_watch.unwatch(item.handle)
             self._book.report(Completion(item.job, item.generation))
@@ -626,7 +641,7 @@ class AsyncBatchWorker:
 
     async def _worker_loop(self) -> None:
         while True:
-            item = await self._jobs.get()
+            item = (await self._jobs.get())[2]
             if item is None:
                 return
             # Shutting down, or its queue was paused since the claim: give it

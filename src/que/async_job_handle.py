@@ -186,6 +186,7 @@ class AsyncJobHandle:
         "outcome_written",
         "problem",
         "stop",
+        "synchronous_commit",
         "xact",
     )
 
@@ -199,9 +200,12 @@ class AsyncJobHandle:
         lend: Lend | None = None,
         problem: str | None = None,
         xact: bool = False,
+        synchronous_commit: bool = True,
     ) -> None:
         self.job = job
         self.xact = xact
+        # False: the job's own transaction commits without waiting for the WAL flush.
+        self.synchronous_commit = synchronous_commit
         # A cancel request was seen; ``stop`` cancels an async job's task.
         self.cancelled = False
         self.stop: Callable[[], object] | None = None
@@ -238,6 +242,8 @@ class AsyncJobHandle:
         if not self.in_tx:
             if not self.xact:  # with xact, the claim's transaction is already open
                 await conn.set_autocommit(False)
+                if not self.synchronous_commit:
+                    await conn.execute(sql.ASYNC_COMMIT)
             self.in_tx = True
         return conn
 

@@ -34,7 +34,7 @@ from ._compat import (
     Background,
     Cancelled,
     Event,
-    Queue,
+    PriorityQueue,
     QueueEmpty,
     check_can_start,
     join,
@@ -47,6 +47,7 @@ from ._engine_base import (
     BufferSizer,
     Completion,
     EngineBook,
+    HandOut,
     by_queue,
     check_engine_options,
     check_listen,
@@ -144,6 +145,12 @@ class BatchWorker:
     ``listen`` (default: whenever the client can) wakes the engine on NOTIFY;
     behind PgBouncer that needs the client's ``listen_url``, and without it
     the engine polls every ``interval``.
+
+    ``synchronous_commit=False`` commits each job's own transaction (its
+    writes through ``transaction()`` with its delete) without waiting for the
+    WAL flush: much faster where that flush bounds the rate, but a crash of
+    the database server can lose the last such commits, effects and delete
+    together, and the job then runs again. Read docs/reliability.md first.
     """
 
     def __init__(
@@ -162,6 +169,7 @@ class BatchWorker:
         max_attempts: int | None = None,
         max_attempts_per_type: Mapping[str, int | None] | None = None,
         dead_retention: timedelta | float | None = None,
+        synchronous_commit: bool = True,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"BatchWorker needs a que.Client, not {type(client).__name__}")
@@ -177,12 +185,15 @@ class BatchWorker:
         self.interval = wake_interval(interval)
         self.concurrency = concurrency
         self.listen = listen
+        self.synchronous_commit = synchronous_commit
         self._connections = connections
         self._holds: dict[int, Hold] = {}
         self._lock_jobs = sql.LOCK_JOBS_XACT if connections.pgbouncer else sql.LOCK_JOBS
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
-        self._jobs: Queue[Claimed | None] = Queue()
+        # Most urgent first (see HandOut); None stops a worker.
+        self._jobs: PriorityQueue[tuple[int, int, Claimed | None]] = PriorityQueue()
+        self._order = HandOut()
         self._wake = Event()
         self._stop = Event()
         self._locker: list[Background] = []
@@ -226,7 +237,7 @@ class BatchWorker:
             logger.warning("BatchWorker shutdown timed out with %d job(s) running", self.running)
             return False
         for _ in range(self.concurrency):
-            self._jobs.put_nowait(None)
+            self._jobs.put_nowait((*self._order.last(), None))
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         join(self._workers, left)
         return True
@@ -525,10 +536,13 @@ class BatchWorker:
                 self._give_back,
                 lend=self._connections.take,
                 problem=problem,
+                synchronous_commit=self.synchronous_commit,
             )
             self._book.claimed(job)
             self._cancel_watch.watch(handle)
-            self._jobs.put_nowait(Claimed(job, handle, generation))
+            self._jobs.put_nowait(
+                (*self._order.key(job.priority), Claimed(job, handle, generation))
+            )
         return [row["job_id"] for row in found]
 
     def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
@@ -565,11 +579,12 @@ class BatchWorker:
     def _hand_back_unstarted(self) -> None:
         while True:
             try:
-                item = self._jobs.get_nowait()
+                entry = self._jobs.get_nowait()
             except QueueEmpty:
                 return
+            item = entry[2]
             if item is None:
-                self._jobs.put_nowait(None)
+                self._jobs.put_nowait(entry)
                 return
             self._cancel_watch.unwatch(item.handle)
             self._book.report(Completion(item.job, item.generation))
@@ -621,7 +636,7 @@ class BatchWorker:
 
     def _worker_loop(self) -> None:
         while True:
-            item = self._jobs.get()
+            item = (self._jobs.get())[2]
             if item is None:
                 return
             # Shutting down, or its queue was paused since the claim: give it

@@ -179,6 +179,7 @@ class JobHandle:
         "outcome_written",
         "problem",
         "stop",
+        "synchronous_commit",
         "xact",
     )
 
@@ -192,9 +193,12 @@ class JobHandle:
         lend: Lend | None = None,
         problem: str | None = None,
         xact: bool = False,
+        synchronous_commit: bool = True,
     ) -> None:
         self.job = job
         self.xact = xact
+        # False: the job's own transaction commits without waiting for the WAL flush.
+        self.synchronous_commit = synchronous_commit
         # A cancel request was seen; ``stop`` cancels an async job's task.
         self.cancelled = False
         self.stop: Callable[[], object] | None = None
@@ -227,6 +231,8 @@ class JobHandle:
         if not self.in_tx:
             if not self.xact:  # with xact, the claim's transaction is already open
                 conn.set_autocommit(False)
+                if not self.synchronous_commit:
+                    conn.execute(sql.ASYNC_COMMIT)
             self.in_tx = True
         return conn
 

@@ -354,6 +354,11 @@ WHERE j.queue = %(queue)s AND j.priority = k.priority
 BEGIN: Final = "BEGIN"
 COMMIT: Final = "COMMIT"
 
+# A job's own transaction when its worker was made with synchronous_commit=False:
+# its commit (the job's writes with its delete) returns before the WAL is
+# flushed; see docs/reliability.md for what a crash can then lose.
+ASYNC_COMMIT: Final = "SET LOCAL synchronous_commit = off"
+
 # PgBouncer mode: a job's own transaction nests in the transaction that holds
 # its lock, so rolling the job's writes back keeps the lock.
 JOB_SAVEPOINT: Final = "SAVEPOINT que_job"

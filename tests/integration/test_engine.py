@@ -271,6 +271,39 @@ async def test_job_writes_through_its_transaction_and_commits_with_its_delete(
     assert scalar(conn, "SELECT count(*) FROM effects") == 3
 
 
+@pytest.mark.parametrize("synchronous", [True, False], ids=["synchronous", "asynchronous"])
+async def test_synchronous_commit_option_applies_to_the_job_transaction_only(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, synchronous: bool
+) -> None:
+    # A trigger notes the setting in force where each job is deleted: in the
+    # job's own transaction for a job that opens one, in the locker's batch
+    # otherwise. Only the job's own transaction follows the option.
+    conn.execute("CREATE TABLE deletes (kind text, setting text)")
+    conn.execute(
+        "CREATE FUNCTION note_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO deletes VALUES (OLD.args->>0, current_setting('synchronous_commit')); "
+        "RETURN OLD; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER note_delete AFTER DELETE ON que_jobs "
+        "FOR EACH ROW EXECUTE FUNCTION note_delete()"
+    )
+
+    async def work(job: Any) -> None:
+        if job.args[0] == "tx":
+            await execute_in_job_tx(side, job, "SELECT 1", [])
+
+    await r(qc.enqueue_many([que.Job(type="W", args=[kind]) for kind in ("tx", "plain") * 3]))
+    engine = engines({"W": side.handler(work)}, concurrency=2, synchronous_commit=synchronous)
+    assert engine.synchronous_commit is synchronous
+    side.start_engine(engine)
+    await eventually(lambda: remaining(conn) == 0, "every job deleted")
+    assert await side.stop_engine(engine)
+    noted = conn.execute("SELECT kind, setting FROM deletes ORDER BY kind").fetchall()
+    job_tx = "on" if synchronous else "off"
+    assert noted == [("plain", "on")] * 3 + [("tx", job_tx)] * 3
+
+
 async def test_engine_job_borrows_a_connection_when_it_asks_for_one(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
 ) -> None:
@@ -489,6 +522,44 @@ async def test_shutdown_hands_back_jobs_not_started(
     assert await stopping
     assert remaining(conn) == 4
     assert advisory_lock_count(db_url) == 0
+
+
+async def test_urgent_job_claimed_behind_a_buffer_starts_next(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Jobs claimed ahead do not hold back a more urgent job claimed after them."""
+    release = threading.Event()
+    order: list[str] = []
+
+    async def run(job: Any) -> None:
+        order.append(job.args[0])
+        if job.args[0] == "first":
+            await wait_event(release, 30)
+
+    def claims() -> int:
+        """Claims that handed jobs to the workers (logged once the jobs are queued)."""
+        return sum(1 for record in caplog.records if getattr(record, "claimed", 0) > 0)
+
+    await r(qc.enqueue(que.Job(type="Run", args=["first"], priority=50)))
+    await r(qc.enqueue_many([que.Job(type="Run", args=["later"], priority=100) for _ in range(4)]))
+    engine = engines({"Run": side.handler(run)}, concurrency=1, buffer=8)
+    with caplog.at_level(logging.DEBUG, logger=type(engine).__module__):
+        side.start_engine(engine)
+        try:
+            await eventually(lambda: order == ["first"], "the first job running")
+            await eventually(lambda: advisory_lock_count(db_url) == 5, "four jobs claimed ahead")
+            await eventually(lambda: claims() == 1, "the first claim handed over")
+            await r(qc.enqueue(que.Job(type="Run", args=["urgent"], priority=1)))
+            await eventually(lambda: claims() == 2, "the urgent job handed over")
+        finally:
+            release.set()
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert order == ["first", "urgent", "later", "later", "later", "later"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
