@@ -245,8 +245,11 @@ async def test_pausing_needs_extension_version_2(
                 await r(call())
         job = await r(client.enqueue(side.job_class(type="Quick", queue="mail")))
         await run("batch", client, {"Quick": side.handler(quick)}, queue="mail")
-        await run("classic", client, {"Quick": side.handler(quick)}, queue="mail")
+        classic = await run("classic", client, {"Quick": side.handler(quick)}, queue="mail")
         await wait_until(lambda: job.id in ran, 60, "the job ran")
+        # The classic worker's loop must have begun before its client closes
+        # (on a loaded machine its thread can start after the job ran).
+        await wait_until(lambda: classic.working, 60, "the classic worker runs")
 
 
 async def test_an_engine_hands_back_claimed_jobs_of_a_paused_queue(
