@@ -23,7 +23,6 @@ ASYNC = False
 
 Event = threading.Event
 Queue = queue.SimpleQueue
-PriorityQueue = queue.PriorityQueue
 QueueEmpty = queue.Empty
 Background = threading.Thread
 

@@ -8,7 +8,6 @@ keeps those batches and builds their statement parameters; it does no IO.
 
 from __future__ import annotations
 
-import itertools
 import math
 import threading
 import time
@@ -271,28 +270,6 @@ class BufferSizer:
 
 # After every job in the workers' queue: que_jobs.priority is a smallint.
 _AFTER_EVERY_PRIORITY = 2**15
-
-
-@dataclass
-class HandOut:
-    """Keys of the queue between the locker and its workers: claimed jobs go out
-    most urgent first (lowest priority number), in claim order within one
-    priority. A job claimed behind a buffer of less urgent ones is the next
-    to start, instead of waiting for that buffer to drain.
-
-    >>> order = HandOut()
-    >>> sorted([order.key(100), order.key(100), order.key(1), order.last()])
-    [(1, 2), (100, 0), (100, 1), (32768, 3)]
-    """
-
-    _count: itertools.count[int] = field(default_factory=itertools.count)
-
-    def key(self, priority: int) -> tuple[int, int]:
-        return (priority, next(self._count))
-
-    def last(self) -> tuple[int, int]:
-        """A key after every job's: for the markers that stop the workers."""
-        return (_AFTER_EVERY_PRIORITY, next(self._count))
 
 
 def _smooth(old: float | None, new: float) -> float:

@@ -33,7 +33,7 @@ from ._acompat import (
     Background,
     Cancelled,
     Event,
-    PriorityQueue,
+    Queue,
     QueueEmpty,
     check_can_start,
     join,
@@ -46,7 +46,6 @@ from ._engine_base import (
     BufferSizer,
     Completion,
     EngineBook,
-    HandOut,
     by_queue,
     check_engine_options,
     check_listen,
@@ -192,9 +191,7 @@ class AsyncBatchWorker:
         self._lock_jobs = sql.LOCK_JOBS_XACT if connections.pgbouncer else sql.LOCK_JOBS
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
-        # Most urgent first (see HandOut); None stops a worker.
-        self._jobs: PriorityQueue[tuple[int, int, Claimed | None]] = PriorityQueue()
-        self._order = HandOut()
+        self._jobs: Queue[Claimed | None] = Queue()
         self._wake = Event()
         self._stop = Event()
         self._locker: list[Background] = []
@@ -240,7 +237,7 @@ class AsyncBatchWorker:
             )
             return False
         for _ in range(self.concurrency):
-            self._jobs.put_nowait((*self._order.last(), None))
+            self._jobs.put_nowait(None)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         await join(self._workers, left)
         return True
@@ -545,9 +542,7 @@ class AsyncBatchWorker:
             )
             self._book.claimed(job)
             self._cancel_watch.watch(handle)
-            self._jobs.put_nowait(
-                (*self._order.key(job.priority), Claimed(job, handle, generation))
-            )
+            self._jobs.put_nowait(Claimed(job, handle, generation))
         return [row["job_id"] for row in found]
 
     async def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
@@ -584,12 +579,11 @@ class AsyncBatchWorker:
     def _hand_back_unstarted(self) -> None:
         while True:
             try:
-                entry = self._jobs.get_nowait()
+                item = self._jobs.get_nowait()
             except QueueEmpty:
                 return
-            item = entry[2]
             if item is None:
-                self._jobs.put_nowait(entry)
+                self._jobs.put_nowait(None)
                 return
             self._cancel_watch.unwatch(item.handle)
             self._book.report(Completion(item.job, item.generation))
@@ -641,7 +635,7 @@ class AsyncBatchWorker:
 
     async def _worker_loop(self) -> None:
         while True:
-            item = (await self._jobs.get())[2]
+            item = await self._jobs.get()
             if item is None:
                 return
             # Shutting down, or its queue was paused since the claim: give it

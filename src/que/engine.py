@@ -34,7 +34,7 @@ from ._compat import (
     Background,
     Cancelled,
     Event,
-    PriorityQueue,
+    Queue,
     QueueEmpty,
     check_can_start,
     join,
@@ -47,7 +47,6 @@ from ._engine_base import (
     BufferSizer,
     Completion,
     EngineBook,
-    HandOut,
     by_queue,
     check_engine_options,
     check_listen,
@@ -191,9 +190,7 @@ class BatchWorker:
         self._lock_jobs = sql.LOCK_JOBS_XACT if connections.pgbouncer else sql.LOCK_JOBS
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
-        # Most urgent first (see HandOut); None stops a worker.
-        self._jobs: PriorityQueue[tuple[int, int, Claimed | None]] = PriorityQueue()
-        self._order = HandOut()
+        self._jobs: Queue[Claimed | None] = Queue()
         self._wake = Event()
         self._stop = Event()
         self._locker: list[Background] = []
@@ -237,7 +234,7 @@ class BatchWorker:
             logger.warning("BatchWorker shutdown timed out with %d job(s) running", self.running)
             return False
         for _ in range(self.concurrency):
-            self._jobs.put_nowait((*self._order.last(), None))
+            self._jobs.put_nowait(None)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         join(self._workers, left)
         return True
@@ -540,9 +537,7 @@ class BatchWorker:
             )
             self._book.claimed(job)
             self._cancel_watch.watch(handle)
-            self._jobs.put_nowait(
-                (*self._order.key(job.priority), Claimed(job, handle, generation))
-            )
+            self._jobs.put_nowait(Claimed(job, handle, generation))
         return [row["job_id"] for row in found]
 
     def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
@@ -579,12 +574,11 @@ class BatchWorker:
     def _hand_back_unstarted(self) -> None:
         while True:
             try:
-                entry = self._jobs.get_nowait()
+                item = self._jobs.get_nowait()
             except QueueEmpty:
                 return
-            item = entry[2]
             if item is None:
-                self._jobs.put_nowait(entry)
+                self._jobs.put_nowait(None)
                 return
             self._cancel_watch.unwatch(item.handle)
             self._book.report(Completion(item.job, item.generation))
@@ -636,7 +630,7 @@ class BatchWorker:
 
     def _worker_loop(self) -> None:
         while True:
-            item = (self._jobs.get())[2]
+            item = self._jobs.get()
             if item is None:
                 return
             # Shutting down, or its queue was paused since the claim: give it

@@ -524,44 +524,6 @@ async def test_shutdown_hands_back_jobs_not_started(
     assert advisory_lock_count(db_url) == 0
 
 
-async def test_urgent_job_claimed_behind_a_buffer_starts_next(
-    side: Side,
-    qc: AnyClient,
-    conn: psycopg.Connection[Any],
-    engines: Any,
-    db_url: str,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Jobs claimed ahead do not hold back a more urgent job claimed after them."""
-    release = threading.Event()
-    order: list[str] = []
-
-    async def run(job: Any) -> None:
-        order.append(job.args[0])
-        if job.args[0] == "first":
-            await wait_event(release, 30)
-
-    def claims() -> int:
-        """Claims that handed jobs to the workers (logged once the jobs are queued)."""
-        return sum(1 for record in caplog.records if getattr(record, "claimed", 0) > 0)
-
-    await r(qc.enqueue(que.Job(type="Run", args=["first"], priority=50)))
-    await r(qc.enqueue_many([que.Job(type="Run", args=["later"], priority=100) for _ in range(4)]))
-    engine = engines({"Run": side.handler(run)}, concurrency=1, buffer=8)
-    with caplog.at_level(logging.DEBUG, logger=type(engine).__module__):
-        side.start_engine(engine)
-        try:
-            await eventually(lambda: order == ["first"], "the first job running")
-            await eventually(lambda: advisory_lock_count(db_url) == 5, "four jobs claimed ahead")
-            await eventually(lambda: claims() == 1, "the first claim handed over")
-            await r(qc.enqueue(que.Job(type="Run", args=["urgent"], priority=1)))
-            await eventually(lambda: claims() == 2, "the urgent job handed over")
-        finally:
-            release.set()
-    await eventually(lambda: remaining(conn) == 0, "every job worked")
-    assert order == ["first", "urgent", "later", "later", "later", "later"]
-
-
 @pytest.mark.parametrize("kind", KINDS)
 async def test_interrupting_work_function_gives_its_job_back(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, kind: str
