@@ -109,7 +109,6 @@ class Watchdog:
             for key, *_ in late:
                 del self._running[key]
         for _, job, ran, limit in late:
-            self.overdue_total += 1
             logger.warning(
                 "job %s id=%s has run %.1fs, past its timeout of %gs; a thread cannot be "
                 "stopped, so it keeps running",
@@ -119,8 +118,12 @@ class Watchdog:
                 limit,
                 extra={"job_id": job.id, "job_type": job.type, "outcome": "overdue"},
             )
-            if self.on_overdue is not None:
-                self.on_overdue(job, ran, limit)
+            try:
+                if self.on_overdue is not None:
+                    self.on_overdue(job, ran, limit)
+            finally:
+                # Counted once reported: whoever sees the count saw the warning too.
+                self.overdue_total += 1
         return [job for _, job, _, _ in late]
 
     def _run(self) -> None:
