@@ -337,10 +337,22 @@ def id_array(ids: list[int]) -> str:
     return "{" + ",".join(map(str, ids)) + "}"
 
 
-def vanished_ids(locked: list[dict[str, Any]], found: list[dict[str, Any]]) -> list[int]:
+def parse_id_array(text: str) -> list[int]:
+    """The ids of a PostgreSQL bigint[] in its text form.
+
+    >>> parse_id_array("{3,1,2}"), parse_id_array("{}")
+    ([3, 1, 2], [])
+    """
+    inner = text[1:-1]
+    return [int(part) for part in inner.split(",")] if inner else []
+
+
+def vanished_ids(locked: list[int], found: list[dict[str, Any]]) -> list[int]:
     """Ids the walk locked whose rows were gone at the re-check."""
+    if len(found) == len(locked):
+        return []
     present = {row["job_id"] for row in found}
-    return [row["job_id"] for row in locked if row["job_id"] not in present]
+    return [job_id for job_id in locked if job_id not in present]
 
 
 def wait_seconds(interval: float, next_run_at: datetime | None, now: datetime) -> float:

@@ -12,6 +12,7 @@ the table Ruby and Go share, with no column for it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -29,15 +30,22 @@ except ImportError:  # the application does not use OpenTelemetry
 
 SYSTEM = "que"
 _cached: tuple[object, Any] | None = None
+# While no provider is configured, look again at most this often: the API reads
+# the environment on every call until one is set, a cost per job otherwise.
+_RECHECK_SECONDS = 1.0
+_none_until = 0.0
 
 
 def _tracer() -> Any | None:
     """The tracer of the configured provider; None when there is none to record."""
-    global _cached  # noqa: PLW0603 (one tracer per provider, made once)
+    global _cached, _none_until  # noqa: PLW0603 (one tracer per provider, made once)
     if trace is None:
+        return None
+    if _cached is None and time.monotonic() < _none_until:
         return None
     provider = trace.get_tracer_provider()
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        _cached, _none_until = None, time.monotonic() + _RECHECK_SECONDS
         return None
     cached = _cached
     if cached is not None and cached[0] is provider:

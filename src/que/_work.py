@@ -178,8 +178,10 @@ def log_outcome(
 ) -> None:
     """The one log line per job: type, id, queue, duration and outcome. A failure
     carries its exception (``exc_info``), so error reporters get the stack."""
-    elapsed = time.monotonic() - started
     level = logging.INFO if outcome == "done" else logging.WARNING
+    if not JOB_LOGGER.isEnabledFor(level):
+        return
+    elapsed = time.monotonic() - started
     JOB_LOGGER.log(
         level,
         "job %s id=%s queue=%r %.3fs %s",

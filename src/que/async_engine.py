@@ -53,6 +53,7 @@ from ._engine_base import (
     engine_connections,
     id_array,
     key_params,
+    parse_id_array,
     vanished_ids,
     wait_seconds,
 )
@@ -350,10 +351,11 @@ class AsyncBatchWorker:
             return await self._write_and_claim_in_hold(conn, limit, queues)
         began = time.perf_counter()
         claim = conn.cursor(row_factory=dict_row)
+        recheck = conn.cursor(row_factory=dict_row)
         # One round trip: the writes commit in their own transaction before
         # the unlocks run (unlocking first would let another worker re-check
         # and run a job whose delete is not committed yet), then the claim,
-        # which sees those commits.
+        # which sees those commits, and the re-check of what it locked.
         async with conn.pipeline():
             if book.has_row_writes():
                 await conn.execute(sql.BEGIN)
@@ -368,14 +370,20 @@ class AsyncBatchWorker:
             self._turn += 1
             if limit > 0:
                 params = claim_params(order[0], limit, held)
-                await claim.execute(sql.LOCK_JOBS, params, prepare=True)
+                await claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
+                await recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
         book.written()
         if limit == 0:
             return 0
-        locked = await claim.fetchall()
+        noted = await claim.fetchone()
+        locked = parse_id_array(noted["ids"]) if noted else []
+        found = await recheck.fetchall()
         if len(locked) < limit:
-            locked += await self._claim_more(conn, limit, held, order, locked)
-        claimed = len(await self._recheck(conn, locked)) if locked else 0
+            more = await self._claim_more(conn, limit, held, order, locked)
+            if more:
+                locked += [row["job_id"] for row in more]
+                found += await self._reread(conn, more)
+        claimed = await self._hand_out(conn, locked, found)
         self._log_claim(claimed, limit, began)
         return claimed
 
@@ -413,18 +421,21 @@ class AsyncBatchWorker:
             async with hold_conn.cursor(row_factory=dict_row) as claim:
                 await claim.execute(self._lock_jobs, claim_params(order[0], limit, held))
                 locked = await claim.fetchall()
+            ids = [row["job_id"] for row in locked]
             if len(locked) < limit:
-                locked += await self._claim_more(hold_conn, limit, held, order, locked)
-            found = await self._recheck(hold_conn, locked) if locked else []
+                locked += await self._claim_more(hold_conn, limit, held, order, ids)
+                ids = [row["job_id"] for row in locked]
+            found = await self._reread(hold_conn, locked) if locked else []
+            claimed = await self._hand_out(hold_conn, ids, found)
         except BaseException:
             await self._connections.drop(hold_conn)
             raise
-        if found:
-            self._holds[generation] = Hold(hold_conn, set(found))
+        if claimed:
+            self._holds[generation] = Hold(hold_conn, {row["job_id"] for row in found})
         else:
             await self._end_hold(hold_conn)
-        self._log_claim(len(found), limit, began)
-        return len(found)
+        self._log_claim(claimed, limit, began)
+        return claimed
 
     async def _write_outcomes(self, conn: AnyConnection) -> None:
         """This turn's deletes, failures, snoozes and burials (inside the caller's
@@ -468,24 +479,27 @@ class AsyncBatchWorker:
         limit: int,
         held: list[int],
         order: list[str],
-        locked: list[dict[str, Any]],
+        mine: list[int],
     ) -> list[dict[str, Any]]:
-        """After a short first claim: the rest of the first queue past full
-        windows, then the other queues in turn, until ``limit`` are locked."""
+        """After a short first claim (which locked ``mine``): the rest of the
+        first queue past full windows, then the other queues in turn, until
+        ``limit`` are locked."""
         more: list[dict[str, Any]] = []
         async with conn.cursor(row_factory=dict_row) as cur:
             for index, queue in enumerate(order):
+                locked = mine + [row["job_id"] for row in more]
                 # What this queue's first window skipped: the first queue's was
                 # sent with the writes, before this turn locked anything.
-                skip = held if index == 0 else held + [row["job_id"] for row in locked + more]
+                skip = held if index == 0 else held + locked
                 if index > 0:
                     await cur.execute(
-                        self._lock_jobs, claim_params(queue, limit - len(locked) - len(more), skip)
+                        self._lock_jobs, claim_params(queue, limit - len(locked), skip)
                     )
                     more += await cur.fetchall()
-                if len(locked) + len(more) < limit:
-                    more += await self._claim_beyond(cur, queue, limit, skip, locked + more)
-                if len(locked) + len(more) >= limit:
+                    locked = mine + [row["job_id"] for row in more]
+                if len(locked) < limit:
+                    more += await self._claim_beyond(cur, queue, limit, skip, locked)
+                if len(mine) + len(more) >= limit:
                     break
         return more
 
@@ -495,12 +509,12 @@ class AsyncBatchWorker:
         queue: str,
         limit: int,
         skip: list[int],
-        locked: list[dict[str, Any]],
+        locked: list[int],
     ) -> list[dict[str, Any]]:
         """Walk on in ``queue`` past a full window whose free jobs ran out (other
         sessions hold the rest), window after window, until ``limit`` are locked
-        in all or no window is full. A window is its ``after`` key and the ids
-        it skipped (``skip`` for the one just walked)."""
+        in all (``locked`` so far) or no window is full. A window is its
+        ``after`` key and the ids it skipped (``skip`` for the one just walked)."""
         more: list[dict[str, Any]] = []
         window = claim_params(queue, 0, skip)
         while len(locked) + len(more) < limit:
@@ -508,27 +522,36 @@ class AsyncBatchWorker:
             end = await cur.fetchone()
             if end is None:
                 break
-            mine = [row["job_id"] for row in locked + more]
+            mine = locked + [row["job_id"] for row in more]
             size = min(2 * window["window"], MAX_CLAIM_WINDOW)
-            wanted = limit - len(locked) - len(more)
+            wanted = limit - len(mine)
             window = claim_params(queue, wanted, skip + mine, end, size)
             await cur.execute(self._lock_jobs, window, prepare=True)
             more += await cur.fetchall()
         return more
 
-    async def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> list[int]:
-        """Re-read the locked rows, hand the ones still there to the workers, and
-        return their ids. A transaction-level lock on a row found gone stays
-        until its hold ends."""
+    async def _reread(
+        self, conn: AnyConnection, locked: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The rows of ``locked`` (keys the walk locked) still in the table, read
+        by a fresh statement: one per queue."""
+        found: list[dict[str, Any]] = []
         async with conn.cursor(row_factory=dict_row) as cur:
-            found = []
             for rows in by_queue(locked):
                 await cur.execute(sql.RECHECK_JOBS, key_params(rows), prepare=True)
                 found += await cur.fetchall()
-            gone = vanished_ids(locked, found)
-            if gone and not self._connections.pgbouncer:
-                # Finished by another worker after the walk's snapshot.
-                await cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
+        return found
+
+    async def _hand_out(
+        self, conn: AnyConnection, locked: list[int], found: list[dict[str, Any]]
+    ) -> int:
+        """Hand the re-checked rows to the workers and return how many. The
+        locks of rows found gone (finished by another worker after the walk's
+        snapshot) are released; a transaction-level one stays until its hold
+        ends."""
+        gone = vanished_ids(locked, found)
+        if gone and not self._connections.pgbouncer:
+            await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
             job, problem = job_from_row(AsyncJob, row)
@@ -543,7 +566,7 @@ class AsyncBatchWorker:
             self._book.claimed(job)
             self._cancel_watch.watch(handle)
             self._jobs.put_nowait(Claimed(job, handle, generation))
-        return [row["job_id"] for row in found]
+        return len(found)
 
     async def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
         """How long to sleep when ``queues`` (those not paused) have nothing due:

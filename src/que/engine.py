@@ -54,6 +54,7 @@ from ._engine_base import (
     engine_connections,
     id_array,
     key_params,
+    parse_id_array,
     vanished_ids,
     wait_seconds,
 )
@@ -347,10 +348,11 @@ class BatchWorker:
             return self._write_and_claim_in_hold(conn, limit, queues)
         began = time.perf_counter()
         claim = conn.cursor(row_factory=dict_row)
+        recheck = conn.cursor(row_factory=dict_row)
         # One round trip: the writes commit in their own transaction before
         # the unlocks run (unlocking first would let another worker re-check
         # and run a job whose delete is not committed yet), then the claim,
-        # which sees those commits.
+        # which sees those commits, and the re-check of what it locked.
         with conn.pipeline():
             if book.has_row_writes():
                 conn.execute(sql.BEGIN)
@@ -365,14 +367,20 @@ class BatchWorker:
             self._turn += 1
             if limit > 0:
                 params = claim_params(order[0], limit, held)
-                claim.execute(sql.LOCK_JOBS, params, prepare=True)
+                claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
+                recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
         book.written()
         if limit == 0:
             return 0
-        locked = claim.fetchall()
+        noted = claim.fetchone()
+        locked = parse_id_array(noted["ids"]) if noted else []
+        found = recheck.fetchall()
         if len(locked) < limit:
-            locked += self._claim_more(conn, limit, held, order, locked)
-        claimed = len(self._recheck(conn, locked)) if locked else 0
+            more = self._claim_more(conn, limit, held, order, locked)
+            if more:
+                locked += [row["job_id"] for row in more]
+                found += self._reread(conn, more)
+        claimed = self._hand_out(conn, locked, found)
         self._log_claim(claimed, limit, began)
         return claimed
 
@@ -408,18 +416,21 @@ class BatchWorker:
             with hold_conn.cursor(row_factory=dict_row) as claim:
                 claim.execute(self._lock_jobs, claim_params(order[0], limit, held))
                 locked = claim.fetchall()
+            ids = [row["job_id"] for row in locked]
             if len(locked) < limit:
-                locked += self._claim_more(hold_conn, limit, held, order, locked)
-            found = self._recheck(hold_conn, locked) if locked else []
+                locked += self._claim_more(hold_conn, limit, held, order, ids)
+                ids = [row["job_id"] for row in locked]
+            found = self._reread(hold_conn, locked) if locked else []
+            claimed = self._hand_out(hold_conn, ids, found)
         except BaseException:
             self._connections.drop(hold_conn)
             raise
-        if found:
-            self._holds[generation] = Hold(hold_conn, set(found))
+        if claimed:
+            self._holds[generation] = Hold(hold_conn, {row["job_id"] for row in found})
         else:
             self._end_hold(hold_conn)
-        self._log_claim(len(found), limit, began)
-        return len(found)
+        self._log_claim(claimed, limit, began)
+        return claimed
 
     def _write_outcomes(self, conn: AnyConnection) -> None:
         """This turn's deletes, failures, snoozes and burials (inside the caller's
@@ -463,24 +474,25 @@ class BatchWorker:
         limit: int,
         held: list[int],
         order: list[str],
-        locked: list[dict[str, Any]],
+        mine: list[int],
     ) -> list[dict[str, Any]]:
-        """After a short first claim: the rest of the first queue past full
-        windows, then the other queues in turn, until ``limit`` are locked."""
+        """After a short first claim (which locked ``mine``): the rest of the
+        first queue past full windows, then the other queues in turn, until
+        ``limit`` are locked."""
         more: list[dict[str, Any]] = []
         with conn.cursor(row_factory=dict_row) as cur:
             for index, queue in enumerate(order):
+                locked = mine + [row["job_id"] for row in more]
                 # What this queue's first window skipped: the first queue's was
                 # sent with the writes, before this turn locked anything.
-                skip = held if index == 0 else held + [row["job_id"] for row in locked + more]
+                skip = held if index == 0 else held + locked
                 if index > 0:
-                    cur.execute(
-                        self._lock_jobs, claim_params(queue, limit - len(locked) - len(more), skip)
-                    )
+                    cur.execute(self._lock_jobs, claim_params(queue, limit - len(locked), skip))
                     more += cur.fetchall()
-                if len(locked) + len(more) < limit:
-                    more += self._claim_beyond(cur, queue, limit, skip, locked + more)
-                if len(locked) + len(more) >= limit:
+                    locked = mine + [row["job_id"] for row in more]
+                if len(locked) < limit:
+                    more += self._claim_beyond(cur, queue, limit, skip, locked)
+                if len(mine) + len(more) >= limit:
                     break
         return more
 
@@ -490,12 +502,12 @@ class BatchWorker:
         queue: str,
         limit: int,
         skip: list[int],
-        locked: list[dict[str, Any]],
+        locked: list[int],
     ) -> list[dict[str, Any]]:
         """Walk on in ``queue`` past a full window whose free jobs ran out (other
         sessions hold the rest), window after window, until ``limit`` are locked
-        in all or no window is full. A window is its ``after`` key and the ids
-        it skipped (``skip`` for the one just walked)."""
+        in all (``locked`` so far) or no window is full. A window is its
+        ``after`` key and the ids it skipped (``skip`` for the one just walked)."""
         more: list[dict[str, Any]] = []
         window = claim_params(queue, 0, skip)
         while len(locked) + len(more) < limit:
@@ -503,27 +515,32 @@ class BatchWorker:
             end = cur.fetchone()
             if end is None:
                 break
-            mine = [row["job_id"] for row in locked + more]
+            mine = locked + [row["job_id"] for row in more]
             size = min(2 * window["window"], MAX_CLAIM_WINDOW)
-            wanted = limit - len(locked) - len(more)
+            wanted = limit - len(mine)
             window = claim_params(queue, wanted, skip + mine, end, size)
             cur.execute(self._lock_jobs, window, prepare=True)
             more += cur.fetchall()
         return more
 
-    def _recheck(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> list[int]:
-        """Re-read the locked rows, hand the ones still there to the workers, and
-        return their ids. A transaction-level lock on a row found gone stays
-        until its hold ends."""
+    def _reread(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows of ``locked`` (keys the walk locked) still in the table, read
+        by a fresh statement: one per queue."""
+        found: list[dict[str, Any]] = []
         with conn.cursor(row_factory=dict_row) as cur:
-            found = []
             for rows in by_queue(locked):
                 cur.execute(sql.RECHECK_JOBS, key_params(rows), prepare=True)
                 found += cur.fetchall()
-            gone = vanished_ids(locked, found)
-            if gone and not self._connections.pgbouncer:
-                # Finished by another worker after the walk's snapshot.
-                cur.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
+        return found
+
+    def _hand_out(self, conn: AnyConnection, locked: list[int], found: list[dict[str, Any]]) -> int:
+        """Hand the re-checked rows to the workers and return how many. The
+        locks of rows found gone (finished by another worker after the walk's
+        snapshot) are released; a transaction-level one stays until its hold
+        ends."""
+        gone = vanished_ids(locked, found)
+        if gone and not self._connections.pgbouncer:
+            conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
             job, problem = job_from_row(Job, row)
@@ -538,7 +555,7 @@ class BatchWorker:
             self._book.claimed(job)
             self._cancel_watch.watch(handle)
             self._jobs.put_nowait(Claimed(job, handle, generation))
-        return [row["job_id"] for row in found]
+        return len(found)
 
     def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
         """How long to sleep when ``queues`` (those not paused) have nothing due:

@@ -246,6 +246,25 @@ LIMIT %(limit)s
 """
 )
 
+# LOCK_JOBS for the engine's first claim of a turn: one row with the ids it
+# locked, and the keys of those rows noted in session settings, where
+# RECHECK_NOTED, sent right behind it in the same pipeline, reads them. The
+# re-check must be a later statement (a snapshot taken after the locks), and
+# this way it costs no round trip of its own. The three array_agg calls read
+# the same rows in the same order, so the arrays line up.
+LOCK_JOBS_NOTED: Final = (
+    """
+SELECT set_config('que.locked_priorities', coalesce(array_agg(l.priority)::text, '{}'), false)
+           AS priorities,
+       set_config('que.locked_run_ats', coalesce(array_agg(l.run_at)::text, '{}'), false)
+           AS run_ats,
+       set_config('que.locked_ids', coalesce(array_agg(l.job_id)::text, '{}'), false) AS ids
+FROM ("""
+    + LOCK_JOBS
+    + """) AS l
+"""
+)
+
 # The key of the last row of the window LOCK_JOBS walked with the same
 # parameters; no row when the window was not full (nothing lies beyond it).
 CLAIM_WINDOW_END: Final = (
@@ -280,6 +299,13 @@ CROSS JOIN LATERAL (
     LIMIT 1
 ) AS j
 """
+
+# RECHECK_JOBS of the rows LOCK_JOBS_NOTED noted on this session.
+RECHECK_NOTED: Final = (
+    RECHECK_JOBS.replace("%(priorities)s", "current_setting('que.locked_priorities')")
+    .replace("%(run_ats)s", "current_setting('que.locked_run_ats')")
+    .replace("%(ids)s", "current_setting('que.locked_ids')")
+)
 
 UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::text::bigint[]) AS id"
 

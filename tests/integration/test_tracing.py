@@ -32,6 +32,9 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    # que looks for a newly configured provider once a second; this one is
+    # meant from the first job on.
+    monkeypatch.setattr(que._tracing, "_none_until", 0.0)
     yield exporter
     provider.shutdown()
 
