@@ -8,13 +8,14 @@ the CLI does. It reads the shared table, so Ruby's and Go's jobs show too.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 from starlette.applications import Starlette
@@ -175,20 +176,22 @@ async def jobs_page(request: Request) -> Response:
         args_contain = None if filters["args"] is None else json.loads(filters["args"])
     except json.JSONDecodeError as exc:
         problem = f"args filter is not JSON: {exc}"
-
-    def jobs(after: str | None, limit: int) -> Awaitable[Page[Any]]:
-        return client.jobs.list(
-            queue=filters["queue"],
-            type=filters["type"],
-            state=filters["state"],
-            args_contain=args_contain,
-            after=after,
-            limit=limit,
-        )
-
+    jobs = functools.partial(
+        client.jobs.list,
+        queue=filters["queue"],
+        type=filters["type"],
+        state=filters["state"],
+        args_contain=args_contain,
+    )
     return await _listing_page(
         request, "/jobs", "jobs.html", filters, jobs, problem, page="jobs", states=STATES
     )
+
+
+class _Listing(Protocol):
+    """A client's ``list`` with its filters bound: it reads one page."""
+
+    def __call__(self, *, after: str | None, limit: int) -> Awaitable[Page[Any]]: ...
 
 
 async def _listing_page(
@@ -196,23 +199,23 @@ async def _listing_page(
     path: str,
     template: str,
     filters: dict[str, str | None],
-    listing: Callable[[str | None, int], Awaitable[Page[Any]]],
+    listing: _Listing,
     problem: str | None,
     **context: Any,
 ) -> Response:
     """One page of the jobs or dead jobs, with links to the next and first pages.
 
     Both lists page the same way (``after`` and ``limit`` in the query, the
-    filters carried along in the links); ``listing(after, limit)`` reads the
-    page. Filters the listing refuses, or a ``problem`` found before it, show
-    on the page instead of the records.
+    filters carried along in the links); ``listing(after=..., limit=...)``
+    reads the page. Filters the listing refuses, or a ``problem`` found before
+    it, show on the page instead of the records.
     """
     q = request.query_params
     jobs: Any = ()
     next_cursor = None
     if problem is None:
         try:
-            found = await listing(q.get("after") or None, _limit(q.get("limit")))
+            found = await listing(after=q.get("after") or None, limit=_limit(q.get("limit")))
             jobs, next_cursor = found.records, found.next
         except (ValueError, QueError) as exc:
             problem = str(exc)
@@ -271,15 +274,9 @@ async def dead_page(request: Request) -> Response:
     if client.extension_version < 1:
         problem = missing_extension_message("dead jobs", 1)
 
-    def dead(after: str | None, limit: int) -> Awaitable[Page[Any]]:
-        return client.dead.list(
-            queue=filters["queue"],
-            type=filters["type"],
-            outcome=filters["outcome"],
-            after=after,
-            limit=limit,
-        )
-
+    dead = functools.partial(
+        client.dead.list, queue=filters["queue"], type=filters["type"], outcome=filters["outcome"]
+    )
     return await _listing_page(
         request, "/dead", "dead.html", filters, dead, problem, page="dead", outcomes=OUTCOMES
     )
