@@ -163,13 +163,7 @@ async def queues_page(request: Request) -> Response:
 
 async def jobs_page(request: Request) -> Response:
     client = await _dash(request).client()
-    q = request.query_params
-    filters = {
-        "queue": q.get("queue"),
-        "type": q.get("type") or None,
-        "state": q.get("state") or None,
-        "args": q.get("args") or None,
-    }
+    filters = _filters(request, "state", "args")
     problem = None
     args_contain = None
     try:
@@ -186,6 +180,13 @@ async def jobs_page(request: Request) -> Response:
     return await _listing_page(
         request, "/jobs", "jobs.html", filters, jobs, problem, page="jobs", states=STATES
     )
+
+
+def _filters(request: Request, *names: str) -> dict[str, str | None]:
+    """A list's filters from the query: the queue as given ("" is the default
+    queue, absent is every queue), then the type and ``names``, None when empty."""
+    q = request.query_params
+    return {"queue": q.get("queue"), **{name: q.get(name) or None for name in ("type", *names)}}
 
 
 class _Listing(Protocol):
@@ -264,12 +265,7 @@ async def job_page(request: Request) -> Response:
 
 async def dead_page(request: Request) -> Response:
     client = await _dash(request).client()
-    q = request.query_params
-    filters = {
-        "queue": q.get("queue"),
-        "type": q.get("type") or None,
-        "outcome": q.get("outcome") or None,
-    }
+    filters = _filters(request, "outcome")
     problem = None
     if client.extension_version < 1:
         problem = missing_extension_message("dead jobs", 1)
