@@ -21,7 +21,7 @@ from que._test_databases import Dropper, database_server, fresh_database, migrat
 
 from .helpers import advisory_lock_count, assert_clean, assert_clean_either
 from .pgbouncer import PgBouncer, required_executable
-from .sides import SIDES, AnyClient, Side
+from .sides import SIDES, AnyClient, Engines, Side
 
 # pytester: a test of que's pytest plugin runs pytest on a sample project.
 pytest_plugins = ["pytester"]
@@ -124,6 +124,15 @@ async def qc(side: Side, db_url: str) -> AsyncIterator[AnyClient]:
     async with side.client(db_url, max_connections=12) as c:
         yield c
         await assert_clean_either(c, db_url)
+
+
+@pytest.fixture
+async def run(side: Side, qc: AnyClient) -> AsyncIterator[Engines]:
+    """Starts workers of the side on ``qc`` by name (see ``Engines``), polling every
+    0.05 s, and stops each after the test, before ``qc`` is checked for leaks."""
+    engines = Engines(side, qc, interval=0.05)
+    yield engines
+    await engines.stop_all()
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ worker's thread. Tests that need a plain sync work function use one directly.
 The batched engines (BatchWorker, AsyncBatchWorker) are made with
 ``side.batch_worker`` and started and shut down with ``side.start_engine`` and
 ``side.stop_engine``, so that the sync engine's blocking shutdown never stalls
-the test's event loop.
+the test's event loop. ``Engines`` starts any of the workers for a test and
+stops each at its end.
 """
 
 from __future__ import annotations
@@ -261,3 +262,78 @@ class Side:
             return asyncio.run(func(job))
 
         return run
+
+
+class Engines:
+    """Starts workers of one side for a test and stops each one after it.
+
+    Tests that run the same behaviour on several workers name the worker by a
+    word: "batch" is a batched engine, "pool" a WorkerPool of two, "worker" one
+    Worker whose loop runs in the background, and "classic" whichever of "pool"
+    and "worker" the fixture chose. Options a call does not give are taken from
+    the fixture's defaults, so each test passes only what it is about.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        client: AnyClient | None = None,
+        *,
+        interval: float,
+        classic: str = "pool",
+        concurrency: int | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        assert classic in ("pool", "worker"), classic
+        self.side = side
+        self.client = client
+        self.interval = interval
+        self.classic = classic
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self._stops: list[Callable[[], Awaitable[bool]]] = []
+
+    async def __call__(
+        self,
+        engine: str,
+        work_map: dict[str, Any],
+        *,
+        client: AnyClient | None = None,
+        **options: Any,
+    ) -> Any:
+        """Start the worker ``engine`` names on ``client`` (or the default one) and
+        return it; it is stopped after the test."""
+        client = self.client if client is None else client
+        assert client is not None, "no client given and none by default"
+        side, timeout = self.side, self.timeout
+        options.setdefault("interval", self.interval)
+        kind = self.classic if engine == "classic" else engine
+        if kind == "batch":
+            if self.concurrency is not None:
+                options.setdefault("concurrency", self.concurrency)
+            batch = side.batch_worker(client, work_map, **options)
+            side.start_engine(batch)
+            self._stops.append(lambda: side.stop_engine(batch, timeout))
+            return batch
+        if kind == "pool":
+            pool = side.worker_pool(client, work_map, 2, **options)
+            pool.start()
+            self._stops.append(lambda: side.call(pool.shutdown, timeout))
+            return pool
+        if kind == "worker":
+            worker = side.worker(client, work_map, **options)
+            task = side.start(worker.work)
+
+            async def stop() -> bool:
+                done = await side.call(worker.shutdown, timeout)
+                await task
+                return bool(done)
+
+            self._stops.append(stop)
+            return worker
+        raise ValueError(f"unknown engine {engine!r}")
+
+    async def stop_all(self) -> None:
+        """Stop every worker started, in order; each must finish within the timeout."""
+        for stop in self._stops:
+            assert await stop()

@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,26 @@ def manage(empty_db_url: str) -> Any:
 def printed(done: subprocess.CompletedProcess[str]) -> Any:
     """The JSON a shell script printed last (``shell`` may print a banner first)."""
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@asynccontextmanager
+async def que_worker(manage: Any, *args: str) -> AsyncIterator[None]:
+    """Run ``manage.py que_worker`` for the block, then stop it with SIGTERM as a
+    process manager would; it must exit cleanly (its output shows if not)."""
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "que_worker", *args],
+        cwd=PROJECT,
+        env=manage.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0, output
 
 
 def one(url: str, query: str) -> Any:
@@ -93,24 +115,12 @@ async def test_orders_enqueue_in_djangos_transaction_and_the_worker_ships_them(
     stats = manage("que", "stats")
     assert "shop.jobs.ship" in stats.stdout
 
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "que_worker", "--concurrency", "2"],
-        cwd=PROJECT,
-        env=manage.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    async with que_worker(manage, "--concurrency", "2"):
         await wait_until(
             lambda: one(empty_db_url, "SELECT count(*) FROM que_jobs") == 0,
             60,
             "the worker shipped both orders",
         )
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        output, _ = worker.communicate(timeout=60)
-    assert worker.returncode == 0, output
     assert one(empty_db_url, "SELECT bool_and(shipped) FROM shop_order")
 
 
@@ -184,34 +194,12 @@ async def test_django_tasks_go_through_que_and_their_results_read_back(
     assert jobs[ids["welcome"]] == ("shop.tasks.welcome", "mail", 50, False)
     assert jobs[ids["later"]] == ("shop.tasks.receipt", "", 200, True)
 
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "que_worker",
-            "-q",
-            "",
-            "-q",
-            "mail",
-            "--max-attempts",
-            "shop.tasks.doomed=1",
-        ],
-        cwd=PROJECT,
-        env=manage.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    async with que_worker(manage, "-q", "", "-q", "mail", "--max-attempts", "shop.tasks.doomed=1"):
         await wait_until(
             lambda: one(empty_db_url, "SELECT count(*) FROM que_jobs") == 1,
             90,
             "every task but the deferred one ran",
         )
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        output, _ = worker.communicate(timeout=60)
-    assert worker.returncode == 0, output
     assert one(empty_db_url, "SELECT bool_and(shipped) FROM shop_order")
 
     results = printed(manage("shell", "-c", f"IDS = {ids!r}\n" + READ_RESULTS))

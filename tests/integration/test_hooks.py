@@ -4,7 +4,7 @@ classic worker and the batched engine, on both faces."""
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -38,25 +38,6 @@ def registered() -> Iterator[Callable[..., Any]]:
     yield register
     for hook in added:
         que.remove_hook(hook)
-
-
-@pytest.fixture
-async def run(side: Side, qc: AnyClient) -> AsyncIterator[Callable[..., Any]]:
-    stops: list[Callable[[], Any]] = []
-
-    async def start(engine: str, work_map: dict[str, Any]) -> None:
-        if engine == "batch":
-            worker = side.batch_worker(qc, work_map, interval=0.05)
-            side.start_engine(worker)
-            stops.append(lambda: side.stop_engine(worker, 30))
-        else:
-            pool = side.worker_pool(qc, work_map, 2, interval=0.05)
-            pool.start()
-            stops.append(lambda: side.call(pool.shutdown, 30))
-
-    yield start
-    for stop in stops:
-        assert await stop()
 
 
 @pytest.mark.parametrize("engine", ENGINES)

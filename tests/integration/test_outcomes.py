@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -40,28 +39,6 @@ def insert_failed_before(conn: psycopg.Connection[Any], job_type: str, error_cou
     ).fetchone()
     assert row is not None
     return int(row[0])
-
-
-@pytest.fixture
-async def run(side: Side, qc: AnyClient) -> AsyncIterator[Callable[..., Any]]:
-    """Starts a worker of the given engine on ``qc``; stops every one at the end."""
-    stops: list[Callable[[], Any]] = []
-
-    async def start(engine: str, work_map: dict[str, Any], **options: Any) -> Any:
-        options.setdefault("interval", 0.05)
-        if engine == "batch":
-            worker = side.batch_worker(qc, work_map, **options)
-            side.start_engine(worker)
-            stops.append(lambda: side.stop_engine(worker, 30))
-        else:
-            worker = side.worker_pool(qc, work_map, 2, **options)
-            worker.start()
-            stops.append(lambda: side.call(worker.shutdown, 30))
-        return worker
-
-    yield start
-    for stop in stops:
-        assert await stop()
 
 
 async def fails(job: Any) -> None:

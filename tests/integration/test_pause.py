@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 import que
 
 from ..helpers import advisory_lock_count
-from ..sides import AnyClient, Side, r, wait_until
+from ..sides import AnyClient, Engines, Side, r, wait_until
 
 ENGINES = ("classic", "pool", "batch")
 
@@ -43,37 +43,13 @@ async def worked_another_turn(
 
 
 @pytest.fixture
-async def run(side: Side) -> AsyncIterator[Callable[..., Any]]:
-    """Starts a worker of the given engine on a client; stops every one at the end."""
-    stops: list[Callable[[], Any]] = []
-
-    async def start(
-        engine: str, client: AnyClient, work_map: dict[str, Any], **options: Any
-    ) -> Any:
-        options.setdefault("interval", 0.2)
-        if engine == "batch":
-            worker = side.batch_worker(client, work_map, concurrency=2, **options)
-            side.start_engine(worker)
-            stops.append(lambda: side.stop_engine(worker, 30))
-        elif engine == "pool":
-            worker = side.worker_pool(client, work_map, 2, **options)
-            worker.start()
-            stops.append(lambda: side.call(worker.shutdown, 30))
-        else:
-            worker = side.worker(client, work_map, **options)
-            task = side.start(worker.work)
-
-            async def stop() -> bool:
-                done = await side.call(worker.shutdown, 30)
-                await task
-                return bool(done)
-
-            stops.append(stop)
-        return worker
-
-    yield start
-    for stop in stops:
-        assert await stop()
+async def run(side: Side) -> AsyncIterator[Engines]:
+    """Starts workers on the client each test names, polling every 0.2 s, where
+    "classic" is one Worker and a batched engine runs two jobs at once; stops
+    each after the test."""
+    engines = Engines(side, interval=0.2, classic="worker", concurrency=2)
+    yield engines
+    await engines.stop_all()
 
 
 async def test_pause_resume_and_list(
@@ -130,7 +106,7 @@ async def test_a_paused_queue_is_not_claimed_until_resumed(
         ran.append(job.id)
 
     work = {"Slow": side.handler(slow), "Quick": side.handler(quick)}
-    await run(engine, qc, work, queue=["mail", "other"])
+    await run(engine, work, client=qc, queue=["mail", "other"])
     running = await r(qc.enqueue(side.job_class(type="Slow", queue="mail")))
     await wait_until(started.is_set, 60, "the slow job started")
 
@@ -171,7 +147,7 @@ async def test_a_pause_outlives_a_restart(
         assert list(await r(client.paused_queues())) == ["mail"]
         job = await r(client.enqueue(side.job_class(type="Quick", queue="mail")))
         other = await r(client.enqueue(side.job_class(type="Quick", queue="")))
-        await run(engine, client, {"Quick": side.handler(quick)}, queue=["mail", ""])
+        await run(engine, {"Quick": side.handler(quick)}, client=client, queue=["mail", ""])
         await wait_until(lambda: other.id in ran, 60, "the unpaused queue's job ran")
         await worked_another_turn(side, client, ran, queue="")
         assert job.id in job_ids(conn) and job.id not in ran
@@ -244,8 +220,8 @@ async def test_pausing_needs_extension_version_2(
             ):
                 await r(call())
         job = await r(client.enqueue(side.job_class(type="Quick", queue="mail")))
-        await run("batch", client, {"Quick": side.handler(quick)}, queue="mail")
-        classic = await run("classic", client, {"Quick": side.handler(quick)}, queue="mail")
+        await run("batch", {"Quick": side.handler(quick)}, client=client, queue="mail")
+        classic = await run("classic", {"Quick": side.handler(quick)}, client=client, queue="mail")
         await wait_until(lambda: job.id in ran, 60, "the job ran")
         # The classic worker's loop must have begun before its client closes
         # (on a loaded machine its thread can start after the job ran).

@@ -3,7 +3,7 @@ both engines, recorded by the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -41,25 +41,6 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
 
 def named(exporter: InMemorySpanExporter, prefix: str) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.name.startswith(prefix)]
-
-
-@pytest.fixture
-async def run(side: Side, qc: AnyClient) -> AsyncIterator[Callable[..., Any]]:
-    stops: list[Callable[[], Any]] = []
-
-    async def start(engine: str, work_map: dict[str, Any]) -> None:
-        if engine == "batch":
-            worker = side.batch_worker(qc, work_map, interval=0.05)
-            side.start_engine(worker)
-            stops.append(lambda: side.stop_engine(worker, 30))
-        else:
-            pool = side.worker_pool(qc, work_map, 2, interval=0.05)
-            pool.start()
-            stops.append(lambda: side.call(pool.shutdown, 30))
-
-    yield start
-    for stop in stops:
-        assert await stop()
 
 
 async def test_enqueue_and_enqueue_many_are_producer_spans(

@@ -78,6 +78,26 @@ def test_jobs_filter_and_keyset_pages(web: TestClient, client: que.Client) -> No
     assert "args filter is not JSON" in bad.text
 
 
+def test_dead_jobs_keyset_pages_and_a_bad_limit(web: TestClient, client: que.Client) -> None:
+    """The dead jobs page pages as the jobs page does, keeping its filters in the
+    links; a limit that is not a number shows as the list's problem on both."""
+    for n in range(3):
+        job = client.enqueue(que.Job(type="Gone", args=[n], queue="q"))
+        assert client.jobs.cancel(job.id) == "removed"
+    first = web.get("/dead", params={"queue": "q", "outcome": "cancelled", "limit": 2})
+    ids_first = re.findall(r'<a href="/dead/(\d+)">', first.text)
+    assert len(ids_first) == 2 and 'id="first-page"' not in first.text
+    next_url = re.search(r'href="([^"]+)" id="next-page"', first.text)
+    assert next_url is not None and "outcome=cancelled" in next_url.group(1)
+    second = web.get(next_url.group(1).replace("&amp;", "&"))
+    ids_second = re.findall(r'<a href="/dead/(\d+)">', second.text)
+    assert len(ids_second) == 1 and not set(ids_first) & set(ids_second)
+    assert 'id="next-page"' not in second.text and 'id="first-page"' in second.text
+    for path in ("/jobs", "/dead"):
+        bad = web.get(path, params={"limit": "many"})
+        assert 'id="list-problem">limit must be a whole number' in bad.text, path
+
+
 def test_hostile_args_and_errors_are_escaped_everywhere(
     web: TestClient, client: que.Client, conn: psycopg.Connection[Any]
 ) -> None:

@@ -8,13 +8,14 @@ the CLI does. It reads the shared table, so Ruby's and Go's jobs show too.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 from starlette.applications import Starlette
@@ -27,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import sql
 from .._extension_base import missing_extension_message
+from .._manage_base import Page
 from .._schedule import Schedule, ScheduleStatus, check_schedules
 from ..async_client import AsyncClient
 from ..async_scheduler import AsyncScheduler, recorded_ticks
@@ -160,46 +162,76 @@ async def queues_page(request: Request) -> Response:
 
 
 async def jobs_page(request: Request) -> Response:
-    dash = _dash(request)
-    client = await dash.client()
-    q = request.query_params
-    filters = {
-        "queue": q.get("queue"),
-        "type": q.get("type") or None,
-        "state": q.get("state") or None,
-        "args": q.get("args") or None,
-    }
+    client = await _dash(request).client()
+    filters = _filters(request, "state", "args")
     problem = None
-    jobs: Any = ()
-    next_cursor = None
+    args_contain = None
     try:
         args_contain = None if filters["args"] is None else json.loads(filters["args"])
-        listing = await client.jobs.list(
-            queue=filters["queue"],
-            type=filters["type"],
-            state=filters["state"],
-            args_contain=args_contain,
-            after=q.get("after") or None,
-            limit=_limit(q.get("limit")),
-        )
-        jobs, next_cursor = listing.records, listing.next
     except json.JSONDecodeError as exc:
         problem = f"args filter is not JSON: {exc}"
-    except (ValueError, QueError) as exc:
-        problem = str(exc)
+    jobs = functools.partial(
+        client.jobs.list,
+        queue=filters["queue"],
+        type=filters["type"],
+        state=filters["state"],
+        args_contain=args_contain,
+    )
+    return await _listing_page(
+        request, "/jobs", "jobs.html", filters, jobs, problem, page="jobs", states=STATES
+    )
+
+
+def _filters(request: Request, *names: str) -> dict[str, str | None]:
+    """A list's filters from the query: the queue as given ("" is the default
+    queue, absent is every queue), then the type and ``names``, None when empty."""
+    q = request.query_params
+    return {"queue": q.get("queue"), **{name: q.get(name) or None for name in ("type", *names)}}
+
+
+class _Listing(Protocol):
+    """A client's ``list`` with its filters bound: it reads one page."""
+
+    def __call__(self, *, after: str | None, limit: int) -> Awaitable[Page[Any]]: ...
+
+
+async def _listing_page(
+    request: Request,
+    path: str,
+    template: str,
+    filters: dict[str, str | None],
+    listing: _Listing,
+    problem: str | None,
+    **context: Any,
+) -> Response:
+    """One page of the jobs or dead jobs, with links to the next and first pages.
+
+    Both lists page the same way (``after`` and ``limit`` in the query, the
+    filters carried along in the links); ``listing(after=..., limit=...)``
+    reads the page. Filters the listing refuses, or a ``problem`` found before
+    it, show on the page instead of the records.
+    """
+    q = request.query_params
+    jobs: Any = ()
+    next_cursor = None
+    if problem is None:
+        try:
+            found = await listing(after=q.get("after") or None, limit=_limit(q.get("limit")))
+            jobs, next_cursor = found.records, found.next
+        except (ValueError, QueError) as exc:
+            problem = str(exc)
     next_url = None
     if next_cursor is not None:
-        next_url = _url(request, "/jobs", **filters, after=next_cursor, limit=q.get("limit"))
-    return dash.render(
+        next_url = _url(request, path, **filters, after=next_cursor, limit=q.get("limit"))
+    return _dash(request).render(
         request,
-        "jobs.html",
-        page="jobs",
+        template,
         jobs=jobs,
         filters=filters,
-        states=STATES,
         list_problem=problem,
         next_url=next_url,
-        first_url=_url(request, "/jobs", **filters) if q.get("after") else None,
+        first_url=_url(request, path, **filters) if q.get("after") else None,
+        **context,
     )
 
 
@@ -232,44 +264,17 @@ async def job_page(request: Request) -> Response:
 
 
 async def dead_page(request: Request) -> Response:
-    dash = _dash(request)
-    client = await dash.client()
-    q = request.query_params
-    filters = {
-        "queue": q.get("queue"),
-        "type": q.get("type") or None,
-        "outcome": q.get("outcome") or None,
-    }
+    client = await _dash(request).client()
+    filters = _filters(request, "outcome")
     problem = None
-    jobs: Any = ()
-    next_cursor = None
     if client.extension_version < 1:
         problem = missing_extension_message("dead jobs", 1)
-    else:
-        try:
-            listing = await client.dead.list(
-                queue=filters["queue"],
-                type=filters["type"],
-                outcome=filters["outcome"],
-                after=q.get("after") or None,
-                limit=_limit(q.get("limit")),
-            )
-            jobs, next_cursor = listing.records, listing.next
-        except (ValueError, QueError) as exc:
-            problem = str(exc)
-    next_url = None
-    if next_cursor is not None:
-        next_url = _url(request, "/dead", **filters, after=next_cursor, limit=q.get("limit"))
-    return dash.render(
-        request,
-        "dead.html",
-        page="dead",
-        jobs=jobs,
-        filters=filters,
-        outcomes=OUTCOMES,
-        list_problem=problem,
-        next_url=next_url,
-        first_url=_url(request, "/dead", **filters) if q.get("after") else None,
+
+    dead = functools.partial(
+        client.dead.list, queue=filters["queue"], type=filters["type"], outcome=filters["outcome"]
+    )
+    return await _listing_page(
+        request, "/dead", "dead.html", filters, dead, problem, page="dead", outcomes=OUTCOMES
     )
 
 
