@@ -141,11 +141,17 @@ class EngineBook:
         return len(arrived)
 
     def pending(self) -> int:
-        """Outcomes collected and not yet written."""
-        return len(self.finishing())
+        """Outcomes collected and not yet written (asked after every job: no list built)."""
+        return (
+            len(self.to_delete)
+            + len(self.to_fail)
+            + len(self.to_snooze)
+            + len(self.to_bury)
+            + len(self.to_unlock)
+        )
 
     def has_writes(self) -> bool:
-        return bool(self.finishing())
+        return self.pending() > 0
 
     def has_row_writes(self) -> bool:
         """Whether this turn writes to que_jobs (more than unlocking)."""
