@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
@@ -370,7 +371,12 @@ class AsyncBatchWorker:
             self._turn += 1
             if limit > 0:
                 params = claim_params(order[0], limit, held)
+                # The locks are the session's: they outlive this transaction,
+                # which only scopes the planner setting.
+                await conn.execute(sql.BEGIN)
+                await conn.execute(sql.WALK_IN_INDEX_ORDER)
                 await claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
+                await conn.execute(sql.COMMIT)
                 await recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
         book.written()
         if limit == 0:
@@ -418,6 +424,7 @@ class AsyncBatchWorker:
         try:
             await hold_conn.set_autocommit(False)
             generation = book.new_session()
+            await hold_conn.execute(sql.WALK_IN_INDEX_ORDER)
             async with hold_conn.cursor(row_factory=dict_row) as claim:
                 await claim.execute(self._lock_jobs, claim_params(order[0], limit, held))
                 locked = await claim.fetchall()
@@ -485,7 +492,7 @@ class AsyncBatchWorker:
         first queue past full windows, then the other queues in turn, until
         ``limit`` are locked."""
         more: list[dict[str, Any]] = []
-        async with conn.cursor(row_factory=dict_row) as cur:
+        async with self._walking(conn), conn.cursor(row_factory=dict_row) as cur:
             for index, queue in enumerate(order):
                 locked = mine + [row["job_id"] for row in more]
                 # What this queue's first window skipped: the first queue's was
@@ -502,6 +509,17 @@ class AsyncBatchWorker:
                 if len(mine) + len(more) >= limit:
                     break
         return more
+
+    @asynccontextmanager
+    async def _walking(self, conn: AnyConnection) -> AsyncIterator[None]:
+        """A transaction for the window statements, planned as index walks (a
+        hold's own transaction behind PgBouncer)."""
+        if self._connections.pgbouncer:
+            yield  # already inside the hold's transaction, planned so
+            return
+        async with conn.transaction():
+            await conn.execute(sql.WALK_IN_INDEX_ORDER)
+            yield
 
     async def _claim_beyond(
         self,

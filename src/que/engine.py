@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
@@ -367,7 +368,12 @@ class BatchWorker:
             self._turn += 1
             if limit > 0:
                 params = claim_params(order[0], limit, held)
+                # The locks are the session's: they outlive this transaction,
+                # which only scopes the planner setting.
+                conn.execute(sql.BEGIN)
+                conn.execute(sql.WALK_IN_INDEX_ORDER)
                 claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
+                conn.execute(sql.COMMIT)
                 recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
         book.written()
         if limit == 0:
@@ -413,6 +419,7 @@ class BatchWorker:
         try:
             hold_conn.set_autocommit(False)
             generation = book.new_session()
+            hold_conn.execute(sql.WALK_IN_INDEX_ORDER)
             with hold_conn.cursor(row_factory=dict_row) as claim:
                 claim.execute(self._lock_jobs, claim_params(order[0], limit, held))
                 locked = claim.fetchall()
@@ -480,7 +487,7 @@ class BatchWorker:
         first queue past full windows, then the other queues in turn, until
         ``limit`` are locked."""
         more: list[dict[str, Any]] = []
-        with conn.cursor(row_factory=dict_row) as cur:
+        with self._walking(conn), conn.cursor(row_factory=dict_row) as cur:
             for index, queue in enumerate(order):
                 locked = mine + [row["job_id"] for row in more]
                 # What this queue's first window skipped: the first queue's was
@@ -495,6 +502,17 @@ class BatchWorker:
                 if len(mine) + len(more) >= limit:
                     break
         return more
+
+    @contextmanager
+    def _walking(self, conn: AnyConnection) -> Iterator[None]:
+        """A transaction for the window statements, planned as index walks (a
+        hold's own transaction behind PgBouncer)."""
+        if self._connections.pgbouncer:
+            yield  # already inside the hold's transaction, planned so
+            return
+        with conn.transaction():
+            conn.execute(sql.WALK_IN_INDEX_ORDER)
+            yield
 
     def _claim_beyond(
         self,
