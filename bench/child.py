@@ -5,7 +5,8 @@ Roles:
   enqueue  enqueue jobs (``--mode bulk|single|paced|urgent``) and report the time
            taken; with ``--wait-go`` it connects, says ``ready`` and starts on ``go``;
   worker   run the system's workers: say ``ready``, start on ``go``, report
-           progress, and on ``stop`` shut down and send what ran.
+           progress, and on ``stop`` shut down and send what ran; with
+           ``--io-wait S`` each job waits S seconds before it counts as run.
 
 Messages to the harness are JSON lines on the process's original stdout;
 anything a library prints goes to stderr instead, so it cannot garble them.
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gate = _gate(channel) if args.wait_go else None
             channel.send("result", **enqueue(system, args.url, plan, gate))
         else:
-            work(system, args.url, channel)
+            work(system, args.url, channel, args.io_wait)
     except BaseException as exc:
         channel.send("error", error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
         return 1
@@ -223,7 +224,7 @@ def _outcome(plan: Plan, seconds: float, lags: list[float], calls: list[float]) 
 # -- work ------------------------------------------------------------------------
 
 
-def work(system: System, url: str, channel: Channel) -> None:
+def work(system: System, url: str, channel: Channel, io_wait: float = 0.0) -> None:
     recorder = Recorder()
     go = threading.Event()
     stop = threading.Event()
@@ -252,7 +253,7 @@ def work(system: System, url: str, channel: Channel) -> None:
     threading.Thread(target=commands, name="bench-commands", daemon=True).start()
     reporter = threading.Thread(target=progress, name="bench-progress", daemon=True)
     reporter.start()
-    ctx = WorkerContext(recorder, stop, lambda: channel.send("ready"), go)
+    ctx = WorkerContext(recorder, stop, lambda: channel.send("ready"), go, io_wait)
     system.work(url, ctx)
     finished.set()
     reporter.join()
@@ -295,7 +296,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", required=True)
     roles = parser.add_subparsers(dest="role", required=True)
     roles.add_parser("install")
-    roles.add_parser("worker")
+    worker = roles.add_parser("worker")
+    worker.add_argument(
+        "--io-wait", type=float, default=0.0, help="seconds each job waits (the io scenario)"
+    )
     enq = roles.add_parser("enqueue")
     enq.add_argument("--mode", choices=("bulk", "single", "paced", "urgent"), required=True)
     enq.add_argument("--start", type=int, default=0)

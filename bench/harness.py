@@ -71,6 +71,12 @@ def _run_one(
     plan: Plan, system: System, scenario: str, logs: Path, label: str
 ) -> list[Measurement]:
     func, produces = SCENARIOS[scenario]
+    skip = system.not_applicable(scenario)
+    if skip is not None:
+        return [
+            Measurement(name, {}, None, reason=f"not applicable: {skip}", applicable=False)
+            for name in produces
+        ]
     try:
         with fresh_database(plan.url, label) as url:
             return func(Run(system, url, plan.params, logs, label))
@@ -100,7 +106,10 @@ def _line(
 
 def _brief(line: dict[str, Any], elapsed: float) -> str:
     metrics = ", ".join(f"{k}={v:,.2f}" for k, v in line["metrics"].items())
-    state = "ok" if line["valid"] else f"INVALID ({line['reason']})"
+    if not line.get("applicable", True):
+        state = f"n/a ({line['reason']})"
+    else:
+        state = "ok" if line["valid"] else f"INVALID ({line['reason']})"
     where = f"rep {line['rep']} {line['system']:<18} {line['scenario']:<15}"
     return f"  {where} {state}: {metrics} [{elapsed:.1f}s]"
 

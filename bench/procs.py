@@ -110,9 +110,12 @@ class Child:
 class WorkerGroup:
     """The worker processes of one run: start together, report progress, stop together."""
 
-    def __init__(self, system: System, url: str, logs: Path, label: str) -> None:
+    def __init__(
+        self, system: System, url: str, logs: Path, label: str, io_wait: float = 0.0
+    ) -> None:
+        role = ["worker", "--io-wait", repr(io_wait)] if io_wait else ["worker"]
         self.children = [
-            Child(system, url, ["worker"], logs / f"{label}-worker{n}.log")
+            Child(system, url, role, logs / f"{label}-worker{n}.log")
             for n in range(system.processes)
         ]
 

@@ -39,6 +39,8 @@ CPU_METRICS = (
 )
 
 PEERS = ("pgqueuer", "procrastinate")
+#: The io scenario's goal: this fraction of concurrency / wait.
+IO_TARGET = 0.9
 BASELINE = "raw_sql"
 
 RESULTS_START = "<!-- results:start -->"
@@ -84,8 +86,16 @@ class Summary:
             if line["system"] == system and line["scenario"] == "latency" and line["valid"]
         )
 
-    def counts(self, system: str) -> tuple[int, int]:
-        mine = [line for line in self.lines if line["system"] == system]
+    def counts(self, system: str, scenarios: Iterable[str] | None = None) -> tuple[int, int]:
+        """Valid and applicable results of ``system`` (in ``scenarios``, if given)."""
+        wanted = None if scenarios is None else set(scenarios)
+        mine = [
+            line
+            for line in self.lines
+            if line["system"] == system
+            and applicable(line)
+            and (wanted is None or line["scenario"] in wanted)
+        ]
         return sum(1 for line in mine if line["valid"]), len(mine)
 
     def per_job_us(self, system: str, cores_metric: str) -> float | None:
@@ -108,11 +118,52 @@ class Summary:
         return mine / theirs
 
 
+def applicable(line: dict[str, Any]) -> bool:
+    """False for the line of a scenario that does not apply to its system (nothing ran)."""
+    return bool(line.get("applicable", True))
+
+
 def markdown(lines: Sequence[dict[str, Any]], unavailable: Iterable[str] = ()) -> str:
     summary = Summary(lines)
     first = lines[0]
     out = ["# Benchmark results", "", *_header(first, lines, list(unavailable)), ""]
-    out += ["## Medians", "", *_medians_table(summary), ""]
+    if any(line["scenario"] != "io" and applicable(line) for line in lines):
+        out += _main_sections(summary, first)
+    if any(line["scenario"] == "io" for line in lines):
+        out += ["## I/O-bound jobs", "", *_io_table(summary), ""]
+        out += [
+            f"Jobs wait {first['params']['io_wait']:g} s each (`asyncio.sleep` on asyncio "
+            "systems, `time.sleep` in threads). The ideal rate is concurrency (jobs in "
+            "flight over all worker processes) divided by that wait. Jobs/s runs from go "
+            "until the table is empty; the steady rate is between a tenth and nine tenths "
+            "of the jobs done, without the start and the last writes. First job: from go "
+            "until the first job began its wait; last write: from the last job done until "
+            "the table was seen empty. Medians over the repetitions, ranges in brackets.",
+            "",
+        ]
+    invalid = [line for line in lines if not line["valid"] and applicable(line)]
+    if invalid:
+        out += ["## Invalid results", ""]
+        for line in invalid:
+            reason = (line["reason"] or "").splitlines()[0]
+            out.append(f"- rep {line['rep']} {line['system']} {line['scenario']}: {reason}")
+        out.append("")
+    skipped = {
+        (line["system"], line["scenario"]): line["reason"] for line in lines if not applicable(line)
+    }
+    if skipped:
+        out += ["## Not applicable", ""]
+        for (system, scenario), reason in skipped.items():
+            out.append(f"- {system} {scenario}: {reason}")
+        out.append("")
+    out += ["## Settings", "", *_settings(lines), ""]
+    return "\n".join(out)
+
+
+def _main_sections(summary: Summary, first: dict[str, Any]) -> list[str]:
+    """Medians, ratios, targets and the CPU table of the scenarios other than io."""
+    lines = summary.lines
+    out = ["## Medians", "", *_medians_table(summary), ""]
     out += [
         "Each cell is the median of the valid repetitions, with their range in brackets.",
         "Throughput is jobs per second (higher is better); latency and RSS lower is better.",
@@ -140,15 +191,7 @@ def markdown(lines: Sequence[dict[str, Any]], unavailable: Iterable[str] = ()) -
             "and the kernel included).",
             "",
         ]
-    invalid = [line for line in lines if not line["valid"]]
-    if invalid:
-        out += ["## Invalid results", ""]
-        for line in invalid:
-            reason = (line["reason"] or "").splitlines()[0]
-            out.append(f"- rep {line['rep']} {line['system']} {line['scenario']}: {reason}")
-        out.append("")
-    out += ["## Settings", "", *_settings(lines), ""]
-    return "\n".join(out)
+    return out
 
 
 def _header(
@@ -171,6 +214,18 @@ def _header(
     cap_note = f" ({'; '.join(capped)}: see Settings)" if capped else ""
     params = first["params"]
     date = first["time"][:16].replace("T", " ") + " UTC"
+    workload = (
+        f"burn-down of {params['jobs']:,} jobs{cap_note} "
+        f"(bulk enqueue in batches of {params['batch']:,}); {params['single_jobs']:,} single "
+        f"enqueues; latency at {params['rate']:g} jobs/s for {params['latency_seconds']:g} s"
+    )
+    scenarios = {line["scenario"] for line in lines}
+    if "io" in scenarios:
+        io_work = (
+            f"I/O-bound burn-down of {params['io_jobs']:,} jobs waiting "
+            f"{params['io_wait']:g} s each"
+        )
+        workload = io_work if scenarios == {"io"} else f"{workload}; {io_work}"
     header = [
         f"- **Date:** {date} (run `{first['run_id']}`)",
         f"- **Machine:** {env['cpu_model']}, {env['cores']} cores, {env['memory_gb']} GB RAM, "
@@ -180,9 +235,7 @@ def _header(
         f"- **Python:** {env['python']}; **packages:** {packages}; que commit "
         f"`{env.get('que_commit')}`",
         f"- **Command:** `{first['command']}`",
-        f"- **Workload:** {reps} repetitions; burn-down of {params['jobs']:,} jobs{cap_note} "
-        f"(bulk enqueue in batches of {params['batch']:,}); {params['single_jobs']:,} single "
-        f"enqueues; latency at {params['rate']:g} jobs/s for {params['latency_seconds']:g} s",
+        f"- **Workload:** {reps} repetitions; {workload}",
     ]
     loads = [line["loadavg_1m"] for line in lines if "loadavg_1m" in line]
     if loads:
@@ -216,9 +269,78 @@ def _medians_table(summary: Summary) -> list[str]:
             spread = f" ({_num(min(values))} to {_num(max(values))})" if len(values) > 1 else ""
             mark = " †" if scenario == "latency" and summary.saturated(system) else ""
             cells.append(_num(mid) + spread + mark)
-        valid, total = summary.counts(system)
+        valid, total = summary.counts(system, (scenario for scenario, *_ in COLUMNS))
         rows.append(f"| {system} | " + " | ".join(cells) + f" | {valid}/{total} |")
     return rows
+
+
+def _io_table(summary: Summary) -> list[str]:
+    heads = [
+        "concurrency",
+        "ideal jobs/s",
+        "jobs/s",
+        "% of ideal",
+        "steady jobs/s",
+        "steady % of ideal",
+        "first job s",
+        "last write s",
+        "worker CPU µs/job",
+        "worker cores",
+        "machine cores busy",
+        f"≥ {IO_TARGET:.0%} of ideal",
+        "valid results",
+    ]
+    rows = ["| system | " + " | ".join(heads) + " |", "|---" + "|---:" * len(heads) + "|"]
+    for system in summary.systems:
+        mine = [line for line in summary.lines if line["system"] == system]
+        ran = [line for line in mine if line["scenario"] == "io" and applicable(line)]
+        if not ran:
+            if any(line["scenario"] == "io" for line in mine):
+                rows.append(f"| {system} | n/a (see Not applicable) |" + " |" * (len(heads) - 1))
+            continue
+        details = ran[0]["details"]
+        ideal = summary.median(system, "io", "ideal_jobs_per_s")
+        cells = [
+            f"{details.get('concurrency', '?'):,}" if "concurrency" in details else "?",
+            "—" if ideal is None else _num(ideal),
+            _spread(summary.values(system, "io", "jobs_per_s")),
+            _spread(summary.values(system, "io", "fraction_of_ideal"), percent=True),
+            _spread(summary.values(system, "io", "steady_jobs_per_s")),
+            _spread(summary.values(system, "io", "steady_fraction_of_ideal"), percent=True),
+        ]
+        for metric in (
+            "first_job_s",
+            "last_write_s",
+            "worker_cpu_us_per_job",
+            "worker_cores",
+            "machine_cores",
+        ):
+            value = summary.median(system, "io", metric)
+            cells.append("—" if value is None else _num(value))
+        fraction = summary.median(system, "io", "fraction_of_ideal")
+        cells.append(
+            "n/a"
+            if fraction is None
+            else f"{'met' if fraction >= IO_TARGET else '**missed**'} ({fraction:.0%})"
+        )
+        valid, total = summary.counts(system, ("io",))
+        cells.append(f"{valid}/{total}")
+        rows.append(f"| {system} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _spread(values: list[float], *, percent: bool = False) -> str:
+    """The median of ``values`` with their range, as a number or a percentage."""
+    if not values:
+        return "—"
+
+    def show(value: float) -> str:
+        return f"{value:.0%}" if percent else _num(value)
+
+    mid = statistics.median(values)
+    if len(values) == 1:
+        return show(mid)
+    return f"{show(mid)} ({show(min(values))} to {show(max(values))})"
 
 
 def _ratio_table(summary: Summary) -> list[str]:
@@ -356,7 +478,7 @@ def update_readme(path: Path, text: str, results_name: str) -> bool:
     if start < 0 or end < start:
         return False
     body = text.split("\n", 2)[2]
-    for later in ("## Invalid results", "## Settings"):
+    for later in ("## Invalid results", "## Not applicable", "## Settings"):
         body = body.split(later, maxsplit=1)[0]
     body = body.replace("## ", "### ").rstrip()
     link = f"Full table and settings: [{results_name}]({results_name})."

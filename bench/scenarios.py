@@ -13,6 +13,10 @@ priority  bulk-enqueue ``jobs`` no-op jobs and start the burn-down; once a tenth
           system's most urgent priority, ``urgent_rate`` per second; each one's
           enqueue-to-start time says whether the jobs claimed ahead of it held
           it back.
+io        bulk-enqueue ``io_jobs`` jobs that each wait ``io_wait`` seconds
+          (asyncio.sleep or time.sleep: I/O-bound work), then time the
+          workers from go until no job is left; the ideal rate is the
+          system's concurrency divided by the wait. Opt-in: asked for by name.
 
 Every measurement carries the exactly-once check of its run: each job's
 sequence number must have been recorded by exactly one work-function call
@@ -21,6 +25,7 @@ across all worker processes, and no job may be left in the table.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -44,6 +49,8 @@ class Params:
     warmup_seconds: float = 1.0
     urgent_jobs: int = 50
     urgent_rate: float = 200.0
+    io_jobs: int = 20_000
+    io_wait: float = 0.05
     timeout: float = 900.0
     stall: float = 60.0
 
@@ -78,6 +85,9 @@ class Measurement:
     check: Check | None
     details: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
+    #: False when the scenario does not apply to the system (``reason`` says why):
+    #: nothing ran, and the line is neither a result nor a failure.
+    applicable: bool = True
 
     @property
     def valid(self) -> bool:
@@ -87,6 +97,7 @@ class Measurement:
         return {
             "scenario": self.scenario,
             "valid": self.valid,
+            "applicable": self.applicable,
             "reason": self.reason or (self.check.problem() if self.check else None),
             "metrics": self.metrics,
             "details": self.details,
@@ -119,6 +130,9 @@ class Drained:
     #: ``harness_cores``, and ``machine_cores``, ``server_cores`` when they could be
     #: read (see bench/cpu.py).
     cpu: dict[str, float]
+    #: Seconds after go at which the workers had first recorded each of the
+    #: job counts asked for (``drain``'s ``marks``).
+    marks: dict[int, float] = field(default_factory=dict)
 
 
 class Run:
@@ -147,18 +161,28 @@ class Run:
             self.params.timeout,
         )
 
-    def workers(self) -> WorkerGroup:
-        return WorkerGroup(self.system, self.url, self.logs, self.label)
+    def workers(self, io_wait: float = 0.0) -> WorkerGroup:
+        return WorkerGroup(self.system, self.url, self.logs, self.label, io_wait)
 
-    def wait_progress(self, group: WorkerGroup, target: int) -> None:
-        """Return once the workers have recorded ``target`` jobs; raise if they stall or die."""
+    def wait_progress(
+        self, group: WorkerGroup, target: int, marks: dict[int, float | None] | None = None
+    ) -> None:
+        """Return once the workers have recorded ``target`` jobs; raise if they stall or die.
+
+        ``marks`` maps job counts to None: each gets the perf_counter time at
+        which the workers were first seen to have recorded that many.
+        """
         started = last_change = time.perf_counter()
         last = -1
         while True:
             progress = group.progress
+            now = time.perf_counter()
+            if marks is not None and progress != last:
+                for count, seen in marks.items():
+                    if seen is None and progress >= count:
+                        marks[count] = now
             if progress >= target:
                 return
-            now = time.perf_counter()
             if progress != last:
                 last, last_change = progress, now
             elif now - last_change > self.params.stall:
@@ -175,23 +199,28 @@ class Run:
                     raise ChildError(f"a worker exited before it was told to stop: {child.log}")
             time.sleep(0.002)
 
-    def drain(self, count: int) -> Drained:
-        """Start the workers, time them from go until the table is empty, and stop them."""
-        group = self.workers()
+    def drain(self, count: int, io_wait: float = 0.0, marks: Iterable[int] = ()) -> Drained:
+        """Start the workers, time them from go until the table is empty, and stop them.
+
+        ``marks``: job counts whose time after go to note (see ``Drained``).
+        """
+        group = self.workers(io_wait)
         poller = Poller(self.url, self.system.pending_sql)
         cpu = CpuWindow(self.url)
+        seen: dict[int, float | None] = dict.fromkeys(marks)
         try:
             group.wait_ready()
             cpu.start()
             started = group.go()
-            self.wait_progress(group, count)
+            self.wait_progress(group, count, seen)
             ended = poller.wait_empty(self.params.timeout)
             used = cpu.stop()
             done = group.stop()
         finally:
             poller.close()
             group.close()
-        return Drained(ended - started, done, used)
+        times = {n: at - started for n, at in seen.items() if at is not None}
+        return Drained(ended - started, done, used, times)
 
     def log_path(self, what: str) -> Path:
         return self.logs / f"{self.label}-{what}.log"
@@ -399,6 +428,64 @@ def priority(run: Run) -> list[Measurement]:
     ]
 
 
+def io(run: Run) -> list[Measurement]:
+    """I/O-bound jobs: how close the workers come to concurrency / wait jobs/s."""
+    params = run.params
+    jobs = run.system.burndown_jobs(params.io_jobs)
+    concurrency = run.system.concurrency()
+    if concurrency is None:  # the harness does not run io without one
+        raise ValueError(f"{run.system.name} has no bounded concurrency")
+    # Every job waits io_wait, and at most `concurrency` wait at once.
+    ideal = min(concurrency, jobs) / params.io_wait
+    waves = math.ceil(jobs / concurrency)
+    tenth = max(1, jobs // 10)
+    run.install()
+    run.enqueue("bulk", jobs, batch=params.batch)
+    drained = run.drain(jobs, params.io_wait, marks=(1, tenth, jobs - tenth, jobs))
+    done, seconds, marks = drained.done, drained.seconds, drained.marks
+    check = exactly_once(done, range(jobs))
+    cpu = sum(message["cpu_seconds"] for message in done)
+    rate = jobs / seconds
+    metrics = {
+        "jobs_per_s": rate,
+        "seconds": seconds,
+        "ideal_jobs_per_s": ideal,
+        "fraction_of_ideal": rate / ideal,
+        "worker_cpu_us_per_job": cpu / jobs * 1e6,
+        "worker_cores": cpu / seconds,
+        **drained.cpu,
+    }
+    if tenth in marks and jobs - tenth in marks and marks[jobs - tenth] > marks[tenth]:
+        # Between a tenth and nine tenths done: the rate without the start
+        # (first claims, threads starting) and the end (last writes).
+        steady = (jobs - 2 * tenth) / (marks[jobs - tenth] - marks[tenth])
+        metrics["steady_jobs_per_s"] = steady
+        metrics["steady_fraction_of_ideal"] = steady / ideal
+    if 1 in marks:
+        # From go until the first job was recorded, its own wait left out.
+        metrics["first_job_s"] = max(0.0, marks[1] - params.io_wait)
+    if jobs in marks:
+        # From the last job recorded until the table was seen empty.
+        metrics["last_write_s"] = max(0.0, seconds - marks[jobs])
+    return [
+        Measurement(
+            "io",
+            metrics,
+            check,
+            {
+                "jobs": jobs,
+                "io_wait": params.io_wait,
+                "concurrency": concurrency,
+                "concurrency_setting": run.system.concurrency_key,
+                # The shortest possible burn-down: every wave of jobs back to back.
+                "min_seconds": waves * params.io_wait,
+                "worker_processes": len(done),
+                "marks": {str(n): at for n, at in marks.items()},
+            },
+        )
+    ]
+
+
 def percentile(ordered: list[float], pct: float) -> float:
     """Linear-interpolated percentile of an ascending list."""
     if len(ordered) == 1:
@@ -417,6 +504,11 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "enqueue": (enqueue, ("enqueue_single",)),
     "latency": (latency, ("latency",)),
     "priority": (priority, ("priority",)),
+    "io": (io, ("io",)),
 }
+
+#: Scenarios a run leaves out unless asked for by name: io measures what a
+#: system's concurrency setting allows, and its defaults are not made for it.
+OPT_IN = frozenset({"io"})
 
 FAILURES = (ChildError, TimeoutError, OSError)

@@ -11,7 +11,10 @@ not available) without importing any of them.
 
 Every job carries a sequence number ``seq`` and the wall-clock time
 ``sent_at`` it was enqueued at (0.0 when the scenario does not measure
-latency). A work function does nothing but call ``ctx.hit(seq, sent_at)``.
+latency). A work function does nothing but call ``ctx.hit(seq, sent_at)``,
+except in the io scenario: there it first waits ``ctx.io_wait`` seconds, with
+``await asyncio.sleep`` on asyncio systems and ``time.sleep`` in threads,
+and then calls ``hit``, so that a job counts as run once its wait is over.
 ``enqueue_urgent`` enqueues one job at the system's most urgent priority
 (the others go at its default), for the priority scenario.
 """
@@ -58,7 +61,8 @@ class AsyncProducer(Protocol):
 class WorkerContext:
     """What a worker process hands to ``System.work``.
 
-    ``hit`` is the work function's only action. Call ``ready()`` (or
+    ``hit`` is the work function's only action, after a wait of ``io_wait``
+    seconds when that is not 0 (the io scenario). Call ``ready()`` (or
     ``await ready_async()``) once connected and set up: it reports
     readiness and returns when the harness says go, which is when the clock
     starts. Return from ``work`` once ``stop`` is set, after a clean shutdown.
@@ -70,10 +74,13 @@ class WorkerContext:
         stop: threading.Event,
         announce_ready: Callable[[], None],
         go: threading.Event,
+        io_wait: float = 0.0,
     ) -> None:
         self.recorder = recorder
         self.hit = recorder.hit
         self.stop = stop
+        #: Seconds each job waits before its ``hit`` (0: no wait).
+        self.io_wait = io_wait
         self._announce_ready = announce_ready
         self._go = go
 
@@ -109,6 +116,10 @@ class System(ABC):
     defaults: ClassVar[Mapping[str, Any]] = {"processes": 1}
     #: SQL run by the harness: the number of jobs not finished yet.
     pending_sql: ClassVar[str]
+    #: The setting that bounds how many jobs one worker process runs at once
+    #: (its threads or tasks), or None if the system has none: the io
+    #: scenario's ideal rate follows from it.
+    concurrency_key: ClassVar[str | None] = None
 
     def __init__(
         self, overrides: Mapping[str, Any] | None = None, variant: str | None = None
@@ -140,6 +151,23 @@ class System(ABC):
 
     def unavailable(self) -> str | None:
         """Why this system cannot run here, or None if it can."""
+        return None
+
+    def concurrency(self) -> int | None:
+        """How many jobs all worker processes run at once at most, or None
+        when nothing bounds it (the io scenario needs a bound)."""
+        if self.concurrency_key is None or self.settings[self.concurrency_key] is None:
+            return None
+        return self.processes * int(self.settings[self.concurrency_key])
+
+    def not_applicable(self, scenario: str) -> str | None:
+        """Why ``scenario`` does not apply to this system, or None if it does."""
+        if scenario == "io" and self.concurrency() is None:
+            if self.concurrency_key is None:
+                return "it has no setting for how many jobs run at once"
+            return (
+                f"nothing bounds how many jobs run at once: set {self.name}.{self.concurrency_key}"
+            )
         return None
 
     def run_async(self, main: Coroutine[Any, Any, None]) -> None:

@@ -4,9 +4,12 @@ Workers: several ``QueueManager``s per process, each on its own asyncpg
 connection (its recommended driver, and a dedicated connection per manager
 as its tuning guide advises), dequeuing ``batch_size`` jobs per round trip
 with ``FOR UPDATE SKIP LOCKED``, on uvloop, with an async entrypoint (sync
-ones are sent to a thread pool). Its recommended autovacuum settings are
-applied after install. Durability stays at its default (``durable``, all
-tables logged), the same as every other system here.
+ones are sent to a thread pool). Each manager runs every job it fetched at
+once, as a task, unless ``max_concurrent_tasks`` caps its jobs in flight
+(the io scenario needs that cap: it is what sets the ideal rate). Its
+recommended autovacuum settings are applied after install. Durability
+stays at its default (``durable``, all tables logged), the same as every
+other system here.
 Enqueue: ``Queries.enqueue`` with one job, or with lists for a batch.
 """
 
@@ -37,8 +40,18 @@ class PgQueuerSystem(System):
         "uvloop": True,
         # Run its documented autovacuum tuning after install.
         "autovac": True,
+        # Jobs in flight per manager (its run(max_concurrent_tasks=...); at
+        # least twice batch_size); None: unbounded, its default.
+        "max_concurrent_tasks": None,
     }
     pending_sql = "SELECT count(*) FROM pgqueuer WHERE status IN ('queued', 'picked')"
+    concurrency_key = "max_concurrent_tasks"
+
+    def concurrency(self) -> int | None:
+        per_manager = super().concurrency()
+        if per_manager is None:
+            return None
+        return per_manager * int(self.settings["managers"])
 
     def install(self, url: str) -> None:
         async def install() -> None:
@@ -66,8 +79,12 @@ class PgQueuerSystem(System):
         import asyncpg
         from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
 
+        io_wait = ctx.io_wait
+
         async def bench(job: Job) -> None:
             assert job.payload is not None
+            if io_wait:
+                await asyncio.sleep(io_wait)
             ctx.hit(*decode_pair(json.loads(job.payload)))
 
         conns = [await asyncpg.connect(dsn=url) for _ in range(int(self.settings["managers"]))]
@@ -78,9 +95,14 @@ class PgQueuerSystem(System):
             managers.append(manager)
         await ctx.ready_async()
         batch_size = int(self.settings["batch_size"])
+        cap = self.settings["max_concurrent_tasks"]
         tasks = [
             asyncio.create_task(
-                manager.run(batch_size=batch_size, dequeue_timeout=timedelta(seconds=5))
+                manager.run(
+                    batch_size=batch_size,
+                    dequeue_timeout=timedelta(seconds=5),
+                    max_concurrent_tasks=None if cap is None else int(cap),
+                )
             )
             for manager in managers
         ]

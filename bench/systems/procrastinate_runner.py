@@ -36,8 +36,13 @@ class ProcrastinateSystem(System):
         # It works ~200 jobs/s here: 50,000 would take minutes per repetition.
         # A smaller table can only help it, so the ratios stay conservative.
         "max_jobs": 5_000,
+        # Largest connection pool: it wants concurrency + 4 (every finishing
+        # job writes through one), which at a high concurrency would pass the
+        # server's max_connections; finishing jobs then wait for a connection.
+        "max_pool": 100,
     }
     pending_sql = "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+    concurrency_key = "concurrency"
 
     def install(self, url: str) -> None:
         async def install() -> None:
@@ -56,10 +61,13 @@ class ProcrastinateSystem(System):
     async def _work(self, url: str, ctx: WorkerContext) -> None:
         concurrency = int(self.settings["concurrency"])
         # Fetchers, finishers, the listener and the heartbeat each want a connection.
-        app = _app(url, pool_size=concurrency + 4)
+        app = _app(url, pool_size=min(concurrency + 4, int(self.settings["max_pool"])))
+        io_wait = ctx.io_wait
 
         @app.task(name=TASK_NAME)
         async def bench(seq: int, sent_at: float) -> None:
+            if io_wait:
+                await asyncio.sleep(io_wait)
             ctx.hit(seq, sent_at)
 
         async with app.open_async():

@@ -12,6 +12,7 @@ be plain or coroutine methods: both are handled).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -55,6 +56,7 @@ class QueBatchedAsync(System):
         "uvloop": False,
     }
     pending_sql = "SELECT count(*) FROM que_jobs"
+    concurrency_key = "concurrency"
 
     def unavailable(self) -> str | None:
         return missing_exports(("AsyncClient", ENGINE, "install_notify"))
@@ -76,12 +78,15 @@ class QueBatchedAsync(System):
         import que
 
         write = bool(self.settings["write_row"])
+        io_wait = ctx.io_wait
 
         async def run(job: Any) -> None:
             seq, sent_at = decode_pair(job.args)
             if write:
                 tx = await job.transaction()
                 await tx.execute(INSERT_EFFECT, [seq], prepare=True)
+            if io_wait:
+                await asyncio.sleep(io_wait)
             ctx.hit(seq, sent_at)
 
         client = await que.AsyncClient.connect(url, max_connections=connections_for(self.settings))

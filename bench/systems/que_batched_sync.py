@@ -12,6 +12,7 @@ constructor changes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -53,6 +54,7 @@ class QueBatchedSync(System):
         "synchronous_commit": True,
     }
     pending_sql = "SELECT count(*) FROM que_jobs"
+    concurrency_key = "concurrency"
 
     def unavailable(self) -> str | None:
         return missing_exports((ENGINE, "install_notify"))
@@ -71,11 +73,14 @@ class QueBatchedSync(System):
         import que
 
         write = bool(self.settings["write_row"])
+        io_wait = ctx.io_wait
 
         def run(job: que.Job) -> None:
             seq, sent_at = decode_pair(job.args)
             if write:
                 job.tx.execute(INSERT_EFFECT, [seq], prepare=True)
+            if io_wait:
+                time.sleep(io_wait)
             ctx.hit(seq, sent_at)
 
         with que.Client(url, max_connections=connections_for(self.settings)) as client:

@@ -8,6 +8,7 @@ statement per job) and ``Client.enqueue_many`` (one statement per batch).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -36,6 +37,7 @@ class QueClassic(System):
         "extension": 0,
     }
     pending_sql = "SELECT count(*) FROM que_jobs"
+    concurrency_key = "threads"
 
     def install(self, url: str) -> None:
         install_que(url, extension=int(self.settings["extension"]))
@@ -47,8 +49,11 @@ class QueClassic(System):
         import que
 
         threads = int(self.settings["threads"])
+        io_wait = ctx.io_wait
 
         def run(job: que.Job) -> None:
+            if io_wait:
+                time.sleep(io_wait)
             ctx.hit(*decode_pair(job.args))
 
         with que.Client(url, max_connections=threads) as client:

@@ -8,6 +8,7 @@ package exports both.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -39,6 +40,7 @@ class QueClassicAsync(System):
         "extension": 0,
     }
     pending_sql = "SELECT count(*) FROM que_jobs"
+    concurrency_key = "tasks"
 
     def unavailable(self) -> str | None:
         return missing_exports(NEEDED)
@@ -55,7 +57,11 @@ class QueClassicAsync(System):
     async def _work(self, url: str, ctx: WorkerContext) -> None:
         import que
 
+        io_wait = ctx.io_wait
+
         async def run(job: Any) -> None:
+            if io_wait:
+                await asyncio.sleep(io_wait)
             ctx.hit(*decode_pair(job.args))
 
         tasks = int(self.settings["tasks"])

@@ -68,6 +68,14 @@ class RawSql(System):
     }
     pending_sql = "SELECT count(*) FROM raw_jobs"
 
+    def not_applicable(self, scenario: str) -> str | None:
+        if scenario == "io":
+            return (
+                "the baseline is the database's limit, not a worker: its threads would run "
+                "the jobs of a batch one after another"
+            )
+        return super().not_applicable(scenario)
+
     def install(self, url: str) -> None:
         import psycopg
 
