@@ -88,28 +88,30 @@ class EngineBook:
         with self._inbox_lock:
             self._inbox.append(completion)
 
-    def linger_left(self, running: int, queued: int, now: float) -> float:
+    def linger_left(self, running: int, queued: int, now: float, workers: int) -> float:
         """Seconds to hold the outcomes gathered so far before writing them.
 
         Writing and claiming after every job would cost a round trip per job.
-        While more outcomes are coming (jobs running or queued), the locker
-        waits until half its places are free, but never longer than
-        MAX_LINGER after the first outcome arrived.
+        While every one of the ``workers`` is busy, the locker waits until
+        half its places are free, but never longer than MAX_LINGER after the
+        first outcome arrived. A worker with nothing queued for it is not
+        kept waiting: jobs that wait on IO finish one by one, and each free
+        worker would otherwise idle for the rest of the linger.
 
         >>> book = EngineBook(capacity=10, backoff=Backoff(), pending_since=100.0)
         >>> book.in_flight.update({n: BaseJob(type="T", id=n) for n in range(8)})
-        >>> book.linger_left(running=3, queued=0, now=100.01) > 0
+        >>> book.linger_left(running=3, queued=2, now=100.01, workers=3) > 0
         True
-        >>> book.linger_left(running=0, queued=0, now=100.01)  # no more are coming
+        >>> book.linger_left(running=2, queued=0, now=100.01, workers=3)  # one idles
         0.0
-        >>> book.linger_left(running=3, queued=0, now=101.0)  # waited long enough
+        >>> book.linger_left(running=3, queued=2, now=101.0, workers=3)  # waited enough
         0.0
         """
         if self.pending_since is None:
             return 0.0
         if self.claim_limit() >= max(1, self.capacity // 2):
             return 0.0
-        if running == 0 and queued == 0:
+        if queued == 0 and running < workers:
             return 0.0
         return max(0.0, self.pending_since + MAX_LINGER - now)
 

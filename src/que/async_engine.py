@@ -318,7 +318,9 @@ class AsyncBatchWorker:
                 return True
             await self._wait(self.interval)
             return False
-        linger = book.linger_left(self.running, self._jobs.qsize(), time.monotonic())
+        linger = book.linger_left(
+            self.running, self._jobs.qsize(), time.monotonic(), self.concurrency
+        )
         if linger > 0:
             await self._wait(linger)  # let more outcomes arrive, to write them together
             return False
