@@ -144,13 +144,7 @@ class EngineBook:
 
     def pending(self) -> int:
         """Outcomes collected and not yet written (asked after every job: no list built)."""
-        return (
-            len(self.to_delete)
-            + len(self.to_fail)
-            + len(self.to_snooze)
-            + len(self.to_bury)
-            + len(self.to_unlock)
-        )
+        return sum(map(len, self._batches()))
 
     def has_writes(self) -> bool:
         return self.pending() > 0
@@ -202,7 +196,11 @@ class EngineBook:
         return [c.job.id for c in self.finishing() if c.cancelled and c.job.id is not None]
 
     def finishing(self) -> list[Completion]:
-        return self.to_delete + self.to_fail + self.to_snooze + self.to_bury + self.to_unlock
+        return [done for batch in self._batches() for done in batch]
+
+    def _batches(self) -> tuple[list[Completion], ...]:
+        """The outcomes collected for this turn's writes, one list per kind."""
+        return (self.to_delete, self.to_fail, self.to_snooze, self.to_bury, self.to_unlock)
 
     def held_ids(self) -> list[int]:
         """Ids the locker session still holds after this turn's writes: the walk
@@ -274,10 +272,6 @@ class BufferSizer:
             return self.concurrency // 2
         need = self.concurrency * self.cycle_seconds / max(self.job_seconds, 1e-6)
         return max(0, min(self.ceiling, math.ceil(need)))
-
-
-# After every job in the workers' queue: que_jobs.priority is a smallint.
-_AFTER_EVERY_PRIORITY = 2**15
 
 
 def _smooth(old: float | None, new: float) -> float:

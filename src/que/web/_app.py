@@ -269,7 +269,6 @@ async def dead_page(request: Request) -> Response:
     problem = None
     if client.extension_version < 1:
         problem = missing_extension_message("dead jobs", 1)
-
     dead = functools.partial(
         client.dead.list, queue=filters["queue"], type=filters["type"], outcome=filters["outcome"]
     )
