@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import threading
 from collections import ChainMap
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from ._jobs import InsertParams, insert_params, text_array
+from ._jobs import (
+    InsertParams,
+    check_fields,
+    encode_all_args,
+    insert_params,
+    parse_id_array,
+    text_array,
+)
 from ._registry import registry
 from ._unique import Found, UniquePurge
 from .backoff import Backoff, RetryInterval
 from .connect import Connector, get_connector_from_conninfo
-from .errors import LockAttemptsError
+from .errors import LockAttemptsError, QueError
 from .job import BaseJob, JobStats, stats_from_row
 
 MAX_LOCK_ATTEMPTS = 10
@@ -86,23 +94,47 @@ def job_params(job: object) -> InsertParams:
     return insert_params(job.type, job.args, job.queue, job.priority, job.run_at)
 
 
-def bulk_params(params: list[InsertParams]) -> dict[str, str]:
-    """INSERT_JOBS parameters: each column as one array literal, args as one JSON array."""
-    return {
-        "queues": text_array([p.queue for p in params]),
-        "priorities": "{" + ",".join(str(p.priority) for p in params) + "}",
+class BulkInsert(NamedTuple):
+    """A validated batch of new jobs: the INSERT_JOBS parameters (each column
+    as one array literal, args as one JSON array) and what each job is given."""
+
+    params: dict[str, str]
+    priorities: list[int]
+    run_ats: list[datetime | None]
+
+
+def bulk_insert(jobs: list[Any]) -> BulkInsert:
+    """Validate every job of a batch (raising before anything is sent) and bind them."""
+    for job in jobs:
+        if not isinstance(job, BaseJob):
+            raise TypeError(f"enqueue takes a que.Job, not {type(job).__name__}")
+    fields = [check_fields(job.type, job.queue, job.priority, job.run_at) for job in jobs]
+    queues, priorities, run_ats, job_classes = (
+        list(column) for column in zip(*fields, strict=True)
+    )
+    params = {
+        "queues": text_array(queues),
+        "priorities": "{" + ",".join(map(str, priorities)) + "}",
         "run_ats": "{"
-        + ",".join("NULL" if p.run_at is None else f'"{p.run_at.isoformat()}"' for p in params)
+        + ",".join("NULL" if r is None else f'"{r.isoformat()}"' for r in run_ats)
         + "}",
-        "job_classes": text_array([p.job_class for p in params]),
-        "args": "[" + ",".join(p.args for p in params) + "]",
+        "job_classes": text_array(job_classes),
+        "args": encode_all_args([job.args for job in jobs]),
     }
+    return BulkInsert(params, priorities, run_ats)
 
 
-def set_all_inserted(jobs: list[Any], params: list[InsertParams], rows: list[Any]) -> None:
-    """Copy the ids and run_at the database gave a bulk insert onto its jobs."""
-    for job, p, row in zip(jobs, params, rows, strict=True):
-        set_inserted(job, p, row)
+def set_all_inserted(jobs: list[Any], bulk: BulkInsert, row: dict[str, Any]) -> None:
+    """Record a bulk insert on its jobs: the ids the database gave them in
+    order, and the statement's now() where no run_at was given."""
+    ids = parse_id_array(row["job_ids"])
+    if len(ids) != len(jobs):
+        raise QueError(f"enqueue_many wrote {len(ids)} rows for {len(jobs)} jobs")
+    for job, job_id, priority, run_at in zip(jobs, ids, bulk.priorities, bulk.run_ats, strict=True):
+        job.id = job_id
+        job.run_at = row["now"] if run_at is None else run_at
+        job.priority = priority
+        job.inserted = True
 
 
 def set_inserted(job: BaseJob, params: InsertParams, row: dict[str, Any]) -> None:

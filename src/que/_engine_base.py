@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ._jobs import id_array
 from ._last_error import storable
 from ._outcomes import UNLOCK, Verdict
 from ._work import Outcome
@@ -328,25 +329,6 @@ def claim_params(
             "after_id": after["job_id"],
         }
     return {"queue": queue, "limit": limit, "held": id_array(skip), "window": window, **key}
-
-
-def id_array(ids: list[int]) -> str:
-    """A PostgreSQL array literal of ids, cast with ::text::bigint[] in SQL.
-
-    >>> id_array([3, 1, 2]), id_array([])
-    ('{3,1,2}', '{}')
-    """
-    return "{" + ",".join(map(str, ids)) + "}"
-
-
-def parse_id_array(text: str) -> list[int]:
-    """The ids of a PostgreSQL bigint[] in its text form.
-
-    >>> parse_id_array("{3,1,2}"), parse_id_array("{}")
-    ([3, 1, 2], [])
-    """
-    inner = text[1:-1]
-    return [int(part) for part in inner.split(",")] if inner else []
 
 
 def vanished_ids(locked: list[int], found: list[dict[str, Any]]) -> list[int]:

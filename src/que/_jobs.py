@@ -43,15 +43,16 @@ def insert_params(
     job_type: object, args: object, queue: object, priority: object, run_at: object
 ) -> InsertParams:
     """Validate a new job's fields; raise InvalidJobError naming the bad one."""
+    return InsertParams(*check_fields(job_type, queue, priority, run_at), encode_args(args))
+
+
+def check_fields(
+    job_type: object, queue: object, priority: object, run_at: object
+) -> tuple[str, int, datetime | None, str]:
+    """A new job's fields other than args, validated: (queue, priority, run_at, type)."""
     if job_type is None or job_type == "":
         raise MissingTypeError()
-    return InsertParams(
-        queue=_text("queue", queue),
-        priority=_priority(priority),
-        run_at=_run_at(run_at),
-        job_class=_text("type", job_type),
-        args=encode_args(args),
-    )
+    return _text("queue", queue), _priority(priority), _run_at(run_at), _text("type", job_type)
 
 
 def encode_args(args: object) -> str:
@@ -75,6 +76,35 @@ def encode_args(args: object) -> str:
     if not text.isascii():
         _reject_nul("args", text)  # lone surrogates cannot be encoded (JSON escapes NUL)
     return text
+
+
+def encode_all_args(values: list[object]) -> str:
+    """One JSON array holding every job's args, as ``encode_args`` gives each.
+
+    A batch is encoded in one call of the encoder (setting it up costs more
+    than encoding a small args list); a batch the encoder refuses (bytes
+    among the args, say) is encoded job by job, which takes bytes as they
+    are and names what was wrong with the others.
+
+    >>> encode_all_args([[1, "a"], {"k": None}, b'[2]'])
+    '[[1,"a"],{"k":null},[2]]'
+    """
+    try:
+        text = _ENCODER.encode(values)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    else:
+        if text.isascii() or _encodable(text):
+            return text
+    return "[" + ",".join(encode_args(value) for value in values) + "]"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reject_constant(name: str) -> object:
@@ -183,3 +213,22 @@ def text_array(values: list[str]) -> str:
             escaped = value.replace("\\", "\\\\").replace('"', '\\"')
             quoted[value] = f'"{escaped}"'
     return "{" + ",".join(quoted[v] for v in values) + "}"
+
+
+def id_array(ids: list[int]) -> str:
+    """A PostgreSQL array literal of ids, bound as text and cast to bigint[] in SQL.
+
+    >>> id_array([3, 1, 2]), id_array([])
+    ('{3,1,2}', '{}')
+    """
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
+def parse_id_array(text: str) -> list[int]:
+    """The ids of a PostgreSQL bigint[] in its text form.
+
+    >>> parse_id_array("{3,1,2}"), parse_id_array("{}")
+    ([3, 1, 2], [])
+    """
+    inner = text[1:-1]
+    return [int(part) for part in inner.split(",")] if inner else []

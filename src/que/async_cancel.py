@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from . import sql
 from ._acompat import Background, Event, join, spawn, wait_event
-from ._engine_base import id_array
+from ._jobs import id_array
 from ._outcomes import DeadPurge
 from .async_connections import AsyncConnections
 from .async_job_handle import AsyncJobHandle

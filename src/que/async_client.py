@@ -25,7 +25,7 @@ from ._client_base import (
     AnyJob,
     ClientBase,
     as_connector,
-    bulk_params,
+    bulk_insert,
     job_params,
     lock_attempts_error,
     pool_conninfo,
@@ -271,20 +271,21 @@ class AsyncClient(ClientBase[AsyncJob]):
     async def _enqueue_many(
         self, batch: list[AnyJob], conn: object | None, spec: Unique | None
     ) -> None:
-        params = [job_params(job) for job in batch]
         if spec is not None:
+            params = [job_params(job) for job in batch]
             check_extension(self.extension_version)
             keyed = [(key_for(spec, p), job, p) for job, p in zip(batch, params, strict=True)]
             await self._enqueue_unique(keyed, spec, conn)
             return
+        bulk = bulk_insert(batch)
         if conn is not None:
             async with self._caller(conn, "enqueue_many") as statements:
-                rows = await statements.fetch(sql.INSERT_JOBS, bulk_params(params))
+                rows = await statements.fetch(sql.INSERT_JOBS, bulk.params)
         else:
             async with self.connections.cursor() as cur:
-                await cur.execute(sql.INSERT_JOBS, bulk_params(params))
+                await cur.execute(sql.INSERT_JOBS, bulk.params)
                 rows = await cur.fetchall()
-        set_all_inserted(batch, params, rows)
+        set_all_inserted(batch, bulk, rows[0])  # one row: the ids and now()
 
     async def _enqueue_unique(
         self,

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 
 from . import sql
 from ._compat import Background, Event, join, spawn, wait_event
-from ._engine_base import id_array
+from ._jobs import id_array
 from ._outcomes import DeadPurge
 from .connections import Connections
 from .job_handle import JobHandle

@@ -25,7 +25,7 @@ from ._client_base import (
     AnyJob,
     ClientBase,
     as_connector,
-    bulk_params,
+    bulk_insert,
     job_params,
     lock_attempts_error,
     pool_conninfo,
@@ -267,20 +267,21 @@ class Client(ClientBase[Job]):
         return batch
 
     def _enqueue_many(self, batch: list[AnyJob], conn: object | None, spec: Unique | None) -> None:
-        params = [job_params(job) for job in batch]
         if spec is not None:
+            params = [job_params(job) for job in batch]
             check_extension(self.extension_version)
             keyed = [(key_for(spec, p), job, p) for job, p in zip(batch, params, strict=True)]
             self._enqueue_unique(keyed, spec, conn)
             return
+        bulk = bulk_insert(batch)
         if conn is not None:
             with self._caller(conn, "enqueue_many") as statements:
-                rows = statements.fetch(sql.INSERT_JOBS, bulk_params(params))
+                rows = statements.fetch(sql.INSERT_JOBS, bulk.params)
         else:
             with self.connections.cursor() as cur:
-                cur.execute(sql.INSERT_JOBS, bulk_params(params))
+                cur.execute(sql.INSERT_JOBS, bulk.params)
                 rows = cur.fetchall()
-        set_all_inserted(batch, params, rows)
+        set_all_inserted(batch, bulk, rows[0])  # one row: the ids and now()
 
     def _enqueue_unique(
         self,

@@ -53,13 +53,11 @@ from ._engine_base import (
     check_listen,
     claim_params,
     engine_connections,
-    id_array,
     key_params,
-    parse_id_array,
     vanished_ids,
     wait_seconds,
 )
-from ._jobs import text_array
+from ._jobs import id_array, parse_id_array, text_array
 from ._observe import observers
 from ._outcomes import (
     UNLOCK,

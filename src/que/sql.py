@@ -25,19 +25,23 @@ RETURNING job_id, run_at
 """
 
 # Many jobs in one statement, one round trip. The columns come as array
-# literals and the args as one JSON array (built by joining the jobs' own
-# JSON texts, so bytes args stay as they were given); WITH ORDINALITY pairs
-# them up and keeps the input order, which RETURNING follows.
+# literals and the args as one JSON array (bytes args stay as they were
+# given); ROWS FROM walks them side by side, in order, with no join, and
+# RETURNING follows that order. One row comes back, not one per job: the new
+# ids in input order, and the now() every job without a run_at was given.
 INSERT_JOBS: Final = """
-INSERT INTO que_jobs (queue, priority, run_at, job_class, args)
-SELECT k.queue, k.priority, coalesce(k.run_at, now()), k.job_class, a.args
-FROM unnest(
-    %(queues)s::text::text[], %(priorities)s::text::smallint[],
-    %(run_ats)s::text::timestamptz[], %(job_classes)s::text::text[]
-) WITH ORDINALITY AS k(queue, priority, run_at, job_class, n)
-JOIN json_array_elements(%(args)s::json) WITH ORDINALITY AS a(args, n) ON a.n = k.n
-ORDER BY k.n
-RETURNING job_id, run_at
+WITH inserted AS (
+    INSERT INTO que_jobs (queue, priority, run_at, job_class, args)
+    SELECT k.queue, k.priority, coalesce(k.run_at, now()), k.job_class, k.args
+    FROM ROWS FROM (
+        unnest(%(queues)s::text::text[]), unnest(%(priorities)s::text::smallint[]),
+        unnest(%(run_ats)s::text::timestamptz[]), unnest(%(job_classes)s::text::text[]),
+        json_array_elements(%(args)s::json)
+    ) WITH ORDINALITY AS k(queue, priority, run_at, job_class, args, n)
+    ORDER BY k.n
+    RETURNING job_id
+)
+SELECT array_agg(job_id)::text AS job_ids, now() AS now FROM inserted
 """
 
 # -- unique jobs (the que-pg extension, version 2) ----------------------------

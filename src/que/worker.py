@@ -25,7 +25,7 @@ from ._compat import (
     spawn,
     wait_event,
 )
-from ._engine_base import id_array
+from ._jobs import id_array
 from ._observe import observers
 from ._outcomes import (
     DeadPurge,

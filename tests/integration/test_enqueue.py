@@ -1,5 +1,6 @@
 """Enqueueing: defaults, every field, the caller's transaction, bad input; on both sides."""
 
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -92,6 +93,43 @@ async def test_enqueue_many_in_one_statement_keeps_order(
     rows = conn.execute("SELECT job_id, job_class, args FROM que_jobs ORDER BY job_id").fetchall()
     assert rows == [(j.id, j.type, j.args) for j in done]
     assert await r(qc.enqueue_many([])) == []
+
+
+async def test_enqueue_many_gives_each_job_its_own_row(
+    side: Side, qc: AnyClient, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    later = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=timezone(timedelta(hours=5)))
+    jobs = [
+        que.Job(
+            type=f"T{i % 4}",
+            args=b'[  "raw"  ]' if i % 5 == 0 else {"i": i, "s": 'é"\\'},
+            queue=["", "mail", 'q"x'][i % 3],
+            priority=-i,
+            run_at=later + timedelta(seconds=i) if i % 2 else None,
+        )
+        for i in range(60)
+    ]
+    async with side.connection(db_url) as caller:
+        await r(qc.enqueue_many(jobs[:30], conn=caller))
+        await r(caller.commit())
+    await r(qc.enqueue_many(jobs[30:]))
+    rows = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "SELECT job_id, queue, priority, run_at, job_class, args::text FROM que_jobs"
+        )
+    }
+    assert len(rows) == 60
+    for i, job in enumerate(jobs):
+        assert job.inserted is True and job.priority == -i
+        given = later + timedelta(seconds=i) if i % 2 else None
+        assert job.run_at is not None and (given is None or job.run_at == given)
+        args = (
+            '[  "raw"  ]'
+            if i % 5 == 0
+            else json.dumps(job.args, ensure_ascii=False, separators=(",", ":"))
+        )
+        assert rows[job.id] == (job.queue, -i, job.run_at, job.type, args)
 
 
 async def test_enqueue_many_validates_all_before_writing(

@@ -103,17 +103,48 @@ def test_aware_run_at_in_any_zone_is_kept() -> None:
     assert insert_params("T", [], "", None, local).run_at == NOW
 
 
-def test_bulk_params_are_array_literals_and_one_json_array() -> None:
-    from que._client_base import bulk_params
+def test_bulk_insert_binds_array_literals_and_one_json_array() -> None:
+    from que import Job
+    from que._client_base import bulk_insert
 
-    params = [
-        insert_params("A", [1], 'q"1', 5, NOW),
-        insert_params("B\\x", b'{"k":  2}', "", None, None),
-    ]
-    assert bulk_params(params) == {
+    bulk = bulk_insert(
+        [
+            Job(type="A", args=[1], queue='q"1', priority=5, run_at=NOW),
+            Job(type="B\\x", args=b'{"k":  2}'),
+        ]
+    )
+    assert bulk.params == {
         "queues": '{"q\\"1",""}',
         "priorities": "{5,100}",
         "run_ats": '{"2026-01-02T03:04:05+00:00",NULL}',
         "job_classes": '{"A","B\\\\x"}',
         "args": '[[1],{"k":  2}]',
     }
+    assert bulk.priorities == [5, 100]
+    assert bulk.run_ats == [NOW, None]
+
+
+def test_bulk_insert_names_the_bad_job_before_anything_is_bound() -> None:
+    from que import Job
+    from que._client_base import bulk_insert
+
+    with pytest.raises(InvalidJobError, match="not JSON-serialisable"):
+        bulk_insert([Job(type="A", args=[1]), Job(type="B", args=[object()])])
+    with pytest.raises(InvalidJobError, match="not valid UTF-8 JSON"):
+        bulk_insert([Job(type="A", args=[1]), Job(type="B", args=b"[1")])
+    with pytest.raises(InvalidJobError, match="not JSON-serialisable"):
+        bulk_insert([Job(type="A", args=[float("nan")])])
+    with pytest.raises(InvalidJobError, match="not valid Unicode"):
+        bulk_insert([Job(type="A", args=["ok"]), Job(type="B", args=["\ud800"])])
+    with pytest.raises(InvalidJobError, match="priority"):
+        bulk_insert([Job(type="A", args=[1]), Job(type="B", priority=99999)])
+    with pytest.raises(TypeError, match="que.Job"):
+        bulk_insert([Job(type="A"), {"type": "B"}])
+
+
+def test_all_args_in_one_encoding_match_each_encoded_alone() -> None:
+    from que._jobs import encode_all_args, encode_args
+
+    values: list[object] = [[1, "é", None], {"k": [True, 0.5]}, "s", 7, [], b"[ 1 ]"]
+    assert encode_all_args(values) == "[" + ",".join(encode_args(v) for v in values) + "]"
+    assert encode_all_args(values[:-1]) == "[" + ",".join(encode_args(v) for v in values[:-1]) + "]"
