@@ -138,7 +138,7 @@ def test_bulk_insert_names_the_bad_job_before_anything_is_bound() -> None:
         bulk_insert([Job(type="A", args=["ok"]), Job(type="B", args=["\ud800"])])
     with pytest.raises(InvalidJobError, match="priority"):
         bulk_insert([Job(type="A", args=[1]), Job(type="B", priority=99999)])
-    with pytest.raises(TypeError, match="que.Job"):
+    with pytest.raises(TypeError, match=r"que\.Job"):
         bulk_insert([Job(type="A"), {"type": "B"}])
 
 
