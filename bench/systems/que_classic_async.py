@@ -89,7 +89,8 @@ class QueAsyncProducer:
     async def open(self) -> None:
         import que
 
-        self.client = await que.AsyncClient.connect(self.url, max_connections=1)
+        # Connected before the clock starts, as the raw-SQL producer is.
+        self.client = await que.AsyncClient.connect(self.url, min_connections=1, max_connections=1)
         self.job = que.Job
 
     async def enqueue_one(self, seq: int, sent_at: float) -> None:
