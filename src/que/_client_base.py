@@ -11,6 +11,7 @@ from collections import ChainMap
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from . import sql
 from ._jobs import (
     InsertParams,
     check_fields,
@@ -95,23 +96,33 @@ def job_params(job: object) -> InsertParams:
 
 
 class BulkInsert(NamedTuple):
-    """A validated batch of new jobs: the INSERT_JOBS parameters (each column
-    as one array literal, args as one JSON array) and what each job is given."""
+    """A validated batch of new jobs: the statement that inserts it, its
+    parameters, and what each job is given."""
 
-    params: dict[str, str]
+    statement: str
+    params: dict[str, Any]
     priorities: list[int]
     run_ats: list[datetime | None]
 
 
 def bulk_insert(jobs: list[Any]) -> BulkInsert:
-    """Validate every job of a batch (raising before anything is sent) and bind them."""
+    """Validate every job of a batch (raising before anything is sent) and bind them.
+
+    The args go as one JSON array. A batch of jobs alike in all else binds
+    the shared fields once (INSERT_ALIKE_JOBS); any other batch binds each
+    column as an array literal (INSERT_JOBS).
+    """
     for job in jobs:
         if not isinstance(job, BaseJob):
             raise TypeError(f"enqueue takes a que.Job, not {type(job).__name__}")
     fields = [check_fields(job.type, job.queue, job.priority, job.run_at) for job in jobs]
-    queues, priorities, run_ats, job_classes = (
-        list(column) for column in zip(*fields, strict=True)
-    )
+    args = encode_all_args([job.args for job in jobs])
+    columns = zip(*fields, strict=True)
+    queues, priorities, run_ats, job_classes = (list(column) for column in columns)
+    if len(set(fields)) == 1:
+        queue, priority, run_at, job_class = fields[0]
+        alike = {"queue": queue, "priority": priority, "run_at": run_at, "job_class": job_class}
+        return BulkInsert(sql.INSERT_ALIKE_JOBS, {**alike, "args": args}, priorities, run_ats)
     params = {
         "queues": text_array(queues),
         "priorities": "{" + ",".join(map(str, priorities)) + "}",
@@ -119,9 +130,9 @@ def bulk_insert(jobs: list[Any]) -> BulkInsert:
         + ",".join("NULL" if r is None else f'"{r.isoformat()}"' for r in run_ats)
         + "}",
         "job_classes": text_array(job_classes),
-        "args": encode_all_args([job.args for job in jobs]),
+        "args": args,
     }
-    return BulkInsert(params, priorities, run_ats)
+    return BulkInsert(sql.INSERT_JOBS, params, priorities, run_ats)
 
 
 def set_all_inserted(jobs: list[Any], bulk: BulkInsert, row: dict[str, Any]) -> None:

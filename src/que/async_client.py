@@ -280,10 +280,10 @@ class AsyncClient(ClientBase[AsyncJob]):
         bulk = bulk_insert(batch)
         if conn is not None:
             async with self._caller(conn, "enqueue_many") as statements:
-                rows = await statements.fetch(sql.INSERT_JOBS, bulk.params)
+                rows = await statements.fetch(bulk.statement, bulk.params)
         else:
             async with self.connections.cursor() as cur:
-                await cur.execute(sql.INSERT_JOBS, bulk.params)
+                await cur.execute(bulk.statement, bulk.params)
                 rows = await cur.fetchall()
         set_all_inserted(batch, bulk, rows[0])  # one row: the ids and now()
 

@@ -276,10 +276,10 @@ class Client(ClientBase[Job]):
         bulk = bulk_insert(batch)
         if conn is not None:
             with self._caller(conn, "enqueue_many") as statements:
-                rows = statements.fetch(sql.INSERT_JOBS, bulk.params)
+                rows = statements.fetch(bulk.statement, bulk.params)
         else:
             with self.connections.cursor() as cur:
-                cur.execute(sql.INSERT_JOBS, bulk.params)
+                cur.execute(bulk.statement, bulk.params)
                 rows = cur.fetchall()
         set_all_inserted(batch, bulk, rows[0])  # one row: the ids and now()
 

@@ -44,6 +44,21 @@ WITH inserted AS (
 SELECT array_agg(job_id)::text AS job_ids, now() AS now FROM inserted
 """
 
+# The common batch: every job alike but for its args (one type, queue,
+# priority and run_at). The four shared values are bound once, so the server
+# parses no column arrays; what comes back is as INSERT_JOBS gives.
+INSERT_ALIKE_JOBS: Final = """
+WITH inserted AS (
+    INSERT INTO que_jobs (queue, priority, run_at, job_class, args)
+    SELECT %(queue)s::text, %(priority)s::smallint,
+        coalesce(%(run_at)s::timestamptz, now()), %(job_class)s::text, a.args
+    FROM json_array_elements(%(args)s::json) WITH ORDINALITY AS a(args, n)
+    ORDER BY a.n
+    RETURNING job_id
+)
+SELECT array_agg(job_id)::text AS job_ids, now() AS now FROM inserted
+"""
+
 # -- unique jobs (the que-pg extension, version 2) ----------------------------
 
 # A unique job is inserted together with its row in que_unique_keys, which

@@ -132,6 +132,32 @@ async def test_enqueue_many_gives_each_job_its_own_row(
         assert rows[job.id] == (job.queue, -i, job.run_at, job.type, args)
 
 
+async def test_enqueue_many_of_jobs_alike_but_for_args(
+    side: Side, qc: AnyClient, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    at = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=timezone(timedelta(hours=-3)))
+    alike = {"type": "Mail", "queue": "q'1", "priority": 7, "run_at": at}
+    jobs = [que.Job(args=[i, "é"], **alike) for i in range(40)]
+    jobs[3].args = b'{"raw":  true}'
+    async with side.connection(db_url) as caller:
+        await r(qc.enqueue_many(jobs[:20], conn=caller))
+        await r(caller.commit())
+    await r(qc.enqueue_many(jobs[20:]))
+    now_jobs = await r(qc.enqueue_many([que.Job(type="Now", args=[i]) for i in range(3)]))
+    rows = conn.execute(
+        "SELECT job_id, queue, priority, run_at, job_class, args::text FROM que_jobs"
+        " ORDER BY job_id"
+    ).fetchall()
+    expected = [
+        (j.id, "q'1", 7, at, "Mail", '{"raw":  true}' if i == 3 else f'[{i},"é"]')
+        for i, j in enumerate(jobs)
+    ]
+    assert rows[:40] == expected
+    assert all(j.run_at == at and j.inserted for j in jobs)
+    assert [row[0] for row in rows[40:]] == [j.id for j in now_jobs]
+    assert {j.run_at for j in now_jobs} == {rows[40][3]}  # the statement's now()
+
+
 async def test_enqueue_many_validates_all_before_writing(
     qc: AnyClient, conn: psycopg.Connection[Any]
 ) -> None:

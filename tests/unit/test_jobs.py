@@ -124,6 +124,24 @@ def test_bulk_insert_binds_array_literals_and_one_json_array() -> None:
     assert bulk.run_ats == [NOW, None]
 
 
+def test_bulk_insert_binds_shared_fields_once_when_jobs_differ_only_in_args() -> None:
+    from que import Job, sql
+    from que._client_base import bulk_insert
+
+    alike = bulk_insert([Job(type="A", args=[n], queue="q", run_at=NOW) for n in range(3)])
+    assert alike.statement == sql.INSERT_ALIKE_JOBS
+    assert alike.params == {
+        "queue": "q",
+        "priority": 100,
+        "run_at": NOW,
+        "job_class": "A",
+        "args": "[[0],[1],[2]]",
+    }
+    mixed = bulk_insert([Job(type="A"), Job(type="A", priority=1)])
+    assert mixed.statement == sql.INSERT_JOBS
+    assert mixed.params["priorities"] == "{100,1}"
+
+
 def test_bulk_insert_names_the_bad_job_before_anything_is_bound() -> None:
     from que import Job
     from que._client_base import bulk_insert
