@@ -6,10 +6,13 @@ both validate, encode and decode in exactly the same way.
 
 from __future__ import annotations
 
+import select
 import threading
 from collections import ChainMap
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
+
+import psycopg
 
 from . import sql
 from ._jobs import (
@@ -164,6 +167,18 @@ def set_found(job: BaseJob, params: InsertParams, found: Found) -> None:
     else:
         job.id = found.job_id
         job.inserted = False
+
+
+def socket_quiet(conn: Any) -> bool:
+    """Whether an idle connection's socket has nothing to read. A server that
+    ends a session (a restart, pg_terminate_backend) sends it a message and
+    closes it, which makes the socket readable; an idle session otherwise
+    receives nothing."""
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    return not readable
 
 
 def recheck_key(locked: dict[str, Any], queue: str) -> dict[str, Any]:

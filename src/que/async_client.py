@@ -33,6 +33,7 @@ from ._client_base import (
     set_all_inserted,
     set_found,
     set_inserted,
+    socket_quiet,
     stats_rows,
     unlocked,
 )
@@ -120,7 +121,7 @@ class AsyncClient(ClientBase[AsyncJob]):
                 kwargs={"autocommit": True, "row_factory": dict_row, **_prepare_kwargs(pgbouncer)},
                 # A connection killed by a server restart or pg_terminate_backend
                 # is replaced on checkout instead of failing the caller's statement.
-                check=psycopg_pool.AsyncConnectionPool.check_connection,
+                check=_check_on_checkout,
                 open=False,
                 name="que",
             )
@@ -552,6 +553,15 @@ async def _insert_keyed(
 ) -> None:
     for key, job, params in keyed:
         set_found(job, params, await insert_unique(statements, params, spec, key))
+
+
+async def _check_on_checkout(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check of a connection it hands out: a round trip (which
+    raises, so the pool replaces the connection) only when the server has
+    written to the idle session, as it does when it ends one; a quiet one is
+    handed out at once, so an enqueue costs one round trip, not two."""
+    if not socket_quiet(conn):
+        await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
 
 def _prepare_kwargs(pgbouncer: bool) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Enqueueing: defaults, every field, the caller's transaction, bad input; on both sides."""
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -239,3 +240,23 @@ def test_prepare_statements(db_url: str, client: que.Client) -> None:
         client.enqueue(que.Job(type="T"), conn=caller)
         caller.commit()
     assert [s.type for s in client.stats()] == ["T"]
+
+
+async def test_a_session_the_server_ended_is_replaced_on_checkout(
+    side: Side, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    """A pooled session terminated while idle (as a restart would end it) is
+    not handed to the next enqueue: the pool's check finds it gone."""
+    async with side.client(db_url, min_connections=2, max_connections=2) as client:
+        await r(client.enqueue(que.Job(type="T")))
+        mine = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        pids = [row[0] for row in conn.execute(mine + " AND pid <> pg_backend_pid()")]
+        assert pids
+        conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
+        gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s::int[])"
+        deadline = time.monotonic() + 10
+        while conn.execute(gone, [pids]).fetchone() != (0,) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the server ends them a moment after the request
+        for n in range(4):
+            await r(client.enqueue(que.Job(type="T", args=[n])))
+    assert count(conn) == 5
