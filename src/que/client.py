@@ -33,7 +33,6 @@ from ._client_base import (
     set_all_inserted,
     set_found,
     set_inserted,
-    socket_quiet,
     stats_rows,
     unlocked,
 )
@@ -41,6 +40,7 @@ from ._compat import OTHER_CLIENT, OtherPool
 from ._extension_base import missing_extension_message
 from ._jobs import InsertParams, check_queue
 from ._last_error import headline, undecodable_message
+from ._socket import socket_quiet
 from ._tracing import enqueue_span
 from ._unique import Unique, as_unique, check_extension, key_for
 from .backoff import RetryInterval
