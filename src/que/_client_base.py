@@ -6,19 +6,17 @@ both validate, encode and decode in exactly the same way.
 
 from __future__ import annotations
 
-import select
 import threading
 from collections import ChainMap
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Generic, NamedTuple, TypeVar
-
-import psycopg
 
 from . import sql
 from ._jobs import (
     InsertParams,
     check_fields,
     encode_all_args,
+    in_batch,
     insert_params,
     parse_id_array,
     text_array,
@@ -27,7 +25,7 @@ from ._registry import registry
 from ._unique import Found, UniquePurge
 from .backoff import Backoff, RetryInterval
 from .connect import Connector, get_connector_from_conninfo
-from .errors import LockAttemptsError, QueError
+from .errors import InvalidJobError, LockAttemptsError, QueError
 from .job import BaseJob, JobStats, stats_from_row
 
 MAX_LOCK_ATTEMPTS = 10
@@ -115,16 +113,20 @@ def bulk_insert(jobs: list[Any]) -> BulkInsert:
     the shared fields once (INSERT_ALIKE_JOBS); any other batch binds each
     column as an array literal (INSERT_JOBS).
     """
-    for job in jobs:
-        if not isinstance(job, BaseJob):
-            raise TypeError(f"enqueue takes a que.Job, not {type(job).__name__}")
-    fields = [check_fields(job.type, job.queue, job.priority, job.run_at) for job in jobs]
+    fields = [_batch_fields(index, job) for index, job in enumerate(jobs)]
     args = encode_all_args([job.args for job in jobs])
     columns = zip(*fields, strict=True)
     queues, priorities, run_ats, job_classes = (list(column) for column in columns)
-    if len(set(fields)) == 1:
-        queue, priority, run_at, job_class = fields[0]
-        alike = {"queue": queue, "priority": priority, "run_at": run_at, "job_class": job_class}
+    # Alike means the same instant: aware datetimes in one zone compare (and
+    # hash) by wall time alone, so two sides of a DST fold would pass as one.
+    instants = {None if r is None else r.astimezone(timezone.utc) for r in run_ats}
+    if len(instants) == 1 and len(set(zip(queues, priorities, job_classes, strict=True))) == 1:
+        alike = {
+            "queue": queues[0],
+            "priority": priorities[0],
+            "run_at": instants.pop(),
+            "job_class": job_classes[0],
+        }
         return BulkInsert(sql.INSERT_ALIKE_JOBS, {**alike, "args": args}, priorities, run_ats)
     params = {
         "queues": text_array(queues),
@@ -138,10 +140,19 @@ def bulk_insert(jobs: list[Any]) -> BulkInsert:
     return BulkInsert(sql.INSERT_JOBS, params, priorities, run_ats)
 
 
+def _batch_fields(index: int, job: object) -> tuple[str, int, datetime | None, str]:
+    if not isinstance(job, BaseJob):
+        raise TypeError(f"enqueue_many takes que.Jobs; job {index} is a {type(job).__name__}")
+    try:
+        return check_fields(job.type, job.queue, job.priority, job.run_at)
+    except InvalidJobError as exc:
+        raise in_batch(exc, index) from None
+
+
 def set_all_inserted(jobs: list[Any], bulk: BulkInsert, row: dict[str, Any]) -> None:
     """Record a bulk insert on its jobs: the ids the database gave them in
     order, and the statement's now() where no run_at was given."""
-    ids = parse_id_array(row["job_ids"])
+    ids = parse_id_array(row["job_ids"] or "{}")  # NULL when no row was written
     if len(ids) != len(jobs):
         raise QueError(f"enqueue_many wrote {len(ids)} rows for {len(jobs)} jobs")
     for job, job_id, priority, run_at in zip(jobs, ids, bulk.priorities, bulk.run_ats, strict=True):
@@ -167,18 +178,6 @@ def set_found(job: BaseJob, params: InsertParams, found: Found) -> None:
     else:
         job.id = found.job_id
         job.inserted = False
-
-
-def socket_quiet(conn: Any) -> bool:
-    """Whether an idle connection's socket has nothing to read. A server that
-    ends a session (a restart, pg_terminate_backend) sends it a message and
-    closes it, which makes the socket readable; an idle session otherwise
-    receives nothing."""
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError, psycopg.Error):
-        return False
-    return not readable
 
 
 def recheck_key(locked: dict[str, Any], queue: str) -> dict[str, Any]:

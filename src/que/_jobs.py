@@ -96,7 +96,22 @@ def encode_all_args(values: list[object]) -> str:
     else:
         if text.isascii() or _encodable(text):
             return text
-    return "[" + ",".join(encode_args(value) for value in values) + "]"
+    encoded = (_encode_in_batch(index, value) for index, value in enumerate(values))
+    return "[" + ",".join(encoded) + "]"
+
+
+def _encode_in_batch(index: int, value: object) -> str:
+    try:
+        return encode_args(value)
+    except InvalidJobError as exc:
+        raise in_batch(exc, index) from None
+
+
+def in_batch(exc: InvalidJobError, index: int) -> InvalidJobError:
+    """The error with the place of its job in a batch put in front, so the
+    caller of enqueue_many knows which of its jobs to fix."""
+    exc.args = (f"job {index} of the batch: {exc}",)
+    return exc
 
 
 def _encodable(text: str) -> bool:

@@ -26,9 +26,10 @@ RETURNING job_id, run_at
 
 # Many jobs in one statement, one round trip. The columns come as array
 # literals and the args as one JSON array (bytes args stay as they were
-# given); ROWS FROM walks them side by side, in order, with no join, and
-# RETURNING follows that order. One row comes back, not one per job: the new
-# ids in input order, and the now() every job without a run_at was given.
+# given); ROWS FROM walks them side by side, in order, with no join, and the
+# rows take their ids from the sequence in that order, so the ids sorted are
+# the jobs in input order. One row comes back, not one per job: those ids,
+# and the now() every job without a run_at was given.
 INSERT_JOBS: Final = """
 WITH inserted AS (
     INSERT INTO que_jobs (queue, priority, run_at, job_class, args)
@@ -41,7 +42,7 @@ WITH inserted AS (
     ORDER BY k.n
     RETURNING job_id
 )
-SELECT array_agg(job_id)::text AS job_ids, now() AS now FROM inserted
+SELECT array_agg(job_id ORDER BY job_id)::text AS job_ids, now() AS now FROM inserted
 """
 
 # The common batch: every job alike but for its args (one type, queue,
@@ -56,7 +57,7 @@ WITH inserted AS (
     ORDER BY a.n
     RETURNING job_id
 )
-SELECT array_agg(job_id)::text AS job_ids, now() AS now FROM inserted
+SELECT array_agg(job_id ORDER BY job_id)::text AS job_ids, now() AS now FROM inserted
 """
 
 # -- unique jobs (the que-pg extension, version 2) ----------------------------

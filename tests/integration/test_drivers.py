@@ -147,20 +147,30 @@ def key_count(conn: Conn) -> int:
     return int(row[0])
 
 
-def jobs() -> tuple[que.Job, list[que.Job], que.Job, que.Job]:
+def jobs() -> tuple[que.Job, list[list[que.Job]], que.Job, que.Job]:
+    """One job, two batches (jobs of two kinds, and jobs alike but for their
+    args, which enqueue_many binds apart), and twice one unique job."""
     one = que.Job(type="Mail", args=[1, "x", {"k": None}], priority=5, run_at=RUN_AT, queue="q")
-    many = [que.Job(type="A", args=[2]), que.Job(type="B", args=[3], priority=0)]
-    return one, many, que.Job(type="U", args=[4]), que.Job(type="U", args=[4])
+    mixed = [que.Job(type="A", args=[2]), que.Job(type="B", args=[3], priority=0)]
+    alike = [que.Job(type="C", args=[n], queue="q", run_at=RUN_AT) for n in (5, 6)]
+    return one, [mixed, alike], que.Job(type="U", args=[4]), que.Job(type="U", args=[4])
 
 
-def check_committed(conn: Conn, one: Any, many: list[Any], first: Any, second: Any) -> None:
+def check_committed(
+    conn: Conn, one: Any, batches: list[list[Any]], first: Any, second: Any
+) -> None:
     assert first.inserted and not second.inserted and second.id == first.id
+    (mixed, alike) = batches
     found = rows(conn)
-    assert [r[0] for r in found] == sorted([one.id, many[0].id, many[1].id, first.id])
+    assert [r[0] for r in found] == sorted(job.id for job in [one, *mixed, *alike, first])
     by_id = {r[0]: r for r in found}
     assert by_id[one.id][1:] == ("Mail", '[1,"x",{"k":null}]', 5, RUN_AT, "q")
     assert one.run_at == RUN_AT
-    assert by_id[many[1].id][1:4] == ("B", "[3]", 0)
+    assert by_id[mixed[1].id][1:4] == ("B", "[3]", 0)
+    assert [by_id[job.id][1:] for job in alike] == [
+        ("C", "[5]", 100, RUN_AT, "q"),
+        ("C", "[6]", 100, RUN_AT, "q"),
+    ]
     assert key_count(conn) == 1
 
 
@@ -169,10 +179,11 @@ def check_committed(conn: Conn, one: Any, many: list[Any], first: Any, second: A
 def test_sync_driver_joins_the_callers_transaction(
     kind: str, outcome: str, client: que.Client, db_url: str, conn: Conn
 ) -> None:
-    one, many, first, second = jobs()
+    one, batches, first, second = jobs()
     with SYNC_CALLERS[kind](db_url) as caller:
         client.enqueue(one, conn=caller.conn)
-        client.enqueue_many(many, conn=caller.conn)
+        for batch in batches:
+            client.enqueue_many(batch, conn=caller.conn)
         client.enqueue(first, conn=caller.conn, unique=True)
         client.enqueue_many([second], conn=caller.conn, unique=True)
         assert rows(conn) == []  # nothing visible before the caller commits
@@ -182,7 +193,7 @@ def test_sync_driver_joins_the_callers_transaction(
             assert key_count(conn) == 0
             return
         caller.commit()
-    check_committed(conn, one, many, first, second)
+    check_committed(conn, one, batches, first, second)
 
 
 @pytest.mark.parametrize("kind", list(ASYNC_CALLERS))
@@ -190,10 +201,11 @@ def test_sync_driver_joins_the_callers_transaction(
 async def test_async_driver_joins_the_callers_transaction(
     kind: str, outcome: str, aclient: que.AsyncClient, db_url: str, conn: Conn
 ) -> None:
-    one, many, first, second = jobs()
+    one, batches, first, second = jobs()
     async with ASYNC_CALLERS[kind](db_url) as caller:
         await aclient.enqueue(one, conn=caller.conn)
-        await aclient.enqueue_many(many, conn=caller.conn)
+        for batch in batches:
+            await aclient.enqueue_many(batch, conn=caller.conn)
         await aclient.enqueue(first, conn=caller.conn, unique=True)
         await aclient.enqueue_many([second], conn=caller.conn, unique=True)
         assert rows(conn) == []
@@ -203,7 +215,7 @@ async def test_async_driver_joins_the_callers_transaction(
             assert key_count(conn) == 0
             return
         await caller.commit()
-    check_committed(conn, one, many, first, second)
+    check_committed(conn, one, batches, first, second)
 
 
 def test_psycopg2_in_autocommit_commits_a_unique_batch_and_stays_in_autocommit(

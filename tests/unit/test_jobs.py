@@ -146,18 +146,36 @@ def test_bulk_insert_names_the_bad_job_before_anything_is_bound() -> None:
     from que import Job
     from que._client_base import bulk_insert
 
-    with pytest.raises(InvalidJobError, match="not JSON-serialisable"):
+    with pytest.raises(InvalidJobError, match="job 1 of the batch: args are not JSON-serialisable"):
         bulk_insert([Job(type="A", args=[1]), Job(type="B", args=[object()])])
-    with pytest.raises(InvalidJobError, match="not valid UTF-8 JSON"):
+    with pytest.raises(InvalidJobError, match="job 1 of the batch: args bytes are not valid UTF-8"):
         bulk_insert([Job(type="A", args=[1]), Job(type="B", args=b"[1")])
-    with pytest.raises(InvalidJobError, match="not JSON-serialisable"):
+    with pytest.raises(InvalidJobError, match="job 0 of the batch: args are not JSON-serialisable"):
         bulk_insert([Job(type="A", args=[float("nan")])])
-    with pytest.raises(InvalidJobError, match="not valid Unicode"):
+    with pytest.raises(InvalidJobError, match=r"job 1 of the batch: .*not valid Unicode"):
         bulk_insert([Job(type="A", args=["ok"]), Job(type="B", args=["\ud800"])])
-    with pytest.raises(InvalidJobError, match="priority"):
+    with pytest.raises(InvalidJobError, match=r"job 1 of the batch: .*priority"):
         bulk_insert([Job(type="A", args=[1]), Job(type="B", priority=99999)])
-    with pytest.raises(TypeError, match=r"que\.Job"):
+    with pytest.raises(MissingTypeError, match="job 2 of the batch: job type must be specified"):
+        bulk_insert([Job(type="A"), Job(type="A"), Job(type="")])
+    with pytest.raises(TypeError, match=r"que\.Jobs; job 1 is a dict"):
         bulk_insert([Job(type="A"), {"type": "B"}])
+
+
+def test_bulk_insert_keeps_apart_run_ats_on_either_side_of_a_dst_fold() -> None:
+    """02:30 on 2030-10-27 happens twice in Berlin; fold tells which. The two
+    compare equal (same zone, same wall time) but are an hour apart."""
+    from zoneinfo import ZoneInfo
+
+    from que import Job
+    from que._client_base import bulk_insert
+
+    first = datetime(2030, 10, 27, 2, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+    second = first.replace(fold=1)
+    folded = bulk_insert([Job(type="A", run_at=first), Job(type="A", run_at=second)])
+    assert folded.params["run_ats"] == '{"2030-10-27T02:30:00+02:00","2030-10-27T02:30:00+01:00"}'
+    same = bulk_insert([Job(type="A", run_at=second), Job(type="A", run_at=second)])
+    assert same.params["run_at"] == datetime(2030, 10, 27, 1, 30, tzinfo=timezone.utc)
 
 
 def test_all_args_in_one_encoding_match_each_encoded_alone() -> None:
