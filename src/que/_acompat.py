@@ -26,6 +26,7 @@ ASYNC = True
 
 Event = asyncio.Event
 Queue = asyncio.Queue
+PriorityQueue = asyncio.PriorityQueue
 QueueEmpty = asyncio.QueueEmpty
 Cancelled = asyncio.CancelledError
 Background = asyncio.Task[None]

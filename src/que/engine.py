@@ -19,6 +19,7 @@ releases their locks.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +36,7 @@ from ._compat import (
     Background,
     Cancelled,
     Event,
-    Queue,
+    PriorityQueue,
     QueueEmpty,
     check_can_start,
     join,
@@ -108,6 +109,13 @@ class Claimed(NamedTuple):
     job: Job
     handle: JobHandle
     generation: int
+
+
+# Claimed jobs wait for a worker most urgent first (a job claimed after a
+# burst of others does not queue behind them), in claim order within one
+# priority; the workers' stop signal sorts after every job.
+HandOut = tuple[int, int, Claimed | None]
+AFTER_EVERY_JOB = 32768  # above any smallint priority
 
 
 class BatchWorker:
@@ -190,7 +198,8 @@ class BatchWorker:
         self._lock_jobs = sql.LOCK_JOBS_XACT if connections.pgbouncer else sql.LOCK_JOBS
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
-        self._jobs: Queue[Claimed | None] = Queue()
+        self._jobs: PriorityQueue[HandOut] = PriorityQueue()
+        self._handed = itertools.count()
         self._wake = Event()
         self._stop = Event()
         self._locker: list[Background] = []
@@ -234,7 +243,7 @@ class BatchWorker:
             logger.warning("BatchWorker shutdown timed out with %d job(s) running", self.running)
             return False
         for _ in range(self.concurrency):
-            self._jobs.put_nowait(None)
+            self._jobs.put_nowait((AFTER_EVERY_JOB, next(self._handed), None))
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         join(self._workers, left)
         return True
@@ -572,7 +581,8 @@ class BatchWorker:
             )
             self._book.claimed(job)
             self._cancel_watch.watch(handle)
-            self._jobs.put_nowait(Claimed(job, handle, generation))
+            entry = Claimed(job, handle, generation)
+            self._jobs.put_nowait((job.priority, next(self._handed), entry))
         return len(found)
 
     def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
@@ -609,11 +619,11 @@ class BatchWorker:
     def _hand_back_unstarted(self) -> None:
         while True:
             try:
-                item = self._jobs.get_nowait()
+                order, handed, item = self._jobs.get_nowait()
             except QueueEmpty:
                 return
             if item is None:
-                self._jobs.put_nowait(None)
+                self._jobs.put_nowait((order, handed, None))
                 return
             self._cancel_watch.unwatch(item.handle)
             self._book.report(Completion(item.job, item.generation))
@@ -665,7 +675,7 @@ class BatchWorker:
 
     def _worker_loop(self) -> None:
         while True:
-            item = self._jobs.get()
+            _, _, item = self._jobs.get()
             if item is None:
                 return
             # Shutting down, or its queue was paused since the claim: give it
