@@ -26,7 +26,6 @@ ASYNC = True
 
 Event = asyncio.Event
 Queue = asyncio.Queue
-PriorityQueue = asyncio.PriorityQueue
 QueueEmpty = asyncio.QueueEmpty
 Cancelled = asyncio.CancelledError
 Background = asyncio.Task[None]

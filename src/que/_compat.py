@@ -5,13 +5,12 @@ See ``_acompat``: the generated sync modules import these names instead.
 
 from __future__ import annotations
 
-import heapq
 import inspect
 import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -26,40 +25,6 @@ Event = threading.Event
 Queue = queue.SimpleQueue
 QueueEmpty = queue.Empty
 Background = threading.Thread
-
-T = TypeVar("T", bound=tuple[Any, ...])  # compared in order, as heapq does
-
-
-class PriorityQueue(Generic[T]):
-    """Entries taken smallest first, by any thread (asyncio.PriorityQueue's
-    calls). queue.PriorityQueue serves the same, but with a condition
-    variable per call; this keeps the wait in SimpleQueue's C code: one token
-    per entry, and the heap behind a plain lock."""
-
-    def __init__(self) -> None:
-        self._heap: list[T] = []
-        self._lock = threading.Lock()
-        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
-
-    def put_nowait(self, entry: T) -> None:
-        with self._lock:
-            heapq.heappush(self._heap, entry)
-        self._tokens.put(None)
-
-    def get(self) -> T:
-        self._tokens.get()
-        return self._pop()
-
-    def get_nowait(self) -> T:
-        self._tokens.get_nowait()
-        return self._pop()
-
-    def qsize(self) -> int:
-        return len(self._heap)
-
-    def _pop(self) -> T:
-        with self._lock:
-            return heapq.heappop(self._heap)
 
 
 class Cancelled(BaseException):

@@ -18,7 +18,6 @@ releases their locks.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -35,7 +34,7 @@ from ._acompat import (
     Background,
     Cancelled,
     Event,
-    PriorityQueue,
+    Queue,
     QueueEmpty,
     check_can_start,
     join,
@@ -108,13 +107,6 @@ class Claimed(NamedTuple):
     job: AsyncJob
     handle: AsyncJobHandle
     generation: int
-
-
-# Claimed jobs wait for a worker most urgent first (a job claimed after a
-# burst of others does not queue behind them), in claim order within one
-# priority; the workers' stop signal sorts after every job.
-HandOut = tuple[int, int, Claimed | None]
-AFTER_EVERY_JOB = 32768  # above any smallint priority
 
 
 class AsyncBatchWorker:
@@ -199,8 +191,7 @@ class AsyncBatchWorker:
         self._lock_jobs = sql.LOCK_JOBS_XACT if connections.pgbouncer else sql.LOCK_JOBS
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
-        self._jobs: PriorityQueue[HandOut] = PriorityQueue()
-        self._handed = itertools.count()
+        self._jobs: Queue[Claimed | None] = Queue()
         self._wake = Event()
         self._stop = Event()
         self._locker: list[Background] = []
@@ -246,7 +237,7 @@ class AsyncBatchWorker:
             )
             return False
         for _ in range(self.concurrency):
-            self._jobs.put_nowait((AFTER_EVERY_JOB, next(self._handed), None))
+            self._jobs.put_nowait(None)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         await join(self._workers, left)
         return True
@@ -592,8 +583,7 @@ class AsyncBatchWorker:
             )
             self._book.claimed(job)
             self._cancel_watch.watch(handle)
-            entry = Claimed(job, handle, generation)
-            self._jobs.put_nowait((job.priority, next(self._handed), entry))
+            self._jobs.put_nowait(Claimed(job, handle, generation))
         return len(found)
 
     async def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
@@ -630,11 +620,11 @@ class AsyncBatchWorker:
     def _hand_back_unstarted(self) -> None:
         while True:
             try:
-                order, handed, item = self._jobs.get_nowait()
+                item = self._jobs.get_nowait()
             except QueueEmpty:
                 return
             if item is None:
-                self._jobs.put_nowait((order, handed, None))
+                self._jobs.put_nowait(None)
                 return
             self._cancel_watch.unwatch(item.handle)
             self._book.report(Completion(item.job, item.generation))
@@ -686,7 +676,7 @@ class AsyncBatchWorker:
 
     async def _worker_loop(self) -> None:
         while True:
-            _, _, item = await self._jobs.get()
+            item = await self._jobs.get()
             if item is None:
                 return
             # Shutting down, or its queue was paused since the claim: give it

@@ -31,7 +31,6 @@ from psycopg.rows import dict_row
 import que
 from que import sql
 from que._engine_base import claim_params
-from que._observe import observers
 from que.schema import install_notify, notify_installed, uninstall_notify
 
 from ..helpers import advisory_lock_count
@@ -523,45 +522,6 @@ async def test_shutdown_hands_back_jobs_not_started(
     assert await stopping
     assert remaining(conn) == 4
     assert advisory_lock_count(db_url) == 0
-
-
-async def test_urgent_job_claimed_late_starts_before_jobs_claimed_ahead_of_it(
-    side: Side, qc: AnyClient, engines: Any
-) -> None:
-    """Jobs already handed out wait for a worker most urgent first: a priority-1
-    job claimed after a batch of priority-100 ones is the next to start."""
-    started: list[int] = []
-    release = threading.Event()
-
-    async def work(job: Any) -> None:
-        started.append(job.priority)
-        await wait_event(release, 30)
-
-    class Claims:
-        """Counts the jobs handed out (the engine reports a claim after it)."""
-
-        handed_out = 0
-
-        def claimed(self, count: int, wanted: int) -> None:
-            self.handed_out += count
-
-        def connection_error(self, session: str, exc: BaseException) -> None:
-            pass
-
-    claims = Claims()
-    await r(qc.enqueue_many([que.Job(type="W") for _ in range(3)]))
-    engine = engines({"W": side.handler(work)}, concurrency=1, buffer=4)
-    observers.add(claims)
-    side.start_engine(engine)
-    try:
-        await eventually(lambda: claims.handed_out == 3 and started, "one running, two waiting")
-        await r(qc.enqueue(que.Job(type="W", priority=1)))
-        await eventually(lambda: claims.handed_out == 4, "the urgent job handed out")
-    finally:
-        release.set()
-        observers.remove(claims)
-    await eventually(lambda: len(started) == 4, "every job started")
-    assert started == [100, 1, 100, 100]
 
 
 @pytest.mark.parametrize("kind", KINDS)
