@@ -16,8 +16,8 @@ from ._jobs import (
     InsertParams,
     check_fields,
     encode_all_args,
-    in_batch,
     insert_params,
+    name_place,
     parse_id_array,
     text_array,
 )
@@ -140,13 +140,31 @@ def bulk_insert(jobs: list[Any]) -> BulkInsert:
     return BulkInsert(sql.INSERT_JOBS, params, priorities, run_ats)
 
 
-def _batch_fields(index: int, job: object) -> tuple[str, int, datetime | None, str]:
-    if not isinstance(job, BaseJob):
-        raise TypeError(f"enqueue_many takes que.Jobs; job {index} is a {type(job).__name__}")
+def batch_params(jobs: list[Any]) -> list[InsertParams]:
+    """``job_params`` of every job of a batch (the unique path of enqueue_many)."""
+    params = []
+    for index, job in enumerate(jobs):
+        _check_in_batch(index, job)
+        try:
+            params.append(job_params(job))
+        except InvalidJobError as exc:
+            name_place(exc, index)
+            raise
+    return params
+
+
+def _batch_fields(index: int, job: Any) -> tuple[str, int, datetime | None, str]:
+    _check_in_batch(index, job)
     try:
         return check_fields(job.type, job.queue, job.priority, job.run_at)
     except InvalidJobError as exc:
-        raise in_batch(exc, index) from None
+        name_place(exc, index)
+        raise
+
+
+def _check_in_batch(index: int, job: object) -> None:
+    if not isinstance(job, BaseJob):
+        raise TypeError(f"enqueue_many takes que.Jobs; jobs[{index}] is a {type(job).__name__}")
 
 
 def set_all_inserted(jobs: list[Any], bulk: BulkInsert, row: dict[str, Any]) -> None:

@@ -104,14 +104,15 @@ def _encode_in_batch(index: int, value: object) -> str:
     try:
         return encode_args(value)
     except InvalidJobError as exc:
-        raise in_batch(exc, index) from None
+        name_place(exc, index)
+        raise
 
 
-def in_batch(exc: InvalidJobError, index: int) -> InvalidJobError:
-    """The error with the place of its job in a batch put in front, so the
-    caller of enqueue_many knows which of its jobs to fix."""
-    exc.args = (f"job {index} of the batch: {exc}",)
-    return exc
+def name_place(exc: InvalidJobError, index: int) -> None:
+    """Put the place of the failing job in a batch in front of its error's
+    message, so the caller of enqueue_many knows which of its jobs to fix
+    (the error keeps its type and its cause)."""
+    exc.args = (f"jobs[{index}]: {exc}",)
 
 
 def _encodable(text: str) -> bool:

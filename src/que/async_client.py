@@ -25,6 +25,7 @@ from ._client_base import (
     AnyJob,
     ClientBase,
     as_connector,
+    batch_params,
     bulk_insert,
     job_params,
     lock_attempts_error,
@@ -273,7 +274,7 @@ class AsyncClient(ClientBase[AsyncJob]):
         self, batch: list[AnyJob], conn: object | None, spec: Unique | None
     ) -> None:
         if spec is not None:
-            params = [job_params(job) for job in batch]
+            params = batch_params(batch)
             check_extension(self.extension_version)
             keyed = [(key_for(spec, p), job, p) for job, p in zip(batch, params, strict=True)]
             await self._enqueue_unique(keyed, spec, conn)

@@ -25,6 +25,7 @@ from ._client_base import (
     AnyJob,
     ClientBase,
     as_connector,
+    batch_params,
     bulk_insert,
     job_params,
     lock_attempts_error,
@@ -269,7 +270,7 @@ class Client(ClientBase[Job]):
 
     def _enqueue_many(self, batch: list[AnyJob], conn: object | None, spec: Unique | None) -> None:
         if spec is not None:
-            params = [job_params(job) for job in batch]
+            params = batch_params(batch)
             check_extension(self.extension_version)
             keyed = [(key_for(spec, p), job, p) for job, p in zip(batch, params, strict=True)]
             self._enqueue_unique(keyed, spec, conn)

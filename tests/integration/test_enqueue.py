@@ -203,7 +203,7 @@ async def test_enqueue_rejects_other_connection_kinds(qc: AnyClient) -> None:
         await r(qc.enqueue(que.Job(type="T"), conn=object()))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"enqueue takes a que\.Job"):
         await r(qc.enqueue({"type": "T"}))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"enqueue_many takes que\.Jobs; job 1 is a str"):
+    with pytest.raises(TypeError, match=r"enqueue_many takes que\.Jobs; jobs\[1\] is a str"):
         await r(qc.enqueue_many([que.Job(type="T"), "U"]))  # type: ignore[list-item]
 
 

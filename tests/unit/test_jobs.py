@@ -146,20 +146,34 @@ def test_bulk_insert_names_the_bad_job_before_anything_is_bound() -> None:
     from que import Job
     from que._client_base import bulk_insert
 
-    with pytest.raises(InvalidJobError, match="job 1 of the batch: args are not JSON-serialisable"):
+    with pytest.raises(InvalidJobError, match=r"jobs\[1\]: args are not JSON-serialisable"):
         bulk_insert([Job(type="A", args=[1]), Job(type="B", args=[object()])])
-    with pytest.raises(InvalidJobError, match="job 1 of the batch: args bytes are not valid UTF-8"):
+    with pytest.raises(InvalidJobError, match=r"jobs\[1\]: args bytes are not valid UTF-8"):
         bulk_insert([Job(type="A", args=[1]), Job(type="B", args=b"[1")])
-    with pytest.raises(InvalidJobError, match="job 0 of the batch: args are not JSON-serialisable"):
+    with pytest.raises(InvalidJobError, match=r"jobs\[0\]: args are not JSON-serialisable"):
         bulk_insert([Job(type="A", args=[float("nan")])])
-    with pytest.raises(InvalidJobError, match=r"job 1 of the batch: .*not valid Unicode"):
+    with pytest.raises(InvalidJobError, match=r"jobs\[1\]: .*not valid Unicode"):
         bulk_insert([Job(type="A", args=["ok"]), Job(type="B", args=["\ud800"])])
-    with pytest.raises(InvalidJobError, match=r"job 1 of the batch: .*priority"):
+    with pytest.raises(InvalidJobError, match=r"jobs\[1\]: .*priority"):
         bulk_insert([Job(type="A", args=[1]), Job(type="B", priority=99999)])
-    with pytest.raises(MissingTypeError, match="job 2 of the batch: job type must be specified"):
+    with pytest.raises(MissingTypeError, match=r"jobs\[2\]: job type must be specified"):
         bulk_insert([Job(type="A"), Job(type="A"), Job(type="")])
-    with pytest.raises(TypeError, match=r"que\.Jobs; job 1 is a dict"):
+    with pytest.raises(TypeError, match=r"que\.Jobs; jobs\[1\] is a dict"):
         bulk_insert([Job(type="A"), {"type": "B"}])
+    with pytest.raises(InvalidJobError, match=r"jobs\[1\]: args") as info:
+        bulk_insert([Job(type="A"), Job(type="B", args=b"\xff")])
+    assert isinstance(info.value.__cause__, UnicodeDecodeError)  # the cause is kept
+
+
+def test_unique_batch_params_name_the_bad_job_too() -> None:
+    from que import Job
+    from que._client_base import batch_params
+
+    assert [p.job_class for p in batch_params([Job(type="A"), Job(type="B")])] == ["A", "B"]
+    with pytest.raises(InvalidJobError, match=r"jobs\[1\]: .*queue"):
+        batch_params([Job(type="A"), Job(type="B", queue=7)])
+    with pytest.raises(TypeError, match=r"jobs\[0\] is a str"):
+        batch_params(["A"])
 
 
 def test_bulk_insert_keeps_apart_run_ats_on_either_side_of_a_dst_fold() -> None:
