@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import ChainMap
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -32,6 +33,7 @@ MAX_LOCK_ATTEMPTS = 10
 
 J = TypeVar("J", bound=BaseJob)
 AnyJob = TypeVar("AnyJob", bound=BaseJob)
+T = TypeVar("T")
 
 
 class ClientBase(Generic[J]):
@@ -113,7 +115,9 @@ def bulk_insert(jobs: list[Any]) -> BulkInsert:
     the shared fields once (INSERT_ALIKE_JOBS); any other batch binds each
     column as an array literal (INSERT_JOBS).
     """
-    fields = [_batch_fields(index, job) for index, job in enumerate(jobs)]
+    fields = _each_in_batch(
+        jobs, lambda job: check_fields(job.type, job.queue, job.priority, job.run_at)
+    )
     args = encode_all_args([job.args for job in jobs])
     columns = zip(*fields, strict=True)
     queues, priorities, run_ats, job_classes = (list(column) for column in columns)
@@ -142,29 +146,21 @@ def bulk_insert(jobs: list[Any]) -> BulkInsert:
 
 def batch_params(jobs: list[Any]) -> list[InsertParams]:
     """``job_params`` of every job of a batch (the unique path of enqueue_many)."""
-    params = []
+    return _each_in_batch(jobs, job_params)
+
+
+def _each_in_batch(jobs: list[Any], validate: Callable[[Any], T]) -> list[T]:
+    """``validate`` of every job of a batch; an error names the job's place."""
+    validated = []
     for index, job in enumerate(jobs):
-        _check_in_batch(index, job)
+        if not isinstance(job, BaseJob):
+            raise TypeError(f"enqueue_many takes que.Jobs; jobs[{index}] is a {type(job).__name__}")
         try:
-            params.append(job_params(job))
+            validated.append(validate(job))
         except InvalidJobError as exc:
             name_place(exc, index)
             raise
-    return params
-
-
-def _batch_fields(index: int, job: Any) -> tuple[str, int, datetime | None, str]:
-    _check_in_batch(index, job)
-    try:
-        return check_fields(job.type, job.queue, job.priority, job.run_at)
-    except InvalidJobError as exc:
-        name_place(exc, index)
-        raise
-
-
-def _check_in_batch(index: int, job: object) -> None:
-    if not isinstance(job, BaseJob):
-        raise TypeError(f"enqueue_many takes que.Jobs; jobs[{index}] is a {type(job).__name__}")
+    return validated
 
 
 def set_all_inserted(jobs: list[Any], bulk: BulkInsert, row: dict[str, Any]) -> None:
