@@ -36,6 +36,7 @@ from ._outcomes import (
 from ._registry import attempts_per_type
 from ._unique import unique_purge_due
 from ._work import (
+    Outcome,
     check_pool_count,
     check_work_map,
     log_loop_error,
@@ -44,6 +45,7 @@ from ._work import (
     wake_interval,
 )
 from .async_cancel import AsyncCancelWatch, purge_expired_dead_jobs
+from .async_claimer import AsyncClaimer
 from .async_client import AsyncClient
 from .async_job_handle import AsyncJob, finish, perform
 from .async_unique import purge_stale_unique_keys
@@ -103,6 +105,9 @@ class AsyncWorker:
         self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         # A pool's workers share one watch.
         self._cancel_watch = cancel_watch or AsyncCancelWatch(client.connections)
+        # Keeps the session between jobs (two statements a job); behind
+        # PgBouncer each claim is a transaction of its own instead.
+        self._claimer = None if client.pgbouncer else AsyncClaimer(client)
         self._turn = 0
         self.interval = wake_interval(interval)
         self._stop = Event()
@@ -132,8 +137,11 @@ class AsyncWorker:
                     if unique_purge_due(self.client.extension_version, purge, time.monotonic()):
                         async with self.client.connections.cursor() as cur:
                             await purge_stale_unique_keys(cur.connection, purge)
-                    worked = await self.work_one()
+                    worked = await self._work_next()
+                    if not worked:
+                        await self._settle()
                 except Exception as exc:  # logged and retried: a worker never dies silently
+                    await self._settle_or_drop()
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)
@@ -144,6 +152,7 @@ class AsyncWorker:
                 if not worked:
                     await wait_event(self._stop, self._idle_seconds())
         finally:
+            await self._settle_or_drop()
             if watching:
                 await self._cancel_watch.stop()
             self.client.connections.unreserve(1)
@@ -160,6 +169,17 @@ class AsyncWorker:
         The queues take turns: each call starts with the one after the queue
         tried first last time, so a busy queue never starves the others.
         Paused queues are skipped."""
+        try:
+            worked = await self._work_next()
+        except BaseException:
+            await self._drop_session()
+            raise
+        await self._settle()
+        return worked
+
+    async def _work_next(self) -> bool:
+        """``work_one`` without the last writes: the job's delete and unlock
+        may still be owed on the claimer's session (see ``_settle``)."""
         count = len(self.queues)
         paused = await self.client.pauses.paused()
         for _ in range(count):
@@ -167,7 +187,10 @@ class AsyncWorker:
             self._turn += 1
             if queue in paused:
                 continue
-            job = await self.client.lock_job(queue)
+            if self._claimer is None:
+                job = await self.client.lock_job(queue)
+            else:
+                job = await self._claimer.claim(queue)
             if job is not None:
                 async with job:
                     await self._perform(job)
@@ -202,7 +225,28 @@ class AsyncWorker:
         if handle.cancelled:  # the request is answered: forget it before the row goes
             async with self.client.connections.cursor() as cur:
                 await cur.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array([job.id or 0])})
-        await finish(job, verdict)
+        if verdict.outcome is Outcome.DELETE and self._claimer is not None:
+            self._claimer.owe_delete(job)  # written with the next claim
+        else:
+            await finish(job, verdict)
+
+    async def _settle(self) -> None:
+        """Write the last job's owed delete and unlock, and give its session back."""
+        if self._claimer is not None:
+            await self._claimer.settle()
+
+    async def _drop_session(self) -> None:
+        if self._claimer is not None:
+            await self._claimer.drop()
+
+    async def _settle_or_drop(self) -> None:
+        """``_settle`` as the worker stops; if that fails, closing the session
+        releases the locks (a delete it owed is lost: that job runs again)."""
+        try:
+            await self._settle()
+        except Exception as exc:
+            logger.warning("could not write the last job's outcome as the worker stopped: %s", exc)
+            await self._drop_session()
 
     async def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.

@@ -178,14 +178,18 @@ SELECT (SELECT count(*) FROM purged) AS purged,
 # function runs exactly once per visited row (never twice through a
 # composite expansion, which would leak a re-entrant lock). The outer
 # LIMIT 1 stops the recursion at the first locked row.
-LOCK_JOB: Final = """
-WITH RECURSIVE walk AS (
+# The walk's steps, as a WITH item. SKIP_HELD marks where CLAIM_AFTER_JOB
+# steps over the job its session still holds: the statement's snapshot still
+# shows the row its own delete removes, and the re-entrant lock would succeed
+# on it, only for the re-check to find it gone. LOCK_JOB steps over nothing.
+_SKIP_HELD: Final = "\n          AND j.job_id IS DISTINCT FROM %(skip)s"
+_WALK: Final = """walk AS (
     SELECT first.priority, first.run_at, first.job_id,
            pg_try_advisory_lock(first.job_id) AS locked
     FROM (
         SELECT j.priority, j.run_at, j.job_id
         FROM que_jobs AS j
-        WHERE j.queue = %(queue)s AND j.run_at <= now()
+        WHERE j.queue = %(queue)s AND j.run_at <= now()SKIP_HELD
         ORDER BY j.priority, j.run_at, j.job_id
         LIMIT 1
     ) AS first
@@ -197,17 +201,23 @@ WITH RECURSIVE walk AS (
         SELECT j.priority, j.run_at, j.job_id
         FROM que_jobs AS j
         WHERE j.queue = %(queue)s AND j.run_at <= now()
-          AND (j.priority, j.run_at, j.job_id) > (walk.priority, walk.run_at, walk.job_id)
+          AND (j.priority, j.run_at, j.job_id) > (walk.priority, walk.run_at, walk.job_id)SKIP_HELD
         ORDER BY j.priority, j.run_at, j.job_id
         LIMIT 1
     ) AS after
     WHERE NOT walk.locked
-)
+)"""
+
+LOCK_JOB: Final = (
+    "WITH RECURSIVE "
+    + _WALK.replace("SKIP_HELD", "")
+    + """
 SELECT priority, run_at, job_id
 FROM walk
 WHERE locked
 LIMIT 1
 """
+)
 
 # The walk's snapshot may predate another worker's delete: re-read the row
 # by its full key in a fresh statement (a fresh snapshot in autocommit).
@@ -222,6 +232,41 @@ WHERE queue = %(queue)s AND priority = %(priority)s
 """
 
 UNLOCK_JOB: Final = "SELECT pg_advisory_unlock(%(job_id)s) AS unlocked"
+
+# A classic worker's claim on the session it keeps between jobs: the delete
+# of the job it just finished (%(done_*)s, its full key; NULLs when none is
+# owed) and the walk for the next one, in one statement. The walk steps over
+# that job (%(skip)s), whose lock the session still holds. Always one row:
+# how many rows the delete removed, and the key locked (NULLs when none).
+CLAIM_AFTER_JOB: Final = (
+    """WITH RECURSIVE finished AS (
+    DELETE FROM que_jobs
+    WHERE queue = %(done_queue)s AND priority = %(done_priority)s
+      AND run_at = %(done_run_at)s AND job_id = %(done_id)s
+    RETURNING job_id
+), """
+    + _WALK.replace("SKIP_HELD", _SKIP_HELD)
+    + """
+SELECT (SELECT count(*) FROM finished) AS deleted, next.priority, next.run_at, next.job_id
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (SELECT priority, run_at, job_id FROM walk WHERE locked LIMIT 1) AS next
+  ON true
+"""
+)
+
+# RECHECK_JOB in a fresh statement after CLAIM_AFTER_JOB, with the unlock of
+# the job finished before it (%(unlock)s, or NULL): that job's delete
+# committed with the claim, so the lock can go now. Always one row: the
+# unlock's result, then the re-read row (NULLs when it is gone).
+RECHECK_JOB_AND_UNLOCK: Final = """
+WITH released AS MATERIALIZED (SELECT pg_advisory_unlock(%(unlock)s) AS unlocked)
+SELECT r.unlocked, j.queue, j.priority, j.run_at, j.job_id, j.job_class,
+       j.args::text AS args, j.error_count, j.last_error
+FROM released AS r
+LEFT JOIN que_jobs AS j
+  ON j.queue = %(queue)s AND j.priority = %(priority)s
+ AND j.run_at = %(run_at)s AND j.job_id = %(job_id)s
+"""
 
 # PgBouncer mode: the same walk taking transaction-level locks, which share
 # the key space of the session locks (a Ruby or Go worker's lock on a job

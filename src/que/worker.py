@@ -37,6 +37,7 @@ from ._outcomes import (
 from ._registry import attempts_per_type
 from ._unique import unique_purge_due
 from ._work import (
+    Outcome,
     check_pool_count,
     check_work_map,
     log_loop_error,
@@ -45,6 +46,7 @@ from ._work import (
     wake_interval,
 )
 from .cancel import CancelWatch, purge_expired_dead_jobs
+from .claimer import Claimer
 from .client import Client
 from .errors import QueError
 from .job_handle import Job, finish, perform
@@ -104,6 +106,9 @@ class Worker:
         self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         # A pool's workers share one watch.
         self._cancel_watch = cancel_watch or CancelWatch(client.connections)
+        # Keeps the session between jobs (two statements a job); behind
+        # PgBouncer each claim is a transaction of its own instead.
+        self._claimer = None if client.pgbouncer else Claimer(client)
         self._turn = 0
         self.interval = wake_interval(interval)
         self._stop = Event()
@@ -133,8 +138,11 @@ class Worker:
                     if unique_purge_due(self.client.extension_version, purge, time.monotonic()):
                         with self.client.connections.cursor() as cur:
                             purge_stale_unique_keys(cur.connection, purge)
-                    worked = self.work_one()
+                    worked = self._work_next()
+                    if not worked:
+                        self._settle()
                 except Exception as exc:  # logged and retried: a worker never dies silently
+                    self._settle_or_drop()
                     failures += 1
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)
@@ -145,6 +153,7 @@ class Worker:
                 if not worked:
                     wait_event(self._stop, self._idle_seconds())
         finally:
+            self._settle_or_drop()
             if watching:
                 self._cancel_watch.stop()
             self.client.connections.unreserve(1)
@@ -161,6 +170,17 @@ class Worker:
         The queues take turns: each call starts with the one after the queue
         tried first last time, so a busy queue never starves the others.
         Paused queues are skipped."""
+        try:
+            worked = self._work_next()
+        except BaseException:
+            self._drop_session()
+            raise
+        self._settle()
+        return worked
+
+    def _work_next(self) -> bool:
+        """``work_one`` without the last writes: the job's delete and unlock
+        may still be owed on the claimer's session (see ``_settle``)."""
         count = len(self.queues)
         paused = self.client.pauses.paused()
         for _ in range(count):
@@ -168,7 +188,10 @@ class Worker:
             self._turn += 1
             if queue in paused:
                 continue
-            job = self.client.lock_job(queue)
+            if self._claimer is None:
+                job = self.client.lock_job(queue)
+            else:
+                job = self._claimer.claim(queue)
             if job is not None:
                 with job:
                     self._perform(job)
@@ -203,7 +226,28 @@ class Worker:
         if handle.cancelled:  # the request is answered: forget it before the row goes
             with self.client.connections.cursor() as cur:
                 cur.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array([job.id or 0])})
-        finish(job, verdict)
+        if verdict.outcome is Outcome.DELETE and self._claimer is not None:
+            self._claimer.owe_delete(job)  # written with the next claim
+        else:
+            finish(job, verdict)
+
+    def _settle(self) -> None:
+        """Write the last job's owed delete and unlock, and give its session back."""
+        if self._claimer is not None:
+            self._claimer.settle()
+
+    def _drop_session(self) -> None:
+        if self._claimer is not None:
+            self._claimer.drop()
+
+    def _settle_or_drop(self) -> None:
+        """``_settle`` as the worker stops; if that fails, closing the session
+        releases the locks (a delete it owed is lost: that job runs again)."""
+        try:
+            self._settle()
+        except Exception as exc:
+            logger.warning("could not write the last job's outcome as the worker stopped: %s", exc)
+            self._drop_session()
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.
