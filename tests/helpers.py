@@ -8,10 +8,23 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
 import que
+
+
+def held_locks(conn: psycopg.Connection[Any]) -> list[int]:
+    """Job ids under an advisory lock in the database of ``conn`` (Que's locks
+    take the id as one bigint key)."""
+    rows = conn.execute(
+        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+        "WHERE locktype = 'advisory' AND objsubid = 1 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def _count(url: str, query: str) -> int:

@@ -10,18 +10,8 @@ import pytest
 import que
 from que import sql
 
-from ..helpers import advisory_lock_count
+from ..helpers import advisory_lock_count, held_locks
 from ..sides import AnyClient, Side, one, r, using
-
-
-def held_locks(conn: psycopg.Connection[Any]) -> list[int]:
-    rows = conn.execute(
-        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
-        "WHERE locktype = 'advisory' AND objsubid = 1 "
-        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "ORDER BY 1"
-    ).fetchall()
-    return [r[0] for r in rows]
 
 
 async def test_nothing_to_lock(qc: AnyClient) -> None:

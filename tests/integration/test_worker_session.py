@@ -12,23 +12,12 @@ import pytest
 
 import que
 
-from ..helpers import advisory_lock_count
+from ..helpers import advisory_lock_count, held_locks
 from ..sides import AnyClient, Side, r, wait_event, wait_until
 
 
 def rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
     return conn.execute("SELECT job_id, error_count FROM que_jobs ORDER BY job_id").fetchall()
-
-
-def locked_ids(conn: psycopg.Connection[Any]) -> list[int]:
-    """Job ids under an advisory lock (Que's locks take the id as one bigint key)."""
-    found = conn.execute(
-        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
-        "WHERE locktype = 'advisory' AND granted "
-        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "ORDER BY 1"
-    ).fetchall()
-    return [int(row[0]) for row in found]
 
 
 def checked_out(client: AnyClient) -> int:
@@ -45,7 +34,7 @@ async def test_the_last_jobs_delete_and_unlock_are_written_before_the_next_job_r
     def look(job: Any) -> None:
         # What other sessions see while this job runs.
         with psycopg.connect(db_url, autocommit=True) as other:
-            seen.append((job.id, rows(other), locked_ids(other)))
+            seen.append((job.id, rows(other), held_locks(other)))
 
     first, second, third = [
         (await r(qc.enqueue(que.Job(type="Look", priority=p)))).id for p in (1, 2, 3)
