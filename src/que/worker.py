@@ -241,13 +241,13 @@ class Worker:
             self._claimer.drop()
 
     def _settle_or_drop(self) -> None:
-        """``_settle`` as the worker stops; if that fails, closing the session
-        releases the locks (a delete it owed is lost: that job runs again)."""
+        """``_settle`` after an error or as the worker stops, logging a failure:
+        the claimer has closed the session then, which releases its locks (a
+        delete it owed is lost: that job runs again)."""
         try:
             self._settle()
         except Exception as exc:
-            logger.warning("could not write the last job's outcome as the worker stopped: %s", exc)
-            self._drop_session()
+            logger.warning("could not write the last job's delete and unlock: %s", exc)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, let the running job finish, and wait for ``work()`` to return.
