@@ -10,7 +10,6 @@ enqueued tick; a tick goes through only when it is later than that record.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -240,6 +239,8 @@ def leader_lock_key(schedules: Sequence[Schedule]) -> int:
     last tick still lets each tick through once.
     """
     names = "\n".join(sorted(s.name for s in schedules))
+    import hashlib  # here, not at the top: OpenSSL's hashlib adds 0.6 MB to every worker
+
     digest = hashlib.sha256(names.encode()).digest()
     return int.from_bytes(digest[:4], "big", signed=True)
 

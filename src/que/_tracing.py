@@ -8,10 +8,17 @@ conventions (``messaging.system`` "que", the queue as
 ``messaging.destination.name``, the job id as ``messaging.message.id``) plus
 ``que.job.*`` ones. The trace is not carried from enqueue to work: que_jobs is
 the table Ruby and Go share, with no column for it.
+
+``opentelemetry`` is not imported here: a provider can only be set through
+the API (or named in ``OTEL_PYTHON_TRACER_PROVIDER``), so until the
+application has loaded it there is nothing to record, and a worker does not
+pay the megabyte its import costs.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -23,10 +30,7 @@ if TYPE_CHECKING:
     from .hooks import JobResult
     from .job import BaseJob
 
-try:
-    from opentelemetry import trace
-except ImportError:  # the application does not use OpenTelemetry
-    trace = None  # type: ignore[assignment]
+trace: Any = None  # opentelemetry.trace, once the application has loaded it
 
 SYSTEM = "que"
 _cached: tuple[object, Any] | None = None
@@ -39,9 +43,10 @@ _none_until = 0.0
 def _tracer() -> Any | None:
     """The tracer of the configured provider; None when there is none to record."""
     global _cached, _none_until  # noqa: PLW0603 (one tracer per provider, made once)
-    if trace is None:
-        return None
     if _cached is None and time.monotonic() < _none_until:
+        return None
+    if trace is None and not _load_trace():
+        _none_until = time.monotonic() + _RECHECK_SECONDS
         return None
     provider = trace.get_tracer_provider()
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
@@ -53,6 +58,19 @@ def _tracer() -> Any | None:
     tracer = provider.get_tracer("que")
     _cached = (provider, tracer)
     return tracer
+
+
+def _load_trace() -> bool:
+    """Bind ``trace`` if the application uses OpenTelemetry; whether it does."""
+    global trace  # noqa: PLW0603 (bound once, when the application has the API)
+    module = sys.modules.get("opentelemetry.trace")
+    if module is None and os.environ.get("OTEL_PYTHON_TRACER_PROVIDER"):
+        try:
+            import opentelemetry.trace as module
+        except ImportError:  # named, but the API is not installed
+            return False
+    trace = module
+    return module is not None
 
 
 class JobSpan:

@@ -10,7 +10,6 @@ enqueue, whatever becomes of the job). The IO is in ``async_unique``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from dataclasses import dataclass
@@ -135,6 +134,8 @@ def default_key(job_class: str, args_json: str) -> str:
     canonical = json.dumps(
         json.loads(args_json), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
+    import hashlib  # here, not at the top: OpenSSL's hashlib adds 0.6 MB to every worker
+
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     key = f"{job_class}:{digest}"
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:

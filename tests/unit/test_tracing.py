@@ -4,6 +4,7 @@ a fresh interpreter, as the provider is process-wide."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -72,3 +73,45 @@ def test_a_configured_provider_is_used_and_its_tracer_kept() -> None:
         assert tracer is not None and _tracing._tracer() is tracer
         """
     )
+
+
+def test_que_does_not_load_opentelemetry_until_the_application_does() -> None:
+    run(
+        """
+        import sys
+        from que import _tracing
+        from que.job import Job
+
+        with _tracing.job_span(Job(type="Mail")) as span:
+            assert span is _tracing._NO_JOB_SPAN
+        assert "opentelemetry" not in sys.modules
+
+        # The application sets a provider later: seen at the next look.
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        trace.set_tracer_provider(TracerProvider())
+        _tracing._none_until = 0.0
+        assert _tracing._tracer() is not None
+        with _tracing.job_span(Job(type="Mail")) as span:
+            assert span is not _tracing._NO_JOB_SPAN
+        """
+    )
+
+
+def test_a_provider_named_in_the_environment_loads_the_api() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom que import _tracing\n"
+            "assert _tracing._tracer() is not None\n"
+            "assert 'opentelemetry.trace' in sys.modules",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"},
+    )
+    assert done.returncode == 0, done.stderr
