@@ -209,11 +209,6 @@ class EngineBook:
         done = {c.job.id for c in self.finishing()}
         return [job_id for job_id in self.in_flight if job_id not in done]
 
-    def locked_ids(self) -> list[int]:
-        """Ids the locker session holds now, finishing jobs included: a claim
-        sent before this turn's writes must step over all of them."""
-        return list(self.in_flight)
-
     def unlock_ids(self) -> list[int]:
         """Ids to unlock on the current session (older sessions' locks are gone)."""
         return [

@@ -339,48 +339,45 @@ class BatchWorker:
         return False
 
     def _write_and_claim(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
-        """Claim up to ``limit`` more jobs from ``queues`` (those not paused) and
-        hand them out, then write the finished jobs' outcomes and unlock them."""
+        """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
+        more from ``queues`` (those not paused), in one pipelined round trip;
+        then re-check the claimed rows."""
         book = self._book
         if not book.has_writes() and limit == 0:
             return 0
         if self._connections.pgbouncer:
             return self._write_and_claim_in_hold(conn, limit, queues)
-        # The claim goes first, so the workers start on new jobs while the
-        # outcomes are written, and a job just enqueued does not wait for the
-        # WAL flush of other jobs' deletes. The finishing jobs are still locked
-        # by this session then: the walk steps over them like any job in flight.
-        try:
-            claimed = self._claim(conn, limit, queues) if limit > 0 else 0
-        except Exception:
-            # The session is dropped after this, and its locks with it: write
-            # what the finished jobs owe first, or they would run again.
-            if book.has_writes() and not conn.broken:
-                conn.rollback()
-                self._write(conn)
-            raise
-        if book.has_writes():
-            self._write(conn)
-        return claimed
-
-    def _claim(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
-        """Claim up to ``limit`` jobs and re-check them in one pipelined round
-        trip, walk on if that was not enough, and hand them out."""
         began = time.perf_counter()
         claim = conn.cursor(row_factory=dict_row)
         recheck = conn.cursor(row_factory=dict_row)
-        held = self._book.locked_ids()
-        # The queues take turns at being claimed from first.
-        order = rotated(queues, self._turn)
-        self._turn += 1
+        # One round trip: the writes commit in their own transaction before
+        # the unlocks run (unlocking first would let another worker re-check
+        # and run a job whose delete is not committed yet), then the claim,
+        # which sees those commits, and the re-check of what it locked.
         with conn.pipeline():
-            # The locks are the session's: they outlive this transaction,
-            # which only scopes the planner setting.
-            conn.execute(sql.BEGIN)
-            conn.execute(sql.WALK_IN_INDEX_ORDER)
-            claim.execute(sql.LOCK_JOBS_NOTED, claim_params(order[0], limit, held), prepare=True)
-            conn.execute(sql.COMMIT)
-            recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
+            if book.has_row_writes():
+                conn.execute(sql.BEGIN)
+                self._write_outcomes(conn)
+                conn.execute(sql.COMMIT)
+            unlock = book.unlock_ids()
+            if unlock:
+                conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
+            held = book.held_ids()
+            # The queues take turns at being claimed from first.
+            order = rotated(queues, self._turn)
+            self._turn += 1
+            if limit > 0:
+                params = claim_params(order[0], limit, held)
+                # The locks are the session's: they outlive this transaction,
+                # which only scopes the planner setting.
+                conn.execute(sql.BEGIN)
+                conn.execute(sql.WALK_IN_INDEX_ORDER)
+                claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
+                conn.execute(sql.COMMIT)
+                recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
+        book.written()
+        if limit == 0:
+            return 0
         noted = claim.fetchone()
         locked = parse_id_array(noted["ids"]) if noted else []
         found = recheck.fetchall()
@@ -392,22 +389,6 @@ class BatchWorker:
         claimed = self._hand_out(conn, locked, found)
         self._log_claim(claimed, limit, began)
         return claimed
-
-    def _write(self, conn: AnyConnection) -> None:
-        """Write the finished jobs' outcomes, then unlock them, in one pipelined
-        round trip. The writes commit in their own transaction before the
-        unlocks run: unlocking first would let another worker re-check and run
-        a job whose delete is not committed yet."""
-        book = self._book
-        with conn.pipeline():
-            if book.has_row_writes():
-                conn.execute(sql.BEGIN)
-                self._write_outcomes(conn)
-                conn.execute(sql.COMMIT)
-            unlock = book.unlock_ids()
-            if unlock:
-                conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
-        book.written()
 
     def _write_and_claim_in_hold(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
         """PgBouncer mode: write the outcomes in a transaction of their own, end
