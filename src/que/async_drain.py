@@ -69,13 +69,20 @@ async def drain_async(
         if names:
             worker = AsyncWorker(client, dict(work_map), queue=names, **worker_options)
             check_limits(worker.limits, client.extension_version)
-            while await worker.work_one():
-                worked += 1
-                if worked > max_jobs:
-                    raise QueError(
-                        f"drain worked more than max_jobs={max_jobs} jobs; a job that keeps "
-                        "failing or enqueueing more? Raise max_jobs if that is expected"
-                    )
+            # Job after job on one session, each delete written with the next
+            # claim (two statements a job); settled before anything is read.
+            try:
+                while await _work_due(worker):
+                    worked += 1
+                    if worked > max_jobs:
+                        raise QueError(
+                            f"drain worked more than max_jobs={max_jobs} jobs; a job that keeps "
+                            "failing or enqueueing more? Raise max_jobs if that is expected"
+                        )
+            except BaseException:
+                await worker._settle_or_drop()
+                raise
+            await worker._settle()
         due = await _next_due(client, names)
         if due is None or due.wait > horizon - passed:
             if horizon > passed:  # the rest of the time passes too
@@ -95,6 +102,16 @@ async def drain_async(
         step = max(due.wait, 0.0) + _MARGIN
         await advance_async(client, step)
         passed += step
+
+
+async def _work_due(worker: AsyncWorker) -> bool:
+    """Work one due job on the worker's kept session; False when none is due.
+    The walk steps over the job the session still holds, so a job due again
+    at once (snoozed for no time) is looked for once more after settling."""
+    if await worker._work_next():
+        return True
+    await worker._settle()
+    return await worker._work_next()
 
 
 def _names(queues: str | Sequence[str]) -> list[str]:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 import que
+import que.testing
 
 from ..helpers import advisory_lock_count, held_locks
 from ..sides import AnyClient, Side, r, wait_event, wait_until
@@ -235,3 +236,39 @@ async def test_a_worker_sends_two_statements_a_job(
     # A claim and a re-check a job; then one claim that finds nothing, and the
     # last unlock, before the worker sleeps. Que's own cycle would be 4 a job.
     assert sent == 2 * jobs + 2
+
+
+async def test_a_drain_sends_two_statements_a_job_and_leaves_nothing_owed(
+    side: Side, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    counter = AsyncCountingCursor if side.is_async else CountingCursor
+    jobs = 20
+    worked: list[int] = []
+    async with (
+        side.pool(db_url, kwargs={"cursor_factory": counter}) as pool,
+        side.client(pool) as client,
+    ):
+        await r(client.enqueue_many([que.Job(type="N") for _ in range(jobs)]))
+        counter.sent = 0
+        drain = que.testing.drain_async if side.is_async else que.testing.drain
+        assert await r(drain(client, {"N": lambda job: worked.append(job.id)})) == jobs
+        sent = counter.sent
+        assert checked_out(client) == 0
+    assert len(set(worked)) == jobs
+    assert rows(conn) == [] and advisory_lock_count(db_url) == 0
+    # A claim and a re-check a job; one claim that finds nothing, the last
+    # unlock, and one more claim after it (a job due again at once is only
+    # claimable once unlocked).
+    assert sent == 2 * jobs + 3
+
+
+async def test_a_drain_stopped_by_max_jobs_writes_the_last_jobs_delete(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], db_url: str
+) -> None:
+    await r(qc.enqueue_many([que.Job(type="N") for _ in range(3)]))
+    drain = que.testing.drain_async if side.is_async else que.testing.drain
+    with pytest.raises(que.QueError, match="max_jobs=1"):
+        await r(drain(qc, {"N": lambda job: None}, max_jobs=1))
+    # Two jobs ran (the second went past the limit): both deleted, none locked.
+    assert len(rows(conn)) == 1
+    assert advisory_lock_count(db_url) == 0
