@@ -52,6 +52,12 @@ class Job(BaseJob):
     """
 
     _handle: JobHandle | None = field(default=None, init=False, repr=False)
+    # What the handle knew as it let go of the job at done(). The job and its
+    # handle refer to each other until then; after it, nothing cycles, so a
+    # finished job is freed at once instead of by the cyclic collector (an
+    # engine burning down short jobs kept thousands of them alive).
+    _was_deleted: bool = field(default=False, init=False, repr=False)
+    _was_cancelled: bool = field(default=False, init=False, repr=False)
 
     def _claimed(self) -> JobHandle:
         if self._handle is None:
@@ -61,7 +67,8 @@ class Job(BaseJob):
     @property
     def deleted(self) -> bool:
         """True once delete() has removed the row."""
-        return self._handle is not None and self._handle.deleted
+        handle = self._handle
+        return self._was_deleted if handle is None else handle.deleted
 
     @property
     def cancelled(self) -> bool:
@@ -69,7 +76,8 @@ class Job(BaseJob):
         cancel``, ``client.jobs.cancel``). A job in a thread checks it at safe
         points and returns or raises; an async job is also cancelled. If it
         does not finish, its row goes to que_dead_jobs as cancelled."""
-        return self._handle is not None and self._handle.cancelled
+        handle = self._handle
+        return self._was_cancelled if handle is None else handle.cancelled
 
     @property
     def conn(self) -> AnyConnection:
@@ -343,7 +351,12 @@ class JobHandle:
         if self.finished:
             return
         self.finished = True
-        self._release(self)
+        try:
+            self._release(self)
+        finally:
+            job = self.job
+            job._was_deleted, job._was_cancelled = self.deleted, self.cancelled
+            job._handle = None
 
     def set_stop(self, stop: Callable[[], object]) -> None:
         """Where an async job's task is, to cancel it; at once if already asked."""
