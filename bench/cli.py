@@ -16,7 +16,7 @@ from typing import Any
 from bench import report
 from bench.harness import Plan, run
 from bench.scenarios import OPT_IN, SCENARIOS, Params
-from bench.snapshot import use_revision
+from bench.snapshot import compile_que, use_revision
 from bench.systems import system_classes
 from bench.systems.base import System
 
@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.que_commit:
         commit = use_revision(args.que_commit)
         print(f"benchmarking que as of commit {commit}", file=sys.stderr)
+    compile_que()
     classes = system_classes()
     if args.list:
         for name, cls in classes.items():
