@@ -7,13 +7,12 @@ unreachable or que_jobs is at the wrong schema version.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Generator, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -47,17 +46,15 @@ from ._unique import Unique, as_unique, check_extension, key_for
 from .async_connections import AnyAsyncPool, AsyncConnections
 from .async_drivers import AsyncPsycopgStatements, AsyncStatements, caller_statements
 from .async_job_handle import AsyncJob, AsyncJobHandle
+from .async_manage import AsyncDeadJobs, AsyncJobs
 from .async_pause import AsyncPauses
 from .async_schema import check_version_async, extension_version_async
 from .async_unique import insert_unique
 from .backoff import RetryInterval
 from .connect import Connector, describe, redact
 from .errors import DatabaseUnavailableError, QueError, SchemaVersionError
+from .health import QueueStats, TableHealth, queue_stats_rows, table_health_from_row
 from .job import JobStats, job_from_row
-
-if TYPE_CHECKING:
-    from .async_manage import AsyncDeadJobs, AsyncJobs
-    from .health import QueueStats, TableHealth
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +134,8 @@ class AsyncClient(ClientBase[AsyncJob]):
             pgbouncer=pgbouncer,
             listen_conninfo=listen_conninfo,
         )
+        self.jobs = AsyncJobs(self.connections)
+        self.dead = AsyncDeadJobs(self.connections)
         # The paused queues, as this client's workers see them.
         self.pauses = AsyncPauses(self.connections)
         if ASYNC:
@@ -458,22 +457,6 @@ class AsyncClient(ClientBase[AsyncJob]):
         if self.extension_version < 2:
             raise SchemaVersionError(missing_extension_message("pausing queues", 2))
 
-    # Job management is loaded on first use: a worker process never needs it.
-
-    @functools.cached_property
-    def jobs(self) -> AsyncJobs:
-        """Find, change, retry and delete jobs in que_jobs (see ``que.manage``)."""
-        from .async_manage import AsyncJobs
-
-        return AsyncJobs(self.connections)
-
-    @functools.cached_property
-    def dead(self) -> AsyncDeadJobs:
-        """The dead jobs of the que-pg extension: list, retry, purge."""
-        from .async_manage import AsyncDeadJobs
-
-        return AsyncDeadJobs(self.connections)
-
     # -- stats -----------------------------------------------------------------
 
     async def stats(self) -> list[JobStats]:
@@ -490,8 +473,6 @@ class AsyncClient(ClientBase[AsyncJob]):
         ``stats()`` stays as Go's Stats() has it; ``que.queue_totals`` sums these
         per queue.
         """
-        from .health import queue_stats_rows
-
         async with self.connections.cursor() as cur:
             await cur.execute(sql.QUEUE_STATS)
             rows = await cur.fetchall()
@@ -506,8 +487,6 @@ class AsyncClient(ClientBase[AsyncJob]):
     async def table_health(self) -> TableHealth:
         """The state of que_jobs (dead rows, size, vacuum, autovacuum settings)
         and warnings in plain words when dead rows pile up or cannot be removed."""
-        from .health import table_health_from_row
-
         async with self.connections.cursor() as cur:
             await cur.execute(sql.TABLE_HEALTH)
             row = await cur.fetchone()

@@ -8,13 +8,12 @@ unreachable or que_jobs is at the wrong schema version.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -50,15 +49,13 @@ from .connect import Connector, describe, redact
 from .connections import AnyPool, Connections
 from .drivers import PsycopgStatements, Statements, caller_statements
 from .errors import DatabaseUnavailableError, QueError, SchemaVersionError
+from .health import QueueStats, TableHealth, queue_stats_rows, table_health_from_row
 from .job import JobStats, job_from_row
 from .job_handle import Job, JobHandle
+from .manage import DeadJobs, Jobs
 from .pause import Pauses
 from .schema import check_version, extension_version
 from .unique import insert_unique
-
-if TYPE_CHECKING:
-    from .health import QueueStats, TableHealth
-    from .manage import DeadJobs, Jobs
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +135,8 @@ class Client(ClientBase[Job]):
             pgbouncer=pgbouncer,
             listen_conninfo=listen_conninfo,
         )
+        self.jobs = Jobs(self.connections)
+        self.dead = DeadJobs(self.connections)
         # The paused queues, as this client's workers see them.
         self.pauses = Pauses(self.connections)
         self.open()
@@ -440,22 +439,6 @@ class Client(ClientBase[Job]):
         if self.extension_version < 2:
             raise SchemaVersionError(missing_extension_message("pausing queues", 2))
 
-    # Job management is loaded on first use: a worker process never needs it.
-
-    @functools.cached_property
-    def jobs(self) -> Jobs:
-        """Find, change, retry and delete jobs in que_jobs (see ``que.manage``)."""
-        from .manage import Jobs
-
-        return Jobs(self.connections)
-
-    @functools.cached_property
-    def dead(self) -> DeadJobs:
-        """The dead jobs of the que-pg extension: list, retry, purge."""
-        from .manage import DeadJobs
-
-        return DeadJobs(self.connections)
-
     # -- stats -----------------------------------------------------------------
 
     def stats(self) -> list[JobStats]:
@@ -472,8 +455,6 @@ class Client(ClientBase[Job]):
         ``stats()`` stays as Go's Stats() has it; ``que.queue_totals`` sums these
         per queue.
         """
-        from .health import queue_stats_rows
-
         with self.connections.cursor() as cur:
             cur.execute(sql.QUEUE_STATS)
             rows = cur.fetchall()
@@ -488,8 +469,6 @@ class Client(ClientBase[Job]):
     def table_health(self) -> TableHealth:
         """The state of que_jobs (dead rows, size, vacuum, autovacuum settings)
         and warnings in plain words when dead rows pile up or cannot be removed."""
-        from .health import table_health_from_row
-
         with self.connections.cursor() as cur:
             cur.execute(sql.TABLE_HEALTH)
             row = cur.fetchone()
