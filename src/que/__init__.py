@@ -8,6 +8,7 @@ nor the management, schedule or health code it does not call.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 # `que.job` is both a module (job records) and the decorator. The module is
@@ -158,18 +159,28 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module behind a public name on first use, then keep the name bound."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'que' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # a module __getattr__ would make every unknown name Any to them
 
+    def __getattr__(name: str) -> Any:
+        """Import the module behind a public name on first use, and keep the
+        name bound. A submodule's name (``que.sql``, ``que.testing``) imports
+        it, as ``import que`` used to import them all."""
+        module = _LAZY.get(name)
+        if module is not None:
+            value = getattr(importlib.import_module(f".{module}", __name__), name)
+        elif (
+            name.isidentifier()
+            and not name.startswith("__")
+            and importlib.util.find_spec(f"{__name__}.{name}")
+        ):
+            value = importlib.import_module(f".{name}", __name__)
+        else:
+            raise AttributeError(f"module 'que' has no attribute {name!r}")
+        globals()[name] = value
+        return value
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

@@ -32,3 +32,8 @@ def enqueue_them() -> None:
 async def enqueue_async() -> None:
     assert_type(await refund.enqueue_async(7), que.AsyncJob)
     await refund.enqueue_async("7")  # E: incompatible type "str"; expected "int"
+
+
+def lazy_names_stay_checked() -> None:
+    assert_type(que.Client, type[que.Client])
+    print(que.Clinet)  # E: Module has no attribute "Clinet"

@@ -154,3 +154,11 @@ def test_an_unknown_name_is_a_clear_attribute_error() -> None:
     with pytest.raises(AttributeError, match="module 'que' has no attribute 'Wroker'"):
         que.Wroker  # noqa: B018
     assert "WorkerPool" in dir(que)
+
+
+def test_submodules_are_reached_as_attributes_as_before() -> None:
+    out = _fresh_interpreter(
+        "import que; print(que.sql.LOCK_JOB == que.sql.LOCK_JOB, que.testing.drain.__name__, "
+        "getattr(que, 'no.such', None), getattr(que, 'nosuchmodule', None))"
+    )
+    assert out == "True drain None None"
