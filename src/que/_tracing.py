@@ -3,7 +3,7 @@ has OpenTelemetry.
 
 Optional: without ``opentelemetry-api`` installed, or with it but no tracer
 provider configured (the API's default), every span here is a shared no-op
-and costs one isinstance check. Attributes follow OpenTelemetry's messaging
+and costs a clock read. Attributes follow OpenTelemetry's messaging
 conventions (``messaging.system`` "que", the queue as
 ``messaging.destination.name``, the job id as ``messaging.message.id``) plus
 ``que.job.*`` ones. The trace is not carried from enqueue to work: que_jobs is
@@ -69,8 +69,10 @@ def _load_trace() -> bool:
             import opentelemetry.trace as module
         except ImportError:  # named, but the API is not installed
             return False
+    if module is None or not hasattr(module, "get_tracer_provider"):
+        return False  # not loaded, or still being imported by another thread
     trace = module
-    return module is not None
+    return True
 
 
 class JobSpan:

@@ -115,3 +115,15 @@ def test_a_provider_named_in_the_environment_loads_the_api() -> None:
         env={**os.environ, "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"},
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_an_api_module_still_being_imported_is_not_used_yet() -> None:
+    run(
+        """
+        import sys, types
+        sys.modules["opentelemetry.trace"] = types.ModuleType("opentelemetry.trace")
+        from que import _tracing
+
+        assert _tracing._tracer() is None and _tracing.trace is None
+        """
+    )
