@@ -107,11 +107,9 @@ async def drain_async(
 async def _work_due(worker: AsyncWorker) -> bool:
     """Work one due job on the worker's kept session; False when none is due.
     The walk steps over the job the session still holds, so a job due again
-    at once (snoozed for no time) is looked for once more after settling."""
-    if await worker._work_next():
-        return True
-    await worker._settle()
-    return await worker._work_next()
+    at once (snoozed for no time) is looked for once more: the claim that
+    found nothing has unlocked it."""
+    return await worker._work_next() or await worker._work_next()
 
 
 def _names(queues: str | Sequence[str]) -> list[str]:

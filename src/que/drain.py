@@ -108,11 +108,9 @@ def drain(
 def _work_due(worker: Worker) -> bool:
     """Work one due job on the worker's kept session; False when none is due.
     The walk steps over the job the session still holds, so a job due again
-    at once (snoozed for no time) is looked for once more after settling."""
-    if worker._work_next():
-        return True
-    worker._settle()
-    return worker._work_next()
+    at once (snoozed for no time) is looked for once more: the claim that
+    found nothing has unlocked it."""
+    return worker._work_next() or worker._work_next()
 
 
 def _names(queues: str | Sequence[str]) -> list[str]:
