@@ -34,7 +34,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.que_commit:
         commit = use_revision(args.que_commit)
         print(f"benchmarking que as of commit {commit}", file=sys.stderr)
-    compile_que()
     classes = system_classes()
     if args.list:
         for name, cls in classes.items():
@@ -90,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if params.io_wait <= 0:
         raise SystemExit(f"--io-wait must be positive, not {params.io_wait:g}")
+    if any(system.name.startswith("que_") for system in systems):
+        compile_que()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or HERE / "results" / f"{'quick' if args.quick else 'run'}-{stamp}.jsonl"
     plan = Plan(
