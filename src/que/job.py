@@ -44,26 +44,28 @@ def job_key(job: BaseJob) -> dict[str, Any]:
 
 def job_from_row(cls: type[J], row: Mapping[str, Any]) -> tuple[J, str | None]:
     """A job of class ``cls`` read from a re-checked que_jobs row (args as JSON
-    text), and why its args could not be decoded (None when they could). An
-    engine makes one per job it claims: positional arguments, no dict between."""
-    args, problem = decode_args(row["args"])
-    job = cls(
-        row["job_class"],
-        args,
-        row["queue"],
-        row["priority"],
-        row["run_at"],
-        row["job_id"],
-        row["error_count"],
-        row["last_error"],
+    text), and why its args could not be decoded (None when they could)."""
+    return job_from_values(
+        cls,
+        (
+            row["queue"],
+            row["priority"],
+            row["run_at"],
+            row["job_id"],
+            row["job_class"],
+            row["args"],
+            row["error_count"],
+            row["last_error"],
+        ),
     )
-    return job, problem
 
 
 def job_from_values(cls: type[J], values: Sequence[Any]) -> tuple[J, str | None]:
-    """``job_from_row`` for a tuple row in RECHECK_JOB's column order (queue,
-    priority, run_at, job_id, job_class, args, error_count, last_error): a
-    classic worker's claim, where building a dict per row is measurable."""
+    """A job of class ``cls`` from a tuple row in RECHECK_JOB's column order
+    (queue, priority, run_at, job_id, job_class, args, error_count,
+    last_error), and why its args could not be decoded: the one place a
+    claimed job is built (a classic worker reads tuple rows, where a dict per
+    row is measurable; ``job_from_row`` passes a dict row's values)."""
     queue, priority, run_at, job_id, job_class, text, error_count, last_error = values
     args, problem = decode_args(text)
     job = cls(job_class, args, queue, priority, run_at, job_id, error_count, last_error)
