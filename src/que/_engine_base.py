@@ -54,31 +54,105 @@ class Completion:
 
 
 @dataclass
-class Outcomes:
-    """Finished jobs whose rows the engine writes in one transaction: deletes,
-    error updates, snoozes and burials, and the cancel requests they end."""
+class EngineBook:
+    """The locker's view: jobs in flight, and finished jobs not yet written.
 
+    Workers call ``report`` from any thread; everything else runs on the
+    locker. ``generation`` counts locker sessions: the locks of an older
+    session died with it, so its jobs are never unlocked on a newer one.
+    """
+
+    capacity: int
     backoff: Backoff
+    generation: int = 0
+    in_flight: dict[int, BaseJob] = field(default_factory=dict)
     to_delete: list[Completion] = field(default_factory=list)
     to_fail: list[Completion] = field(default_factory=list)
+    to_unlock: list[Completion] = field(default_factory=list)
     to_snooze: list[Completion] = field(default_factory=list)
     to_bury: list[Completion] = field(default_factory=list)
+    pending_since: float | None = None  # when the first unwritten outcome was collected
+    _inbox: list[Completion] = field(default_factory=list)
+    _inbox_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, done: Completion) -> None:
-        if done.outcome is Outcome.DELETE:
-            self.to_delete.append(done)
-        elif done.outcome is Outcome.FAIL:
-            self.to_fail.append(done)
-        elif done.outcome is Outcome.SNOOZE:
-            self.to_snooze.append(done)
-        else:  # Outcome.BURY: an unlock alone is no row write
-            self.to_bury.append(done)
+    def claim_limit(self) -> int:
+        """How many jobs to claim now: free places in the workers plus the buffer,
+        counting the jobs this turn finishes as free."""
+        return max(0, self.capacity - len(self.held_ids()))
 
-    def __len__(self) -> int:
-        return len(self.to_delete) + len(self.to_fail) + len(self.to_snooze) + len(self.to_bury)
+    def claimed(self, job: BaseJob) -> None:
+        assert job.id is not None
+        self.in_flight[job.id] = job
 
-    def completions(self) -> list[Completion]:
-        return [*self.to_delete, *self.to_fail, *self.to_snooze, *self.to_bury]
+    def report(self, completion: Completion) -> None:
+        """Record a finished job (any thread)."""
+        with self._inbox_lock:
+            self._inbox.append(completion)
+
+    def linger_left(self, running: int, queued: int, now: float, workers: int) -> float:
+        """Seconds to hold the outcomes gathered so far before writing them.
+
+        Writing and claiming after every job would cost a round trip per job.
+        While every one of the ``workers`` is busy, the locker waits until
+        half its places are free, but never longer than MAX_LINGER after the
+        first outcome arrived. A worker with nothing queued for it is not
+        kept waiting: jobs that wait on IO finish one by one, and each free
+        worker would otherwise idle for the rest of the linger.
+
+        >>> book = EngineBook(capacity=10, backoff=Backoff(), pending_since=100.0)
+        >>> book.in_flight.update({n: BaseJob(type="T", id=n) for n in range(8)})
+        >>> book.linger_left(running=3, queued=2, now=100.01, workers=3) > 0
+        True
+        >>> book.linger_left(running=2, queued=0, now=100.01, workers=3)  # one idles
+        0.0
+        >>> book.linger_left(running=3, queued=2, now=101.0, workers=3)  # waited enough
+        0.0
+        """
+        if self.pending_since is None:
+            return 0.0
+        if self.claim_limit() >= max(1, self.capacity // 2):
+            return 0.0
+        if queued == 0 and running < workers:
+            return 0.0
+        return max(0.0, self.pending_since + MAX_LINGER - now)
+
+    def worth_waking(self, queued: int) -> bool:
+        """Whether a worker that just reported should wake the locker: when the
+        workers are running dry, or half the places wait to be written. Waking
+        it for every job would cost a thread switch per job; the locker also
+        wakes by itself (MAX_LINGER while lingering, SATURATED_WAIT when every
+        place is taken)."""
+        return queued == 0 or len(self._inbox) + self.pending() >= self.capacity // 2
+
+    def collect(self) -> int:
+        """Move reported completions into the write batches; how many arrived."""
+        with self._inbox_lock:
+            arrived, self._inbox = self._inbox, []
+        if arrived and self.pending_since is None:
+            self.pending_since = time.monotonic()
+        for done in arrived:
+            if done.outcome is Outcome.DELETE:
+                self.to_delete.append(done)
+            elif done.outcome is Outcome.FAIL:
+                self.to_fail.append(done)
+            elif done.outcome is Outcome.SNOOZE:
+                self.to_snooze.append(done)
+            elif done.outcome is Outcome.BURY:
+                self.to_bury.append(done)
+            else:
+                self.to_unlock.append(done)
+        return len(arrived)
+
+    def pending(self) -> int:
+        """Outcomes collected and not yet written (asked after every job: no list built)."""
+        return sum(map(len, self._batches()))
+
+    def has_writes(self) -> bool:
+        return self.pending() > 0
+
+    def has_row_writes(self) -> bool:
+        """Whether this turn writes to que_jobs (more than unlocking)."""
+        return bool(self.to_delete or self.to_fail or self.to_snooze or self.to_bury)
 
     def delete_params(self) -> list[dict[str, Any]]:
         """DELETE_JOBS parameters, one set per queue."""
@@ -119,166 +193,38 @@ class Outcomes:
         return batches
 
     def forget_ids(self) -> list[int]:
-        """Jobs of this batch that had a cancel request: their requests go."""
-        return [c.job.id for c in self.completions() if c.cancelled and c.job.id is not None]
+        """Jobs finishing this turn that had a cancel request: their requests go."""
+        return [c.job.id for c in self.finishing() if c.cancelled and c.job.id is not None]
 
+    def finishing(self) -> list[Completion]:
+        return [done for batch in self._batches() for done in batch]
 
-@dataclass
-class EngineBook:
-    """The locker's view: jobs in flight, and finished jobs not yet released.
-
-    A finished job goes through three steps: collected (its row write waits
-    in ``outcomes``), written (a batch handed to the writer with
-    ``take_writes`` is committed), released (the locker unlocks it, and only
-    then: another session that locked a job whose delete is not committed
-    would run it again). A job given back untouched skips the write.
-
-    Workers call ``report`` and the writer ``write_done`` from any thread;
-    everything else runs on the locker. ``generation`` counts locker
-    sessions: the locks of an older session died with it, so its jobs are
-    never unlocked on a newer one.
-    """
-
-    capacity: int
-    backoff: Backoff
-    generation: int = 0
-    in_flight: dict[int, BaseJob] = field(default_factory=dict)
-    outcomes: Outcomes = field(init=False)
-    writing: Outcomes | None = None  # the batch the writer has, not yet committed
-    to_unlock: list[Completion] = field(default_factory=list)
-    pending_since: float | None = None  # when the first unreleased outcome was collected
-    _inbox: list[Completion] = field(default_factory=list)
-    _committed: list[Outcomes] = field(default_factory=list)
-    _inbox_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.outcomes = Outcomes(self.backoff)
-
-    def claim_limit(self) -> int:
-        """How many jobs to claim now: free places in the workers plus the buffer.
-        A finished job frees its place at once, before its row is written; but
-        while writes fall behind (a writer retrying on a failing session), no
-        more than twice the capacity stay locked.
-
-        >>> book = EngineBook(capacity=4, backoff=Backoff())
-        >>> book.in_flight.update({n: BaseJob(type="T", id=n) for n in range(6)})
-        >>> book.outcomes.to_delete += [Completion(book.in_flight[n], 0) for n in (0, 1, 2)]
-        >>> book.claim_limit()  # 3 working: one place free, and 2 more allowed locked
-        1
-        """
-        finished = {c.job.id for c in self._finished()}
-        working = sum(1 for job_id in self.in_flight if job_id not in finished)
-        return max(0, min(self.capacity - working, 2 * self.capacity - len(self.in_flight)))
-
-    def claimed(self, job: BaseJob) -> None:
-        assert job.id is not None
-        self.in_flight[job.id] = job
-
-    def report(self, completion: Completion) -> None:
-        """Record a finished job (any thread)."""
-        with self._inbox_lock:
-            self._inbox.append(completion)
-
-    def write_done(self, batch: Outcomes) -> None:
-        """The writer committed ``batch`` (any thread)."""
-        with self._inbox_lock:
-            self._committed.append(batch)
-
-    def linger_left(self, running: int, queued: int, now: float, workers: int) -> float:
-        """Seconds to hold the outcomes gathered so far before writing them.
-
-        Writing and claiming after every job would cost a round trip per job.
-        While every one of the ``workers`` is busy, the locker waits until
-        half its places are free, but never longer than MAX_LINGER after the
-        first outcome arrived. A worker with nothing queued for it is not
-        kept waiting: jobs that wait on IO finish one by one, and each free
-        worker would otherwise idle for the rest of the linger.
-
-        >>> book = EngineBook(capacity=10, backoff=Backoff(), pending_since=100.0)
-        >>> book.in_flight.update({n: BaseJob(type="T", id=n) for n in range(8)})
-        >>> book.linger_left(running=3, queued=2, now=100.01, workers=3) > 0
-        True
-        >>> book.linger_left(running=2, queued=0, now=100.01, workers=3)  # one idles
-        0.0
-        >>> book.linger_left(running=3, queued=2, now=101.0, workers=3)  # waited enough
-        0.0
-        """
-        if self.pending_since is None:
-            return 0.0
-        if self.claim_limit() >= max(1, self.capacity // 2):
-            return 0.0
-        if queued == 0 and running < workers:
-            return 0.0
-        return max(0.0, self.pending_since + MAX_LINGER - now)
-
-    def worth_waking(self, queued: int) -> bool:
-        """Whether a worker that just reported should wake the locker: when the
-        workers are running dry, or half the places wait to be written. Waking
-        it for every job would cost a thread switch per job; the locker also
-        wakes by itself (MAX_LINGER while lingering, SATURATED_WAIT when every
-        place is taken)."""
-        return queued == 0 or len(self._inbox) + self.pending() >= self.capacity // 2
-
-    def collect(self) -> int:
-        """Move reported completions into the write batch (or straight to the
-        unlocks, for jobs given back untouched), and committed batches to the
-        unlocks; how many completions arrived."""
-        with self._inbox_lock:
-            arrived, self._inbox = self._inbox, []
-            committed, self._committed = self._committed, []
-        for batch in committed:
-            self.writing = None
-            self.to_unlock += batch.completions()
-        if arrived and self.pending_since is None:
-            self.pending_since = time.monotonic()
-        for done in arrived:
-            if done.outcome is Outcome.UNLOCK:
-                self.to_unlock.append(done)
-            else:
-                self.outcomes.add(done)
-        return len(arrived)
-
-    def take_writes(self) -> Outcomes | None:
-        """The collected row writes, for the writer, unless it has a batch yet."""
-        if self.writing is not None or not self.outcomes:
-            return None
-        self.writing, self.outcomes = self.outcomes, Outcomes(self.backoff)
-        return self.writing
-
-    def pending(self) -> int:
-        """Outcomes collected and not yet released (asked after every job: no list built)."""
-        return len(self.outcomes) + len(self.to_unlock)
-
-    def has_writes(self) -> bool:
-        return self.pending() > 0
-
-    def _finished(self) -> list[Completion]:
-        """Every job finished and not yet released."""
-        writing = [] if self.writing is None else self.writing.completions()
-        return [*self.outcomes.completions(), *writing, *self.to_unlock]
+    def _batches(self) -> tuple[list[Completion], ...]:
+        """The outcomes collected for this turn's writes, one list per kind."""
+        return (self.to_delete, self.to_fail, self.to_snooze, self.to_bury, self.to_unlock)
 
     def held_ids(self) -> list[int]:
-        """Ids the locker session still holds after this turn's unlocks: the walk
+        """Ids the locker session still holds after this turn's writes: the walk
         must step over them, as the session's own locks do not exclude it."""
-        done = {c.job.id for c in self.to_unlock}
+        done = {c.job.id for c in self.finishing()}
         return [job_id for job_id in self.in_flight if job_id not in done]
 
     def unlock_ids(self) -> list[int]:
         """Ids to unlock on the current session (older sessions' locks are gone)."""
         return [
             c.job.id
-            for c in self.to_unlock
+            for c in self.finishing()
             if c.generation == self.generation and c.job.id is not None
         ]
 
-    def released(self) -> None:
-        """This turn's unlocks are done."""
-        for done in self.to_unlock:
+    def written(self) -> None:
+        """This turn's deletes, error updates and unlocks are done."""
+        for done in self.finishing():
             if done.job.id is not None:
                 self.in_flight.pop(done.job.id, None)
-        self.to_unlock = []
-        if not self.outcomes and self.writing is None:
-            self.pending_since = None
+        self.to_delete, self.to_fail, self.to_unlock = [], [], []
+        self.to_snooze, self.to_bury = [], []
+        self.pending_since = None
 
     def new_session(self) -> int:
         """A new locker session; the locks of the old one died with it."""
@@ -286,14 +232,8 @@ class EngineBook:
         return self.generation
 
     def idle(self) -> bool:
-        """Nothing claimed, nothing left to write or release."""
-        return (
-            not self.in_flight
-            and not self.has_writes()
-            and self.writing is None
-            and not self._inbox
-            and not self._committed
-        )
+        """Nothing claimed, nothing left to write."""
+        return not self.in_flight and not self.has_writes() and not self._inbox
 
 
 @dataclass
@@ -433,9 +373,8 @@ def check_engine_options(
     if pgbouncer:
         needed, what = 3, "locker, one claim transaction, one for job transactions"
     else:
-        needed = 3 + (1 if listen else 0)
-        listener = "listener, " if listen else ""
-        what = f"locker, writer, {listener}one for job transactions"
+        needed = 2 + (1 if listen else 0)
+        what = "locker, listener, one for job transactions"
     if limit is not None and limit < needed:
         raise ValueError(
             f"the batched engine needs at least {needed} connections ({what}); "
@@ -462,11 +401,10 @@ def check_listen(listen: bool | None, can_listen: bool) -> bool:
 
 
 def engine_connections(concurrency: int, listen: bool, *, pgbouncer: bool = False) -> int:
-    """Pooled connections an engine may use at once: its locker, its writer,
-    its listener, and one for each job that opens a transaction or asks for a
-    connection. Behind PgBouncer the listener is a direct connection outside
-    the pool, the locker writes, and up to ``concurrency`` claim transactions
-    (holds) are open besides."""
+    """Pooled connections an engine may use at once: its locker, its listener,
+    and one for each job that opens a transaction or asks for a connection.
+    Behind PgBouncer the listener is a direct connection outside the pool, and
+    up to ``concurrency`` claim transactions (holds) are open besides."""
     if pgbouncer:
         return 1 + 2 * concurrency
-    return 2 + (1 if listen else 0) + concurrency
+    return 1 + (1 if listen else 0) + concurrency

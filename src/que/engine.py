@@ -4,10 +4,8 @@
 One locker session per
 engine claims batches of due jobs with the same advisory-lock walk as
 ``lock_job`` and holds their locks; workers (tasks here, threads on the sync
-face) run the work functions; a writer session deletes the worked jobs in one
-statement and records failures in another, in one transaction, while the
-locker claims the next batch; once that transaction has committed, the
-locker unlocks those jobs. A
+face) run the work functions; the locker then deletes the worked jobs in one
+statement, records failures in another, and only then unlocks them. A
 listener session wakes the locker on NOTIFY (see ``que.install_notify``);
 polling at the wake interval remains the fallback, and jobs scheduled for
 later are claimed when they come due.
@@ -15,8 +13,8 @@ later are claimed when they come due.
 Behind PgBouncer (a client made with ``pgbouncer=True``) there is no session
 to hold locks between transactions: each claim opens a transaction of its
 own (a *hold*) and takes transaction-level locks in it; the locker writes
-the outcomes itself, in a transaction of their own, and ends a hold once all
-of its jobs are written, which releases their locks.
+outcomes as usual and ends a hold once all of its jobs are written, which
+releases their locks.
 """
 
 from __future__ import annotations
@@ -41,7 +39,6 @@ from ._compat import (
     QueueEmpty,
     check_can_start,
     join,
-    sleep,
     spawn,
     wait_event,
 )
@@ -51,7 +48,6 @@ from ._engine_base import (
     BufferSizer,
     Completion,
     EngineBook,
-    Outcomes,
     by_queue,
     check_engine_options,
     check_listen,
@@ -195,8 +191,6 @@ class BatchWorker:
         self._sizer = BufferSizer(concurrency, extra)
         self._book = EngineBook(capacity=concurrency + self._sizer.buffer(), backoff=client.backoff)
         self._jobs: Queue[Claimed | None] = Queue()
-        self._writes: Queue[Outcomes | None] = Queue()
-        self._writer: list[Background] = []
         self._wake = Event()
         self._stop = Event()
         self._locker: list[Background] = []
@@ -222,8 +216,6 @@ class BatchWorker:
         check_can_start("BatchWorker.start()")
         self.client.pauses.watch(self.queues)
         self._watchdog.start()
-        if not self._connections.pgbouncer:
-            self._writer.append(spawn(self._writer_loop, "que-batch-writer"))
         self._locker.append(spawn(self._locker_loop, "que-batch-locker"))
         if self.listen:
             self._workers.append(spawn(self._listener_loop, "que-batch-listener"))
@@ -290,8 +282,6 @@ class BatchWorker:
                         conn = None
                     self._wait(delay)
         finally:
-            # A batch being written keeps its locks until it has committed.
-            self._stop_writer()
             self._connections.unreserve(reserved)
             self._watchdog.stop()
             if conn is not None:
@@ -349,26 +339,26 @@ class BatchWorker:
         return False
 
     def _write_and_claim(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
-        """Hand the finished jobs' row writes to the writer, unlock the jobs whose
-        writes have committed, and claim up to ``limit`` more from ``queues``
-        (those not paused), in one pipelined round trip; then re-check the
-        claimed rows."""
+        """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
+        more from ``queues`` (those not paused), in one pipelined round trip;
+        then re-check the claimed rows."""
         book = self._book
+        if not book.has_writes() and limit == 0:
+            return 0
         if self._connections.pgbouncer:
             return self._write_and_claim_in_hold(conn, limit, queues)
-        batch = book.take_writes()
-        if batch is not None:
-            self._writes.put_nowait(batch)
-        if not book.to_unlock and limit == 0:
-            return 0
         began = time.perf_counter()
         claim = conn.cursor(row_factory=dict_row)
         recheck = conn.cursor(row_factory=dict_row)
-        # One round trip: the unlocks of jobs whose writes have committed
-        # (unlocking sooner would let another worker re-check and run a job
-        # whose delete is not committed yet), then the claim, which sees
-        # those commits, and the re-check of what it locked.
+        # One round trip: the writes commit in their own transaction before
+        # the unlocks run (unlocking first would let another worker re-check
+        # and run a job whose delete is not committed yet), then the claim,
+        # which sees those commits, and the re-check of what it locked.
         with conn.pipeline():
+            if book.has_row_writes():
+                conn.execute(sql.BEGIN)
+                self._write_outcomes(conn)
+                conn.execute(sql.COMMIT)
             unlock = book.unlock_ids()
             if unlock:
                 conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
@@ -385,7 +375,7 @@ class BatchWorker:
                 claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
                 conn.execute(sql.COMMIT)
                 recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
-        book.released()
+        book.written()
         if limit == 0:
             return 0
         noted = claim.fetchone()
@@ -404,17 +394,12 @@ class BatchWorker:
         """PgBouncer mode: write the outcomes in a transaction of their own, end
         the holds whose jobs are all written, and claim in a new hold."""
         book = self._book
-        if not book.has_writes() and limit == 0:
-            return 0
         began = time.perf_counter()
-        batch = book.take_writes()
-        if batch is not None:
+        finishing = book.finishing()
+        if book.has_row_writes():
             with conn.transaction():
-                write_outcomes(conn, batch)
-            book.write_done(batch)
-            book.collect()
-        finishing = book.to_unlock
-        book.released()
+                self._write_outcomes(conn)
+        book.written()
         for done in finishing:
             hold = self._holds.get(done.generation)
             if hold is not None and done.job.id is not None:
@@ -453,6 +438,22 @@ class BatchWorker:
             self._end_hold(hold_conn)
         self._log_claim(claimed, limit, began)
         return claimed
+
+    def _write_outcomes(self, conn: AnyConnection) -> None:
+        """This turn's deletes, failures, snoozes and burials (inside the caller's
+        transaction), and the cancel requests of the jobs they finish."""
+        book = self._book
+        for params in book.delete_params():
+            conn.execute(sql.DELETE_JOBS, params, prepare=True)
+        for params in book.fail_params():
+            conn.execute(sql.SET_JOBS_ERROR, params, prepare=True)
+        for params in book.snooze_params():
+            conn.execute(sql.SNOOZE_JOB, params)
+        for params in book.bury_params():
+            conn.execute(sql.MOVE_JOB_TO_DEAD, params)
+        forget = book.forget_ids()
+        if forget:
+            conn.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array(forget)})
 
     def _end_hold(self, conn: AnyConnection) -> None:
         """End a hold's transaction (its locks with it) and return its connection."""
@@ -617,54 +618,6 @@ class BatchWorker:
             self._cancel_watch.unwatch(item.handle)
             self._book.report(Completion(item.job, item.generation))
 
-    # -- the writer --------------------------------------------------------------
-
-    def _writer_loop(self) -> None:
-        """Write each batch of outcomes the locker hands over in one transaction
-        on a session of its own, so the locker claims while it commits; then
-        tell the locker, which unlocks the batch's jobs. The session is taken
-        at start, as the locker's is, so that it is there at the end."""
-        conn: AnyConnection | None = None
-        batch: Outcomes | None = None
-        failures = 0
-        try:
-            while True:
-                try:
-                    if conn is None:
-                        conn = self._connections.take()
-                    if batch is None:
-                        batch = self._writes.get()
-                        if batch is None:
-                            return
-                    with conn.pipeline():
-                        conn.execute(sql.BEGIN)
-                        write_outcomes(conn, batch)
-                        conn.execute(sql.COMMIT)
-                except Exception as exc:  # logged; the batch is written on a new session
-                    failures += 1
-                    delay = retry_delay(failures, self.interval)
-                    log_loop_error(logger, self.queues, exc, failures, delay)
-                    observers.loop_error("writer", exc)
-                    if conn is not None:
-                        self._connections.drop(conn)
-                        conn = None
-                    sleep(delay)
-                    continue
-                failures = 0
-                self._book.write_done(batch)
-                batch = None
-                self._wake.set()
-        finally:
-            if conn is not None:
-                self._connections.give_back(conn)
-
-    def _stop_writer(self) -> None:
-        """Let the writer finish the batch it has, and stop it."""
-        if self._writer:
-            self._writes.put_nowait(None)
-            join(self._writer, None)
-            self._writer.clear()
-
     # -- the listener ------------------------------------------------------------
 
     def _listener_loop(self) -> None:
@@ -768,19 +721,3 @@ class BatchWorker:
         conn = handle.detach()
         if conn is not None:
             self._connections.reset_and_give_back(conn)
-
-
-def write_outcomes(conn: AnyConnection, batch: Outcomes) -> None:
-    """A batch's deletes, failures, snoozes and burials (inside the caller's
-    transaction), and the cancel requests of the jobs they finish."""
-    for params in batch.delete_params():
-        conn.execute(sql.DELETE_JOBS, params, prepare=True)
-    for params in batch.fail_params():
-        conn.execute(sql.SET_JOBS_ERROR, params, prepare=True)
-    for params in batch.snooze_params():
-        conn.execute(sql.SNOOZE_JOB, params)
-    for params in batch.bury_params():
-        conn.execute(sql.MOVE_JOB_TO_DEAD, params)
-    forget = batch.forget_ids()
-    if forget:
-        conn.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array(forget)})
