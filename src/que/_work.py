@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import logging
 import os
@@ -151,8 +152,20 @@ def check_work_map(work_map: object, *, worker: str, allow_async: bool) -> dict[
 
 
 def is_async_callable(func: object) -> bool:
+    """Whether ``func`` (a function or a callable object) is async. Asked for
+    every job, so the answer is kept per function; inspect's is not cheap."""
+    try:
+        return _is_async_kept(func)
+    except TypeError:  # an unhashable callable object
+        return _is_async(func)
+
+
+def _is_async(func: object) -> bool:
     call = getattr(func, "__call__", None)  # noqa: B004 - also callable objects
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)
+
+
+_is_async_kept = functools.lru_cache(maxsize=1024)(_is_async)
 
 
 def check_pool_count(count: object, limit: int | None) -> int:

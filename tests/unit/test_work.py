@@ -3,6 +3,7 @@ import pytest
 from que._work import (
     DEFAULT_WAKE_INTERVAL,
     check_work_map,
+    is_async_callable,
     queue_name,
     retry_delay,
     wake_interval,
@@ -55,3 +56,26 @@ def test_work_map_checks() -> None:
         check_work_map([print], worker="Worker", allow_async=False)
     with pytest.raises(TypeError, match="non-empty job type"):
         check_work_map({"": print}, worker="Worker", allow_async=False)
+
+
+class _AsyncCall:
+    async def __call__(self, job: object) -> None:
+        return None
+
+
+class _UnhashableAsyncCall(_AsyncCall):
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_is_async_callable_for_functions_and_callable_objects() -> None:
+    async def coro(job: object) -> None:
+        return None
+
+    def plain(job: object) -> None:
+        return None
+
+    for _ in range(2):  # the second time from what was kept
+        assert is_async_callable(coro) and not is_async_callable(plain)
+        assert is_async_callable(_AsyncCall())
+        assert is_async_callable(_UnhashableAsyncCall())
+        assert not is_async_callable(print)
