@@ -711,7 +711,9 @@ class AsyncBatchWorker:
                 extension=self.client.extension_version > 0,
             )
             self._book.report(Completion(item.job, item.generation, verdict, cancelled))
-            if self._book.worth_waking(self._jobs.qsize()):
+            # Set once: setting a set event still takes its lock (sync face), and
+            # the locker collects every report made before it clears the event.
+            if not self._wake.is_set() and self._book.worth_waking(self._jobs.qsize()):
                 self._wake.set()
 
     async def _perform(self, job: AsyncJob, handle: AsyncJobHandle) -> Verdict:
