@@ -205,7 +205,6 @@ class AsyncBatchWorker:
         self._cancel_watch = AsyncCancelWatch(connections)
         self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         self._cancels_checked = 0.0
-        self._turn_began = self._handed_out = 0.0  # the last turn's, for the buffer's size
 
     # -- lifetime --------------------------------------------------------------
 
@@ -326,10 +325,10 @@ class AsyncBatchWorker:
         book.capacity = self.concurrency + self._sizer.buffer()
         queues = unpaused(self.queues, await self.client.pauses.paused(conn))
         limit = book.claim_limit() if queues else 0
-        self._turn_began = time.monotonic()
+        began = time.monotonic()
         claimed = await self._write_and_claim(conn, limit, queues)
         if claimed:
-            self._sizer.observe_cycle(self._handed_out - self._turn_began)
+            self._sizer.observe_cycle(time.monotonic() - began)
         if not queues:
             # Every queue paused: look again within a check period (at once
             # when a NOTIFY says one was resumed).
@@ -376,8 +375,6 @@ class AsyncBatchWorker:
                 noted = await claim.fetchone()  # a flush: the writes are not sent yet
                 locked = parse_id_array(noted["ids"]) if noted else []
                 claimed = await self._hand_out(conn, locked, await recheck.fetchall())
-                # What the workers wait for: the writes sent next overlap their work.
-                self._handed_out = time.monotonic()
             # The writes commit in their own transaction before the unlocks run:
             # unlocking first would let another worker re-check and run a job
             # whose delete is not committed yet.
@@ -396,7 +393,6 @@ class AsyncBatchWorker:
             if more:
                 more_ids = [row["job_id"] for row in more]
                 claimed += await self._hand_out(conn, more_ids, await self._reread(conn, more))
-                self._handed_out = time.monotonic()
         self._log_claim(claimed, limit, began)
         return claimed
 
@@ -441,7 +437,6 @@ class AsyncBatchWorker:
                 ids = [row["job_id"] for row in locked]
             found = await self._reread(hold_conn, locked) if locked else []
             claimed = await self._hand_out(hold_conn, ids, found)
-            self._handed_out = time.monotonic()
         except BaseException:
             await self._connections.drop(hold_conn)
             raise

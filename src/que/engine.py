@@ -204,7 +204,6 @@ class BatchWorker:
         self._cancel_watch = CancelWatch(connections)
         self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         self._cancels_checked = 0.0
-        self._turn_began = self._handed_out = 0.0  # the last turn's, for the buffer's size
 
     # -- lifetime --------------------------------------------------------------
 
@@ -323,10 +322,10 @@ class BatchWorker:
         book.capacity = self.concurrency + self._sizer.buffer()
         queues = unpaused(self.queues, self.client.pauses.paused(conn))
         limit = book.claim_limit() if queues else 0
-        self._turn_began = time.monotonic()
+        began = time.monotonic()
         claimed = self._write_and_claim(conn, limit, queues)
         if claimed:
-            self._sizer.observe_cycle(self._handed_out - self._turn_began)
+            self._sizer.observe_cycle(time.monotonic() - began)
         if not queues:
             # Every queue paused: look again within a check period (at once
             # when a NOTIFY says one was resumed).
@@ -373,8 +372,6 @@ class BatchWorker:
                 noted = claim.fetchone()  # a flush: the writes are not sent yet
                 locked = parse_id_array(noted["ids"]) if noted else []
                 claimed = self._hand_out(conn, locked, recheck.fetchall())
-                # What the workers wait for: the writes sent next overlap their work.
-                self._handed_out = time.monotonic()
             # The writes commit in their own transaction before the unlocks run:
             # unlocking first would let another worker re-check and run a job
             # whose delete is not committed yet.
@@ -393,7 +390,6 @@ class BatchWorker:
             if more:
                 more_ids = [row["job_id"] for row in more]
                 claimed += self._hand_out(conn, more_ids, self._reread(conn, more))
-                self._handed_out = time.monotonic()
         self._log_claim(claimed, limit, began)
         return claimed
 
@@ -436,7 +432,6 @@ class BatchWorker:
                 ids = [row["job_id"] for row in locked]
             found = self._reread(hold_conn, locked) if locked else []
             claimed = self._hand_out(hold_conn, ids, found)
-            self._handed_out = time.monotonic()
         except BaseException:
             self._connections.drop(hold_conn)
             raise
