@@ -339,42 +339,22 @@ class BatchWorker:
         return False
 
     def _write_and_claim(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
-        """Claim up to ``limit`` jobs from ``queues`` (those not paused) and hand
-        them out, then write the finished jobs' outcomes and unlock them: one
-        pipeline, whose claim and re-check are read before the writes are sent,
-        so the workers start on the new jobs while the writes commit."""
+        """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
+        more from ``queues`` (those not paused), in one pipelined round trip;
+        then re-check the claimed rows."""
         book = self._book
         if not book.has_writes() and limit == 0:
             return 0
         if self._connections.pgbouncer:
             return self._write_and_claim_in_hold(conn, limit, queues)
         began = time.perf_counter()
-        claimed = 0
-        # The finished jobs are still locked until the writes below: the walk
-        # steps over every job in flight.
-        held = list(book.in_flight)
-        # The queues take turns at being claimed from first.
-        order = rotated(queues, self._turn)
-        self._turn += 1
-        locked: list[int] = []
+        claim = conn.cursor(row_factory=dict_row)
+        recheck = conn.cursor(row_factory=dict_row)
+        # One round trip: the writes commit in their own transaction before
+        # the unlocks run (unlocking first would let another worker re-check
+        # and run a job whose delete is not committed yet), then the claim,
+        # which sees those commits, and the re-check of what it locked.
         with conn.pipeline():
-            if limit > 0:
-                claim = conn.cursor(row_factory=dict_row)
-                recheck = conn.cursor(row_factory=dict_row)
-                # The locks are the session's: they outlive this transaction,
-                # which only scopes the planner setting.
-                conn.execute(sql.BEGIN)
-                conn.execute(sql.WALK_IN_INDEX_ORDER)
-                params = claim_params(order[0], limit, held)
-                claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
-                conn.execute(sql.COMMIT)
-                recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
-                noted = claim.fetchone()  # a flush: the writes are not sent yet
-                locked = parse_id_array(noted["ids"]) if noted else []
-                claimed = self._hand_out(conn, locked, recheck.fetchall())
-            # The writes commit in their own transaction before the unlocks run:
-            # unlocking first would let another worker re-check and run a job
-            # whose delete is not committed yet.
             if book.has_row_writes():
                 conn.execute(sql.BEGIN)
                 self._write_outcomes(conn)
@@ -382,14 +362,31 @@ class BatchWorker:
             unlock = book.unlock_ids()
             if unlock:
                 conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
+            held = book.held_ids()
+            # The queues take turns at being claimed from first.
+            order = rotated(queues, self._turn)
+            self._turn += 1
+            if limit > 0:
+                params = claim_params(order[0], limit, held)
+                # The locks are the session's: they outlive this transaction,
+                # which only scopes the planner setting.
+                conn.execute(sql.BEGIN)
+                conn.execute(sql.WALK_IN_INDEX_ORDER)
+                claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
+                conn.execute(sql.COMMIT)
+                recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
         book.written()
         if limit == 0:
             return 0
+        noted = claim.fetchone()
+        locked = parse_id_array(noted["ids"]) if noted else []
+        found = recheck.fetchall()
         if len(locked) < limit:
             more = self._claim_more(conn, limit, held, order, locked)
             if more:
-                more_ids = [row["job_id"] for row in more]
-                claimed += self._hand_out(conn, more_ids, self._reread(conn, more))
+                locked += [row["job_id"] for row in more]
+                found += self._reread(conn, more)
+        claimed = self._hand_out(conn, locked, found)
         self._log_claim(claimed, limit, began)
         return claimed
 
