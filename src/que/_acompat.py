@@ -84,13 +84,11 @@ async def run_work(
     watchdog: Watchdog | None,
     on_start: Callable[[Callable[[], object]], None] | None = None,
 ) -> Any:
-    """Run a work function and return what it returned: an async one in the
-    caller's task, or with a ``limit`` as a task of its own (cancelled past
-    it), either cancelled when the function ``on_start`` was given is called;
-    a sync one in a thread (reported by ``watchdog`` past ``limit``)."""
+    """Run a work function and return what it returned: an async one as a task
+    of its own (cancelled past ``limit``, or when the function ``on_start``
+    was given is called), a sync one in a thread (reported by ``watchdog``
+    past ``limit``)."""
     if is_async_callable(func):
-        if limit is None:
-            return await _run_inline(func(job), job, on_start)
         return await _run_task(run_with_timeout(func(job), job, limit), job, on_start)
     watchdog = None if limit is None else watchdog  # no limit: nothing to watch
     if watchdog is not None:
@@ -125,72 +123,13 @@ async def _run_task(
     except asyncio.CancelledError:
         if stopped and task.cancelled():
             # Cancelled on request, not the worker being stopped: a job outcome.
-            raise _cancelled(job) from None
+            raise JobCancelledError(
+                f"job {job.type} id={job.id} was cancelled on request"
+            ) from None
         raise
     if isinstance(result, _Interrupt):
         raise result.exc
     return result
-
-
-class _InlineStop:
-    """Cancels the task running a job inline, while (and only while) the job's
-    coroutine runs in it: once the job is over, that task is the worker's."""
-
-    __slots__ = ("running", "stopped", "task")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.running = False
-        self.stopped = False
-
-    def __call__(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            if self.running:
-                self.task.cancel()
-
-    def uncancel(self) -> int:
-        """Take back this stop's cancel; how many other cancels remain (Python
-        3.10 does not count them: 0)."""
-        uncancel = getattr(self.task, "uncancel", None)
-        return 0 if uncancel is None else int(uncancel())
-
-
-async def _run_inline(
-    work: Coroutine[Any, Any, Any],
-    job: BaseJob,
-    on_start: Callable[[Callable[[], object]], None] | None,
-) -> Any:
-    """Await a work function's coroutine in the caller's task: a task of its
-    own per job was a measurable share of an engine's CPU. A cancel request
-    cancels the caller's task while the coroutine runs and becomes
-    JobCancelledError, as on a task of its own; KeyboardInterrupt and
-    SystemExit reach the caller as raised."""
-    task = asyncio.current_task()
-    assert task is not None
-    stop = _InlineStop(task)
-    if on_start is not None:
-        on_start(stop)
-    if stop.stopped:  # asked before it started: it never runs
-        work.close()
-        raise _cancelled(job)
-    stop.running = True
-    try:
-        result = await work
-    except asyncio.CancelledError:
-        stop.running = False
-        if stop.stopped and stop.uncancel() == 0:
-            raise _cancelled(job) from None
-        raise
-    finally:
-        stop.running = False
-    if stop.stopped:
-        stop.uncancel()  # the coroutine ended despite the cancel
-    return result
-
-
-def _cancelled(job: BaseJob) -> JobCancelledError:
-    return JobCancelledError(f"job {job.type} id={job.id} was cancelled on request")
 
 
 class _Interrupt:
