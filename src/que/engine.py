@@ -204,6 +204,7 @@ class BatchWorker:
         self._cancel_watch = CancelWatch(connections)
         self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         self._cancels_checked = 0.0
+        self._writes_failed = False  # the last turn's writes failed on a kept session
 
     # -- lifetime --------------------------------------------------------------
 
@@ -277,7 +278,7 @@ class BatchWorker:
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)
                     observers.loop_error("locker", exc)
-                    if conn is not None:
+                    if conn is not None and not self._keep_session(conn):
                         self._connections.drop(conn)
                         conn = None
                     self._wait(delay)
@@ -293,6 +294,21 @@ class BatchWorker:
             for hold in self._holds.values():  # jobs still running: their locks go
                 self._connections.drop(hold.conn)
             self._holds.clear()
+
+    def _keep_session(self, conn: AnyConnection) -> bool:
+        """After a failed turn: whether the locker keeps its session, and with it
+        the locks of the jobs running now (dropping it would let another worker
+        take them). Only when the turn failed in its writes, so that the session
+        holds no lock the book does not know of (a claim cut short may have taken
+        some), and the session rolls back cleanly. The writes stay in the book,
+        to be tried again, and nothing is claimed until they go through."""
+        if not self._writes_failed or conn.closed:
+            return False
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            return False
+        return conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
     def _step(self, conn: AnyConnection) -> bool:
         """One turn of the locker: write outcomes, claim, or sleep. True when stopped."""
@@ -321,7 +337,10 @@ class BatchWorker:
             return False
         book.capacity = self.concurrency + self._sizer.buffer()
         queues = unpaused(self.queues, self.client.pauses.paused(conn))
-        limit = book.claim_limit() if queues else 0
+        # While the writes fail, each claim would hand out jobs that cannot be
+        # finished: only the writes are tried again.
+        claiming = bool(queues) and not (self._writes_failed and book.has_writes())
+        limit = book.claim_limit() if claiming else 0
         began = time.monotonic()
         claimed = self._write_and_claim(conn, limit, queues)
         if claimed:
@@ -339,54 +358,66 @@ class BatchWorker:
         return False
 
     def _write_and_claim(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
-        """Write the finished jobs' outcomes, unlock them, and claim up to ``limit``
-        more from ``queues`` (those not paused), in one pipelined round trip;
-        then re-check the claimed rows."""
+        """Claim up to ``limit`` jobs from ``queues`` (those not paused) and hand
+        them out, then write the finished jobs' outcomes and unlock them: one
+        pipeline, whose claim and re-check are read before the writes are sent,
+        so the workers start on the new jobs while the writes commit."""
         book = self._book
         if not book.has_writes() and limit == 0:
             return 0
         if self._connections.pgbouncer:
             return self._write_and_claim_in_hold(conn, limit, queues)
         began = time.perf_counter()
-        claim = conn.cursor(row_factory=dict_row)
-        recheck = conn.cursor(row_factory=dict_row)
-        # One round trip: the writes commit in their own transaction before
-        # the unlocks run (unlocking first would let another worker re-check
-        # and run a job whose delete is not committed yet), then the claim,
-        # which sees those commits, and the re-check of what it locked.
-        with conn.pipeline():
-            if book.has_row_writes():
-                conn.execute(sql.BEGIN)
-                self._write_outcomes(conn)
-                conn.execute(sql.COMMIT)
-            unlock = book.unlock_ids()
-            if unlock:
-                conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
-            held = book.held_ids()
-            # The queues take turns at being claimed from first.
-            order = rotated(queues, self._turn)
-            self._turn += 1
-            if limit > 0:
-                params = claim_params(order[0], limit, held)
-                # The locks are the session's: they outlive this transaction,
-                # which only scopes the planner setting.
-                conn.execute(sql.BEGIN)
-                conn.execute(sql.WALK_IN_INDEX_ORDER)
-                claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
-                conn.execute(sql.COMMIT)
-                recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
+        claimed = 0
+        # The finished jobs are still locked until the writes below: the walk
+        # steps over every job in flight.
+        held = list(book.in_flight)
+        # The queues take turns at being claimed from first.
+        order = rotated(queues, self._turn)
+        self._turn += 1
+        locked: list[int] = []
+        writing = False
+        try:
+            with conn.pipeline():
+                if limit > 0:
+                    claim = conn.cursor(row_factory=dict_row)
+                    recheck = conn.cursor(row_factory=dict_row)
+                    # The locks are the session's: they outlive this transaction,
+                    # which only scopes the planner setting.
+                    conn.execute(sql.BEGIN)
+                    conn.execute(sql.WALK_IN_INDEX_ORDER)
+                    params = claim_params(order[0], limit, held)
+                    claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
+                    conn.execute(sql.COMMIT)
+                    recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
+                    noted = claim.fetchone()  # a flush: the writes are not sent yet
+                    locked = parse_id_array(noted["ids"]) if noted else []
+                    claimed = self._hand_out(conn, locked, recheck.fetchall())
+                writing = True
+                # The writes commit in their own transaction before the unlocks
+                # run: unlocking first would let another worker re-check and run
+                # a job whose delete is not committed yet.
+                if book.has_row_writes():
+                    conn.execute(sql.BEGIN)
+                    self._write_outcomes(conn)
+                    conn.execute(sql.COMMIT)
+                unlock = book.unlock_ids()
+                if unlock:
+                    conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
+        except Exception:
+            # Past the hand-out the session holds exactly the locks the book
+            # knows of: the locker may keep it (see _keep_session).
+            self._writes_failed = writing
+            raise
+        self._writes_failed = False
         book.written()
         if limit == 0:
             return 0
-        noted = claim.fetchone()
-        locked = parse_id_array(noted["ids"]) if noted else []
-        found = recheck.fetchall()
         if len(locked) < limit:
             more = self._claim_more(conn, limit, held, order, locked)
             if more:
-                locked += [row["job_id"] for row in more]
-                found += self._reread(conn, more)
-        claimed = self._hand_out(conn, locked, found)
+                more_ids = [row["job_id"] for row in more]
+                claimed += self._hand_out(conn, more_ids, self._reread(conn, more))
         self._log_claim(claimed, limit, began)
         return claimed
 

@@ -566,6 +566,69 @@ async def test_terminated_locker_session_loses_no_job(
     assert advisory_lock_count(db_url) == 0
 
 
+def advisory_locked_ids(conn: psycopg.Connection[Any]) -> set[int]:
+    """Job ids under an advisory lock now (ids below 2**32, as in these tests)."""
+    rows = conn.execute(
+        "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+async def test_failing_writes_keep_the_locks_and_claim_nothing_more(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    # A trigger refuses every delete while refuse_deletes has a row, and counts
+    # the refusals in a sequence (which no rollback undoes). Dropping the
+    # locker's session would unlock the job still running and the finished ones;
+    # claiming on would hand out jobs that cannot be finished, more each retry.
+    conn.execute("CREATE TABLE refuse_deletes (reason text)")
+    conn.execute("INSERT INTO refuse_deletes VALUES ('test')")
+    conn.execute("CREATE SEQUENCE refusals")
+    conn.execute(
+        "CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF EXISTS (SELECT 1 FROM refuse_deletes) THEN PERFORM nextval('refusals'); "
+        "RAISE EXCEPTION 'deletes refused by the test'; END IF; RETURN OLD; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse_delete BEFORE DELETE ON que_jobs "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_delete()"
+    )
+
+    def refusals() -> int:
+        return int(
+            scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refusals")
+        )
+
+    runs = Executions()
+    release = threading.Event()
+
+    async def work(job: Any) -> None:
+        runs.record(job)
+        if job.args[0] == 0:  # claimed first (priority 1), runs until released
+            assert await wait_event(release, WAIT)
+
+    slow = await r(qc.enqueue(que.Job(type="W", args=[0], priority=1)))
+    rest = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(1, 40)]))
+    engine = engines({"W": side.handler(work)}, concurrency=2, buffer=2)
+    side.start_engine(engine)
+    try:
+        await eventually(lambda: refusals() >= 3, "three refused writes")
+        ran = set(runs.counts)
+        assert slow.id in ran
+        assert ran <= advisory_locked_ids(conn)  # running or finished, all still locked
+        await eventually(lambda: refusals() >= 4, "one more refused write")
+        assert set(runs.counts) == ran  # nothing claimed while the writes fail
+        assert ran <= advisory_locked_ids(conn)
+        assert len(ran) < 40
+    finally:  # also when an assertion failed, so that the engine can stop
+        conn.execute("DELETE FROM refuse_deletes")
+        release.set()
+    await eventually(lambda: remaining(conn) == 0, "every job worked once the deletes go through")
+    assert await side.stop_engine(engine)
+    assert runs.counts == Counter({job.id: 1 for job in [slow, *rest]})
+
+
 async def test_job_past_its_timeout_is_reported(
     side: Side,
     qc: AnyClient,
