@@ -151,6 +151,9 @@ class AsyncBatchWorker:
     together, and the job then runs again. Read docs/reliability.md first.
     """
 
+    # Failed writes in a row the locker retries while it keeps holding the jobs.
+    _WRITE_TRIES = 8
+
     def __init__(
         self,
         client: AsyncClient,
@@ -281,7 +284,7 @@ class AsyncBatchWorker:
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)
                     observers.loop_error("locker", exc)
-                    if conn is not None and not await self._keep_session(conn):
+                    if conn is not None and not await self._keep_session(conn, failures):
                         await self._connections.drop(conn)
                         conn = None
                     await self._wait(delay)
@@ -298,14 +301,30 @@ class AsyncBatchWorker:
                 await self._connections.drop(hold.conn)
             self._holds.clear()
 
-    async def _keep_session(self, conn: AnyConnection) -> bool:
+    async def _keep_session(self, conn: AnyConnection, failures: int) -> bool:
         """After a failed turn: whether the locker keeps its session, and with it
         the locks of the jobs running now (dropping it would let another worker
         take them). Only when the turn failed in its writes, so that the session
         holds no lock the book does not know of (a claim cut short may have taken
         some), and the session rolls back cleanly. The writes stay in the book,
-        to be tried again, and nothing is claimed until they go through."""
+        to be tried again, and nothing is claimed until they go through.
+
+        After ``_WRITE_TRIES`` failures in a row (about half a minute of
+        backoff) the locker gives those jobs up instead of holding them, and
+        claiming, for ever: the session goes with their locks, and they run
+        again (here or on any worker)."""
         if not self._writes_failed or conn.closed:
+            return False
+        if failures >= self._WRITE_TRIES:
+            logger.error(
+                "%s: the outcomes of %d job(s) could not be written in %d tries; "
+                "their locks are released and they will run again",
+                describe_queues(self.queues),
+                self._book.pending(),
+                failures,
+            )
+            self._book.written()  # forgotten: with the session gone, the jobs run again
+            self._writes_failed = False
             return False
         try:
             await conn.rollback()
@@ -600,7 +619,9 @@ class AsyncBatchWorker:
         ends."""
         gone = vanished_ids(locked, found)
         if gone and not self._connections.pgbouncer:
-            await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
+            unlocked = await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
+            # Read now (a flush in a pipeline): an error is the claim's, not its writes'.
+            await unlocked.fetchall()
         generation = self._book.generation
         for row in found:
             job, problem = job_from_row(AsyncJob, row)

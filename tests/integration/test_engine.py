@@ -567,21 +567,18 @@ async def test_terminated_locker_session_loses_no_job(
 
 
 def advisory_locked_ids(conn: psycopg.Connection[Any]) -> set[int]:
-    """Job ids under an advisory lock now (ids below 2**32, as in these tests)."""
+    """Job ids under an advisory lock now (one-key locks on ids below 2**32, as here)."""
     rows = conn.execute(
         "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND objsubid = 1 AND classid = 0 "
         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ).fetchall()
     return {row[0] for row in rows}
 
 
-async def test_failing_writes_keep_the_locks_and_claim_nothing_more(
-    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
-) -> None:
-    # A trigger refuses every delete while refuse_deletes has a row, and counts
-    # the refusals in a sequence (which no rollback undoes). Dropping the
-    # locker's session would unlock the job still running and the finished ones;
-    # claiming on would hand out jobs that cannot be finished, more each retry.
+def refuse_deletes(conn: psycopg.Connection[Any]) -> Callable[[], int]:
+    """A trigger that refuses every delete from que_jobs while refuse_deletes has
+    a row; returns how many it refused so far (a sequence: no rollback undoes it)."""
     conn.execute("CREATE TABLE refuse_deletes (reason text)")
     conn.execute("INSERT INTO refuse_deletes VALUES ('test')")
     conn.execute("CREATE SEQUENCE refusals")
@@ -594,12 +591,24 @@ async def test_failing_writes_keep_the_locks_and_claim_nothing_more(
         "CREATE TRIGGER refuse_delete BEFORE DELETE ON que_jobs "
         "FOR EACH ROW EXECUTE FUNCTION refuse_delete()"
     )
+    return lambda: sequence_used(conn, "refusals")
 
-    def refusals() -> int:
-        return int(
-            scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refusals")
-        )
 
+def sequence_used(conn: psycopg.Connection[Any], name: str) -> int:
+    row = conn.execute(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " + name
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_failing_writes_keep_the_locks_and_claim_nothing_more(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
+) -> None:
+    # Dropping the locker's session would unlock the job still running and the
+    # finished ones; claiming on would hand out jobs that cannot be finished,
+    # more each retry.
+    refusals = refuse_deletes(conn)
     runs = Executions()
     release = threading.Event()
 
@@ -610,23 +619,96 @@ async def test_failing_writes_keep_the_locks_and_claim_nothing_more(
 
     slow = await r(qc.enqueue(que.Job(type="W", args=[0], priority=1)))
     rest = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(1, 40)]))
+    # Four places: the first turn claims four, the one whose writes fail first
+    # at most four more; a turn claiming after that would make it ten.
     engine = engines({"W": side.handler(work)}, concurrency=2, buffer=2)
     side.start_engine(engine)
     try:
         await eventually(lambda: refusals() >= 3, "three refused writes")
         ran = set(runs.counts)
         assert slow.id in ran
+        assert len(ran) <= 8
         assert ran <= advisory_locked_ids(conn)  # running or finished, all still locked
         await eventually(lambda: refusals() >= 4, "one more refused write")
         assert set(runs.counts) == ran  # nothing claimed while the writes fail
         assert ran <= advisory_locked_ids(conn)
-        assert len(ran) < 40
     finally:  # also when an assertion failed, so that the engine can stop
         conn.execute("DELETE FROM refuse_deletes")
         release.set()
     await eventually(lambda: remaining(conn) == 0, "every job worked once the deletes go through")
     assert await side.stop_engine(engine)
     assert runs.counts == Counter({job.id: 1 for job in [slow, *rest]})
+    assert advisory_lock_count(db_url) == 0
+
+
+async def test_writes_failing_for_long_give_their_jobs_up(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # After _WRITE_TRIES failed writes in a row the locker stops holding those
+    # jobs: its session goes with their locks, the jobs run again, and it claims
+    # again instead of holding everything for ever.
+    refusals = refuse_deletes(conn)
+    runs = Executions()
+    jobs = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(20)]))
+    engine = engines({"W": runs.work_function(side)}, concurrency=2, buffer=2)
+    engine._WRITE_TRIES = 2  # not the half minute of the default
+    with caplog.at_level(logging.ERROR, logger=type(engine).__module__):
+        side.start_engine(engine)
+        try:
+            await eventually(lambda: max(runs.counts.values(), default=0) >= 2, "a job run again")
+            assert refusals() >= 2
+        finally:
+            conn.execute("DELETE FROM refuse_deletes")
+        await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
+    assert set(runs.counts) == {job.id for job in jobs}
+    assert any(
+        "could not be written in 2 tries; their locks are released" in record.getMessage()
+        for record in caplog.records
+    )
+    assert advisory_lock_count(db_url) == 0
+
+
+async def test_failed_claim_drops_the_session_and_leaves_no_lock(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The re-check after the claim fails while refuse_rechecks has a row: the
+    # claim has taken its locks by then, and the book knows none of them, so
+    # the session must go with them (keeping it would leave them locked).
+    conn.execute("CREATE TABLE refuse_rechecks (reason text)")
+    conn.execute("INSERT INTO refuse_rechecks VALUES ('test')")
+    conn.execute("CREATE SEQUENCE recheck_refusals")
+    gate = (
+        "(SELECT 1 / (SELECT CASE WHEN count(*) = 0 THEN 1 "
+        "ELSE 0 * nextval('recheck_refusals') END FROM refuse_rechecks) AS ok) AS gate, unnest("
+    )
+    assert sql.RECHECK_NOTED.count("FROM unnest(") == 1
+    monkeypatch.setattr(
+        sql, "RECHECK_NOTED", sql.RECHECK_NOTED.replace("FROM unnest(", "FROM " + gate)
+    )
+    runs = Executions()
+    jobs = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(20)]))
+    engine = engines({"W": runs.work_function(side)}, concurrency=2, buffer=2)
+    side.start_engine(engine)
+    try:
+        await eventually(lambda: sequence_used(conn, "recheck_refusals") >= 2, "two refused claims")
+        assert not runs.counts
+    finally:
+        conn.execute("DELETE FROM refuse_rechecks")
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
+    assert runs.counts == Counter({job.id: 1 for job in jobs})
+    assert advisory_lock_count(db_url) == 0
 
 
 async def test_job_past_its_timeout_is_reported(
