@@ -17,7 +17,14 @@ from bench.snapshot import COMMIT_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PG_SETTINGS = ("server_version", "synchronous_commit", "fsync", "shared_buffers", "max_connections")
+PG_SETTINGS = (
+    "server_version",
+    "synchronous_commit",
+    "fsync",
+    "shared_buffers",
+    "max_connections",
+    "autovacuum",
+)
 
 
 def describe(url: str, packages: Iterable[str]) -> dict[str, Any]:

@@ -231,7 +231,8 @@ def _header(
         f"- **Machine:** {env['cpu_model']}, {env['cores']} cores, {env['memory_gb']} GB RAM, "
         f"{env['os']}",
         f"- **PostgreSQL:** {pg['server_version']} (synchronous_commit={pg['synchronous_commit']}, "
-        f"fsync={pg['fsync']}, shared_buffers={pg['shared_buffers']}), same server for all",
+        f"fsync={pg['fsync']}, shared_buffers={pg['shared_buffers']}, "
+        f"autovacuum={pg.get('autovacuum', 'not recorded')}), same server for all",
         f"- **Python:** {env['python']}; **packages:** {packages}; que commit "
         f"`{env.get('que_commit')}`",
         f"- **Command:** `{first['command']}`",
