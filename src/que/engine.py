@@ -207,7 +207,7 @@ class BatchWorker:
         self._cancel_watch = CancelWatch(connections)
         self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         self._cancels_checked = 0.0
-        self._writes_failed = False  # the last turn's writes failed on a kept session
+        self._writes_failed = False  # the last turn failed in its writes
 
     # -- lifetime --------------------------------------------------------------
 
@@ -301,33 +301,48 @@ class BatchWorker:
     def _keep_session(self, conn: AnyConnection, failures: int) -> bool:
         """After a failed turn: whether the locker keeps its session, and with it
         the locks of the jobs running now (dropping it would let another worker
-        take them). Only when the turn failed in its writes, so that the session
-        holds no lock the book does not know of (a claim cut short may have taken
-        some), and the session rolls back cleanly. The writes stay in the book,
-        to be tried again, and nothing is claimed until they go through.
+        take them). It does when the session rolls back cleanly; a claim cut
+        short may have locked jobs it never reported, and those are unlocked
+        first. Outcomes not written stay in the book, to be tried again, and
+        nothing is claimed while writing them fails.
 
         After ``_WRITE_TRIES`` failures in a row (about half a minute of
-        backoff) the locker gives those jobs up instead of holding them, and
-        claiming, for ever: the session goes with their locks, and they run
-        again (here or on any worker)."""
-        if not self._writes_failed or conn.closed:
+        backoff) the locker lets go instead of holding its jobs, and claiming
+        nothing, for ever: the session goes with their locks, and jobs whose
+        outcomes were not written run again (here or on any worker). Behind
+        PgBouncer the locker's own session holds no lock: it is replaced."""
+        if conn.closed or self._connections.pgbouncer:
             return False
         if failures >= self._WRITE_TRIES:
-            logger.error(
-                "%s: the outcomes of %d job(s) could not be written in %d tries; "
-                "their locks are released and they will run again",
-                describe_queues(self.queues),
-                self._book.pending(),
-                failures,
-            )
+            if self._book.has_writes():
+                logger.error(
+                    "%s: the outcomes of %d job(s) could not be written in %d tries; "
+                    "their locks are released and they will run again",
+                    describe_queues(self.queues),
+                    self._book.pending(),
+                    failures,
+                )
             self._book.written()  # forgotten: with the session gone, the jobs run again
             self._writes_failed = False
             return False
         try:
             conn.rollback()
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                return False
+            self._unlock_strays(conn)
         except psycopg.Error:
             return False
-        return conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        return True
+
+    def _unlock_strays(self, conn: AnyConnection) -> None:
+        """Unlock the job locks this session holds and the book does not know of."""
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql.SESSION_JOB_LOCKS)
+            row = cur.fetchone()
+        held = parse_id_array(row["ids"]) if row else []
+        strays = sorted(set(held) - set(self._book.in_flight))
+        if strays:
+            conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(strays)})
 
     def _step(self, conn: AnyConnection) -> bool:
         """One turn of the locker: write outcomes, claim, or sleep. True when stopped."""
@@ -424,8 +439,7 @@ class BatchWorker:
                 if unlock:
                     conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
         except Exception:
-            # Past the hand-out the session holds exactly the locks the book
-            # knows of: the locker may keep it (see _keep_session).
+            # Failed in the writes: no claim until they go through (see _step).
             self._writes_failed = writing
             raise
         self._writes_failed = False

@@ -376,6 +376,15 @@ RECHECK_NOTED: Final = (
 
 UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::text::bigint[]) AS id"
 
+# The job locks (one bigint key: high half in classid, low half in objid) that
+# this session holds: after a failed claim, the locker unlocks those it never
+# learnt of.
+SESSION_JOB_LOCKS: Final = """
+SELECT coalesce(array_agg((l.classid::bigint << 32) | l.objid::bigint), '{}')::text AS ids
+FROM pg_locks AS l
+WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.pid = pg_backend_pid()
+"""
+
 # PgBouncer mode's batched claim (see LOCK_JOB_XACT).
 LOCK_JOBS_XACT: Final = LOCK_JOBS.replace("pg_try_advisory_lock", "pg_try_advisory_xact_lock")
 

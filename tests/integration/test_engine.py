@@ -674,7 +674,7 @@ async def test_writes_failing_for_long_give_their_jobs_up(
     assert advisory_lock_count(db_url) == 0
 
 
-async def test_failed_claim_drops_the_session_and_leaves_no_lock(
+async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
     side: Side,
     qc: AnyClient,
     conn: psycopg.Connection[Any],
@@ -683,10 +683,11 @@ async def test_failed_claim_drops_the_session_and_leaves_no_lock(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The re-check after the claim fails while refuse_rechecks has a row: the
-    # claim has taken its locks by then, and the book knows none of them, so
-    # the session must go with them (keeping it would leave them locked).
+    # claim has taken its locks by then, and the book knows none of them. The
+    # locker keeps its session (the running job's lock with it) and unlocks
+    # those strays; dropping the session would free the running job, and
+    # keeping it without that would leave the strays locked.
     conn.execute("CREATE TABLE refuse_rechecks (reason text)")
-    conn.execute("INSERT INTO refuse_rechecks VALUES ('test')")
     conn.execute("CREATE SEQUENCE recheck_refusals")
     gate = (
         "(SELECT 1 / (SELECT CASE WHEN count(*) = 0 THEN 1 "
@@ -697,17 +698,29 @@ async def test_failed_claim_drops_the_session_and_leaves_no_lock(
         sql, "RECHECK_NOTED", sql.RECHECK_NOTED.replace("FROM unnest(", "FROM " + gate)
     )
     runs = Executions()
-    jobs = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(20)]))
-    engine = engines({"W": runs.work_function(side)}, concurrency=2, buffer=2)
+    release = threading.Event()
+
+    async def work(job: Any) -> None:
+        runs.record(job)
+        if job.args[0] == 0:
+            assert await wait_event(release, WAIT)
+
+    slow = await r(qc.enqueue(que.Job(type="W", args=[0])))
+    engine = engines({"W": side.handler(work)}, concurrency=2, buffer=0)
     side.start_engine(engine)
     try:
-        await eventually(lambda: sequence_used(conn, "recheck_refusals") >= 2, "two refused claims")
-        assert not runs.counts
+        await eventually(lambda: slow.id in runs.counts, "the slow job running")
+        conn.execute("INSERT INTO refuse_rechecks VALUES ('test')")
+        rest = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(1, 21)]))
+        await eventually(lambda: sequence_used(conn, "recheck_refusals") >= 2, "refused claims")
+        await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
+        assert set(runs.counts) == {slow.id}
     finally:
         conn.execute("DELETE FROM refuse_rechecks")
+        release.set()
     await eventually(lambda: remaining(conn) == 0, "every job worked")
     assert await side.stop_engine(engine)
-    assert runs.counts == Counter({job.id: 1 for job in jobs})
+    assert runs.counts == Counter({job.id: 1 for job in [slow, *rest]})
     assert advisory_lock_count(db_url) == 0
 
 
