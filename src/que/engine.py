@@ -207,7 +207,10 @@ class BatchWorker:
         self._cancel_watch = CancelWatch(connections)
         self._dead_purge = DeadPurge(retention_seconds(dead_retention))
         self._cancels_checked = 0.0
-        self._writes_failed = False  # the last turn failed in its writes
+        # A turn failed: the next one writes before it claims again, so that a
+        # claim failing turn after turn cannot keep the outcomes from being written.
+        self._write_first = False
+        self._write_failures = 0  # turns in a row whose writes failed
 
     # -- lifetime --------------------------------------------------------------
 
@@ -281,7 +284,8 @@ class BatchWorker:
                     delay = retry_delay(failures, self.interval)
                     log_loop_error(logger, self.queues, exc, failures, delay)
                     observers.loop_error("locker", exc)
-                    if conn is not None and not self._keep_session(conn, failures):
+                    self._write_first = True
+                    if conn is not None and not self._keep_session(conn):
                         self._connections.drop(conn)
                         conn = None
                     self._wait(delay)
@@ -298,7 +302,7 @@ class BatchWorker:
                 self._connections.drop(hold.conn)
             self._holds.clear()
 
-    def _keep_session(self, conn: AnyConnection, failures: int) -> bool:
+    def _keep_session(self, conn: AnyConnection) -> bool:
         """After a failed turn: whether the locker keeps its session, and with it
         the locks of the jobs running now (dropping it would let another worker
         take them). It does when the session rolls back cleanly; a claim cut
@@ -306,24 +310,23 @@ class BatchWorker:
         first. Outcomes not written stay in the book, to be tried again, and
         nothing is claimed while writing them fails.
 
-        After ``_WRITE_TRIES`` failures in a row (about half a minute of
-        backoff) the locker lets go instead of holding its jobs, and claiming
-        nothing, for ever: the session goes with their locks, and jobs whose
-        outcomes were not written run again (here or on any worker). Behind
-        PgBouncer the locker's own session holds no lock: it is replaced."""
+        After ``_WRITE_TRIES`` turns in a row whose writes failed (about half a
+        minute of backoff) the locker lets go instead of holding its jobs, and
+        claiming nothing, for ever: the session goes with their locks, and the
+        jobs whose outcomes were not written run again (here or on any worker).
+        Behind PgBouncer the locker's own session holds no lock: it is replaced."""
         if conn.closed or self._connections.pgbouncer:
             return False
-        if failures >= self._WRITE_TRIES:
-            if self._book.has_writes():
-                logger.error(
-                    "%s: the outcomes of %d job(s) could not be written in %d tries; "
-                    "their locks are released and they will run again",
-                    describe_queues(self.queues),
-                    self._book.pending(),
-                    failures,
-                )
+        if self._write_failures >= self._WRITE_TRIES:
+            logger.error(
+                "%s: the outcomes of %d job(s) could not be written in %d tries; "
+                "their locks are released and they will run again",
+                describe_queues(self.queues),
+                self._book.pending(),
+                self._write_failures,
+            )
             self._book.written()  # forgotten: with the session gone, the jobs run again
-            self._writes_failed = False
+            self._write_failures = 0
             return False
         try:
             conn.rollback()
@@ -371,9 +374,9 @@ class BatchWorker:
             return False
         book.capacity = self.concurrency + self._sizer.buffer()
         queues = unpaused(self.queues, self.client.pauses.paused(conn))
-        # While the writes fail, each claim would hand out jobs that cannot be
-        # finished: only the writes are tried again.
-        claiming = bool(queues) and not (self._writes_failed and book.has_writes())
+        # After a failed turn the outcomes go first: while writing them fails,
+        # each claim would hand out jobs that cannot be finished.
+        claiming = bool(queues) and not (self._write_first and book.has_writes())
         limit = book.claim_limit() if claiming else 0
         began = time.monotonic()
         claimed = self._write_and_claim(conn, limit, queues)
@@ -439,10 +442,11 @@ class BatchWorker:
                 if unlock:
                     conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
         except Exception:
-            # Failed in the writes: no claim until they go through (see _step).
-            self._writes_failed = writing
+            if writing:
+                self._write_failures += 1
             raise
-        self._writes_failed = False
+        self._write_first = False
+        self._write_failures = 0
         book.written()
         if limit == 0:
             return 0
@@ -734,9 +738,13 @@ class BatchWorker:
             item = self._jobs.get()
             if item is None:
                 return
-            # Shutting down, or its queue was paused since the claim: give it
-            # back unstarted.
-            if self._stop.is_set() or self.client.pauses.is_paused(item.job.queue):
+            # Shutting down, its queue paused since the claim, or the session
+            # that claimed it lost (its lock with it): give it back unstarted.
+            if (
+                self._stop.is_set()
+                or self.client.pauses.is_paused(item.job.queue)
+                or self._unlocked(item)
+            ):
                 self._cancel_watch.unwatch(item.handle)
                 self._book.report(Completion(item.job, item.generation))
                 self._wake.set()
@@ -770,6 +778,12 @@ class BatchWorker:
             # the locker collects every report made before it clears the event.
             if not self._wake.is_set() and self._book.worth_waking(self._jobs.qsize()):
                 self._wake.set()
+
+    def _unlocked(self, item: Claimed) -> bool:
+        """Whether ``item`` was claimed on a locker session since replaced: its
+        lock went with it, and another worker may be running it now. (A hold
+        behind PgBouncer lives until its jobs are written: not checked.)"""
+        return not self._connections.pgbouncer and item.generation != self._book.generation
 
     def _perform(self, job: Job, handle: JobHandle) -> Verdict:
         func = self.work_map.get(job.type)

@@ -686,7 +686,8 @@ async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
     # claim has taken its locks by then, and the book knows none of them. The
     # locker keeps its session (the running job's lock with it) and unlocks
     # those strays; dropping the session would free the running job, and
-    # keeping it without that would leave the strays locked.
+    # keeping it without that would leave the strays locked. A job finishing
+    # meanwhile is still deleted: a failed turn makes the next one write first.
     conn.execute("CREATE TABLE refuse_rechecks (reason text)")
     conn.execute("CREATE SEQUENCE recheck_refusals")
     gate = (
@@ -698,6 +699,52 @@ async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
         sql, "RECHECK_NOTED", sql.RECHECK_NOTED.replace("FROM unnest(", "FROM " + gate)
     )
     runs = Executions()
+    release = {n: threading.Event() for n in (0, 1)}
+
+    async def work(job: Any) -> None:
+        runs.record(job)
+        if job.args[0] in release:
+            assert await wait_event(release[job.args[0]], WAIT)
+
+    slow, second = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in (0, 1)]))
+    engine = engines({"W": side.handler(work)}, concurrency=2, buffer=0)
+    engine._WRITE_TRIES = 2  # claims failing are not writes failing: never reached
+    side.start_engine(engine)
+    try:
+        await eventually(lambda: set(runs.counts) == {slow.id, second.id}, "both running")
+        conn.execute("INSERT INTO refuse_rechecks VALUES ('test')")
+        rest = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(2, 22)]))
+        release[1].set()
+        await eventually(lambda: sequence_used(conn, "recheck_refusals") >= 2, "refused claims")
+        await eventually(
+            lambda: (
+                scalar(conn, "SELECT count(*) FROM que_jobs WHERE job_id = %s", [second.id]) == 0
+            ),
+            "the finished job deleted while claims fail",
+        )
+        refused = sequence_used(conn, "recheck_refusals")
+        await eventually(
+            lambda: sequence_used(conn, "recheck_refusals") >= refused + 2, "more refused claims"
+        )
+        await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
+        assert set(runs.counts) == {slow.id, second.id}
+    finally:
+        conn.execute("DELETE FROM refuse_rechecks")
+        release[0].set()
+        release[1].set()
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
+    assert runs.counts == Counter({job.id: 1 for job in [slow, second, *rest]})
+    assert advisory_lock_count(db_url) == 0
+
+
+async def test_jobs_claimed_on_a_lost_session_are_not_started(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
+) -> None:
+    # Jobs wait in the engine's queue behind a running one when the locker's
+    # session is cut: their locks are gone, and another worker takes them. The
+    # engine must not start them too; it claims them again once they are free.
+    runs = Executions()
     release = threading.Event()
 
     async def work(job: Any) -> None:
@@ -705,23 +752,39 @@ async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
         if job.args[0] == 0:
             assert await wait_event(release, WAIT)
 
-    slow = await r(qc.enqueue(que.Job(type="W", args=[0])))
-    engine = engines({"W": side.handler(work)}, concurrency=2, buffer=0)
+    first = await r(qc.enqueue(que.Job(type="W", args=[0], priority=1)))
+    queued = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(1, 6)]))
+    engine = engines({"W": side.handler(work)}, concurrency=1, buffer=5)
     side.start_engine(engine)
+    other = que.Client(db_url)
     try:
-        await eventually(lambda: slow.id in runs.counts, "the slow job running")
-        conn.execute("INSERT INTO refuse_rechecks VALUES ('test')")
-        rest = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(1, 21)]))
-        await eventually(lambda: sequence_used(conn, "recheck_refusals") >= 2, "refused claims")
-        await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
-        assert set(runs.counts) == {slow.id}
-    finally:
-        conn.execute("DELETE FROM refuse_rechecks")
+        await eventually(lambda: first.id in runs.counts, "the first job running")
+        await eventually(
+            lambda: {job.id for job in queued} <= advisory_locked_ids(conn), "the rest claimed"
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        await eventually(lambda: not advisory_locked_ids(conn), "the session's locks gone")
+        # Once the locker knows (it replaces its session at its next statement):
+        await eventually(lambda: engine._book.generation > 1, "a new locker session")
+        # Another worker takes them all (the running one too: its lock went as well).
+        held = [other.lock_job() for _ in range(6)]
+        assert sorted(job.id for job in held if job) == sorted(job.id for job in [first, *queued])
         release.set()
-    await eventually(lambda: remaining(conn) == 0, "every job worked")
+        await eventually(lambda: remaining(conn) == 6 - 1, "the first job deleted")
+        await asyncio.sleep(0.5)
+        assert set(runs.counts) == {first.id}  # none of those held elsewhere started here
+        for job in held:
+            if job:
+                job.done()  # given back unworked
+        await eventually(lambda: remaining(conn) == 0, "every job worked")
+    finally:
+        release.set()
+        other.close()
     assert await side.stop_engine(engine)
-    assert runs.counts == Counter({job.id: 1 for job in [slow, *rest]})
-    assert advisory_lock_count(db_url) == 0
+    assert runs.counts == Counter({job.id: 1 for job in [first, *queued]})
 
 
 async def test_job_past_its_timeout_is_reported(
