@@ -291,6 +291,10 @@ class AsyncBatchWorker:
                     if conn is not None and not await self._keep_session(conn):
                         await self._connections.drop(conn)
                         conn = None
+                        # Its locks are gone now: the jobs it claimed that wait
+                        # unstarted must not start (see _unlocked).
+                        self._book.new_session()
+                        self._write_failures = 0
                     await self._wait(delay)
         finally:
             self._connections.unreserve(reserved)
@@ -321,15 +325,15 @@ class AsyncBatchWorker:
         if conn.closed or self._connections.pgbouncer:
             return False
         if self._write_failures >= self._WRITE_TRIES:
-            logger.error(
-                "%s: the outcomes of %d job(s) could not be written in %d tries; "
-                "their locks are released and they will run again",
-                describe_queues(self.queues),
-                self._book.pending(),
-                self._write_failures,
-            )
+            if self._book.has_writes():
+                logger.error(
+                    "%s: the outcomes of %d job(s) could not be written in %d tries; "
+                    "their locks are released and they will run again",
+                    describe_queues(self.queues),
+                    self._book.pending(),
+                    self._write_failures,
+                )
             self._book.written()  # forgotten: with the session gone, the jobs run again
-            self._write_failures = 0
             return False
         try:
             await conn.rollback()
@@ -473,6 +477,7 @@ class AsyncBatchWorker:
             async with conn.transaction():
                 await self._write_outcomes(conn)
         book.written()
+        self._write_first = False
         for done in finishing:
             hold = self._holds.get(done.generation)
             if hold is not None and done.job.id is not None:

@@ -288,6 +288,10 @@ class BatchWorker:
                     if conn is not None and not self._keep_session(conn):
                         self._connections.drop(conn)
                         conn = None
+                        # Its locks are gone now: the jobs it claimed that wait
+                        # unstarted must not start (see _unlocked).
+                        self._book.new_session()
+                        self._write_failures = 0
                     self._wait(delay)
         finally:
             self._connections.unreserve(reserved)
@@ -318,15 +322,15 @@ class BatchWorker:
         if conn.closed or self._connections.pgbouncer:
             return False
         if self._write_failures >= self._WRITE_TRIES:
-            logger.error(
-                "%s: the outcomes of %d job(s) could not be written in %d tries; "
-                "their locks are released and they will run again",
-                describe_queues(self.queues),
-                self._book.pending(),
-                self._write_failures,
-            )
+            if self._book.has_writes():
+                logger.error(
+                    "%s: the outcomes of %d job(s) could not be written in %d tries; "
+                    "their locks are released and they will run again",
+                    describe_queues(self.queues),
+                    self._book.pending(),
+                    self._write_failures,
+                )
             self._book.written()  # forgotten: with the session gone, the jobs run again
-            self._write_failures = 0
             return False
         try:
             conn.rollback()
@@ -468,6 +472,7 @@ class BatchWorker:
             with conn.transaction():
                 self._write_outcomes(conn)
         book.written()
+        self._write_first = False
         for done in finishing:
             hold = self._holds.get(done.generation)
             if hold is not None and done.job.id is not None:
