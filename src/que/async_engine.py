@@ -278,7 +278,6 @@ class AsyncBatchWorker:
                 try:
                     if conn is None:
                         conn = await self._connections.take()
-                        self._book.new_session()
                     if await self._step(conn):
                         return
                     failures = 0
@@ -291,7 +290,8 @@ class AsyncBatchWorker:
                     if conn is not None and not await self._keep_session(conn):
                         await self._connections.drop(conn)
                         conn = None
-                        # Its locks are gone now: the jobs it claimed that wait
+                        # Its locks are gone now: the next session is a new
+                        # generation, and the jobs this one claimed that wait
                         # unstarted must not start (see _unlocked).
                         self._book.new_session()
                         self._write_failures = 0

@@ -275,7 +275,6 @@ class BatchWorker:
                 try:
                     if conn is None:
                         conn = self._connections.take()
-                        self._book.new_session()
                     if self._step(conn):
                         return
                     failures = 0
@@ -288,7 +287,8 @@ class BatchWorker:
                     if conn is not None and not self._keep_session(conn):
                         self._connections.drop(conn)
                         conn = None
-                        # Its locks are gone now: the jobs it claimed that wait
+                        # Its locks are gone now: the next session is a new
+                        # generation, and the jobs this one claimed that wait
                         # unstarted must not start (see _unlocked).
                         self._book.new_session()
                         self._write_failures = 0

@@ -595,11 +595,7 @@ def refuse_deletes(conn: psycopg.Connection[Any]) -> Callable[[], int]:
 
 
 def sequence_used(conn: psycopg.Connection[Any], name: str) -> int:
-    row = conn.execute(
-        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " + name
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    return int(scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " + name))
 
 
 async def test_failing_writes_keep_the_locks_and_claim_nothing_more(
@@ -762,13 +758,14 @@ async def test_jobs_claimed_on_a_lost_session_are_not_started(
         await eventually(
             lambda: {job.id for job in queued} <= advisory_locked_ids(conn), "the rest claimed"
         )
+        lost = engine._book.generation  # the session about to be cut
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         await eventually(lambda: not advisory_locked_ids(conn), "the session's locks gone")
-        # Once the locker knows (it replaces its session at its next statement):
-        await eventually(lambda: engine._book.generation > 1, "a new locker session")
+        # Once the locker knows (it drops the session at its next statement):
+        await eventually(lambda: engine._book.generation > lost, "a new locker session")
         # Another worker takes them all (the running one too: its lock went as well).
         held = [other.lock_job() for _ in range(6)]
         assert sorted(job.id for job in held if job) == sorted(job.id for job in [first, *queued])
