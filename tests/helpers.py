@@ -6,7 +6,7 @@ import asyncio
 import gc
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +25,32 @@ def held_locks(conn: psycopg.Connection[Any]) -> list[int]:
         "ORDER BY 1"
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def refuse_deletes(conn: psycopg.Connection[Any]) -> Callable[[], int]:
+    """A trigger that refuses every delete from que_jobs while refuse_deletes has
+    a row; returns how many it refused so far (a sequence: no rollback undoes it)."""
+    conn.execute("CREATE TABLE refuse_deletes (reason text)")
+    conn.execute("INSERT INTO refuse_deletes VALUES ('test')")
+    conn.execute("CREATE SEQUENCE refusals")
+    conn.execute(
+        "CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF EXISTS (SELECT 1 FROM refuse_deletes) THEN PERFORM nextval('refusals'); "
+        "RAISE EXCEPTION 'deletes refused by the test'; END IF; RETURN OLD; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse_delete BEFORE DELETE ON que_jobs "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_delete()"
+    )
+    return lambda: sequence_used(conn, "refusals")
+
+
+def sequence_used(conn: psycopg.Connection[Any], name: str) -> int:
+    row = conn.execute(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " + name
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _count(url: str, query: str) -> int:

@@ -294,7 +294,8 @@ class AsyncBatchWorker:
                         # generation, and the jobs this one claimed that wait
                         # unstarted must not start (see _unlocked).
                         self._book.new_session()
-                        self._write_failures = 0
+                        if not self._connections.pgbouncer:  # it holds no locks there
+                            self._write_failures = 0
                     await self._wait(delay)
         finally:
             self._connections.unreserve(reserved)
@@ -325,15 +326,7 @@ class AsyncBatchWorker:
         if conn.closed or self._connections.pgbouncer:
             return False
         if self._write_failures >= self._WRITE_TRIES:
-            if self._book.has_writes():
-                logger.error(
-                    "%s: the outcomes of %d job(s) could not be written in %d tries; "
-                    "their locks are released and they will run again",
-                    describe_queues(self.queues),
-                    self._book.pending(),
-                    self._write_failures,
-                )
-            self._book.written()  # forgotten: with the session gone, the jobs run again
+            self._give_up_writes()  # forgotten: with the session gone, the jobs run again
             return False
         try:
             await conn.rollback()
@@ -343,6 +336,19 @@ class AsyncBatchWorker:
         except psycopg.Error:
             return False
         return True
+
+    def _give_up_writes(self) -> None:
+        """Forget the outcomes that could not be written: their jobs' locks are
+        about to be released, and the jobs run again."""
+        if self._book.has_writes():
+            logger.error(
+                "%s: the outcomes of %d job(s) could not be written in %d tries; "
+                "their locks are released and they will run again",
+                describe_queues(self.queues),
+                self._book.pending(),
+                self._write_failures,
+            )
+        self._book.written()
 
     async def _unlock_strays(self, conn: AnyConnection) -> None:
         """Unlock the job locks this session holds and the book does not know of."""
@@ -473,11 +479,21 @@ class AsyncBatchWorker:
         book = self._book
         began = time.perf_counter()
         finishing = book.finishing()
-        if book.has_row_writes():
-            async with conn.transaction():
-                await self._write_outcomes(conn)
+        try:
+            if book.has_row_writes():
+                async with conn.transaction():
+                    await self._write_outcomes(conn)
+        except Exception:
+            self._write_failures += 1
+            if self._write_failures < self._WRITE_TRIES:
+                raise
+            # Given up: the holds whose jobs are all finished end below, and
+            # their locks with them; a hold with a job still running ends
+            # when that job is done.
+            self._give_up_writes()
         book.written()
         self._write_first = False
+        self._write_failures = 0
         for done in finishing:
             hold = self._holds.get(done.generation)
             if hold is not None and done.job.id is not None:

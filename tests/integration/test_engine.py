@@ -33,7 +33,7 @@ from que import sql
 from que._engine_base import claim_params
 from que.schema import install_notify, notify_installed, uninstall_notify
 
-from ..helpers import advisory_lock_count
+from ..helpers import advisory_lock_count, refuse_deletes, sequence_used
 from ..sides import AnyClient, Side, r, wait_event, wait_until
 
 WAIT = 60.0  # the longest any condition below is polled for
@@ -574,28 +574,6 @@ def advisory_locked_ids(conn: psycopg.Connection[Any]) -> set[int]:
         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ).fetchall()
     return {row[0] for row in rows}
-
-
-def refuse_deletes(conn: psycopg.Connection[Any]) -> Callable[[], int]:
-    """A trigger that refuses every delete from que_jobs while refuse_deletes has
-    a row; returns how many it refused so far (a sequence: no rollback undoes it)."""
-    conn.execute("CREATE TABLE refuse_deletes (reason text)")
-    conn.execute("INSERT INTO refuse_deletes VALUES ('test')")
-    conn.execute("CREATE SEQUENCE refusals")
-    conn.execute(
-        "CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "IF EXISTS (SELECT 1 FROM refuse_deletes) THEN PERFORM nextval('refusals'); "
-        "RAISE EXCEPTION 'deletes refused by the test'; END IF; RETURN OLD; END $$"
-    )
-    conn.execute(
-        "CREATE TRIGGER refuse_delete BEFORE DELETE ON que_jobs "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_delete()"
-    )
-    return lambda: sequence_used(conn, "refusals")
-
-
-def sequence_used(conn: psycopg.Connection[Any], name: str) -> int:
-    return int(scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " + name))
 
 
 async def test_failing_writes_keep_the_locks_and_claim_nothing_more(
