@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._jobs import id_array
 from ._last_error import storable
@@ -329,6 +329,25 @@ def claim_params(
             "after_id": after["job_id"],
         }
     return {"queue": queue, "limit": limit, "held": id_array(skip), "window": window, **key}
+
+
+class WindowEnd(NamedTuple):
+    """The key of the last row of a claim's window, or None when the window
+    was not full (no due row lies beyond it)."""
+
+    key: dict[str, Any] | None
+
+
+def window_end(noted: dict[str, Any] | None) -> WindowEnd | None:
+    """The window end a LOCK_JOBS_NOTED row reports (its key is None when the
+    window was not full, and when the claim locked all it wanted: then the
+    statement does not look)."""
+    if noted is None:
+        return None
+    if noted["end_job_id"] is None:
+        return WindowEnd(None)
+    key = {"priority": noted["end_priority"], "run_at": noted["end_run_at"]}
+    return WindowEnd({**key, "job_id": noted["end_job_id"]})
 
 
 def vanished_ids(locked: list[int], found: list[dict[str, Any]]) -> list[int]:

@@ -42,11 +42,13 @@ from ._acompat import (
     wait_event,
 )
 from ._engine_base import (
+    CLAIM_WINDOW,
     MAX_CLAIM_WINDOW,
     SATURATED_WAIT,
     BufferSizer,
     Completion,
     EngineBook,
+    WindowEnd,
     by_queue,
     check_engine_options,
     check_listen,
@@ -55,6 +57,7 @@ from ._engine_base import (
     key_params,
     vanished_ids,
     wait_seconds,
+    window_end,
 )
 from ._jobs import id_array, parse_id_array, text_array
 from ._observe import observers
@@ -404,7 +407,9 @@ class AsyncBatchWorker:
             # dry; the timeout bounds how long a lone outcome waits to be written.
             await self._wait(min(self.interval, SATURATED_WAIT))
         elif claimed < limit:  # nothing more is due now
-            await self._wait(await self._idle_wait(conn, queues))
+            # Already woken (a NOTIFY during the turn): no sleep to size.
+            woken = self._wake.is_set()
+            await self._wait(0.0 if woken else await self._idle_wait(conn, queues))
         return False
 
     async def _write_and_claim(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
@@ -426,6 +431,7 @@ class AsyncBatchWorker:
         order = rotated(queues, self._turn)
         self._turn += 1
         locked: list[int] = []
+        first_end: WindowEnd | None = None
         writing = False
         try:
             async with conn.pipeline():
@@ -442,6 +448,7 @@ class AsyncBatchWorker:
                     await recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
                     noted = await claim.fetchone()  # a flush: the writes are not sent yet
                     locked = parse_id_array(noted["ids"]) if noted else []
+                    first_end = window_end(noted)
                     claimed = await self._hand_out(conn, locked, await recheck.fetchall())
                 writing = True
                 # The writes commit in their own transaction before the unlocks
@@ -464,7 +471,7 @@ class AsyncBatchWorker:
         if limit == 0:
             return 0
         if len(locked) < limit:
-            more = await self._claim_more(conn, limit, held, order, locked)
+            more = await self._claim_more(conn, limit, held, order, locked, first_end)
             if more:
                 more_ids = [row["job_id"] for row in more]
                 claimed += await self._hand_out(conn, more_ids, await self._reread(conn, more))
@@ -576,10 +583,14 @@ class AsyncBatchWorker:
         held: list[int],
         order: list[str],
         mine: list[int],
+        first_end: WindowEnd | None = None,
     ) -> list[dict[str, Any]]:
         """After a short first claim (which locked ``mine``): the rest of the
         first queue past full windows, then the other queues in turn, until
-        ``limit`` are locked."""
+        ``limit`` are locked. ``first_end`` is the end of the first claim's
+        window, when the claim reported it."""
+        if first_end is not None and first_end.key is None and len(order) == 1:
+            return []  # the claim's window was not full: nothing more is due
         more: list[dict[str, Any]] = []
         async with self._walking(conn), conn.cursor(row_factory=dict_row) as cur:
             for index, queue in enumerate(order):
@@ -594,7 +605,11 @@ class AsyncBatchWorker:
                     more += await cur.fetchall()
                     locked = mine + [row["job_id"] for row in more]
                 if len(locked) < limit:
-                    more += await self._claim_beyond(cur, queue, limit, skip, locked)
+                    if index == 0 and first_end is not None:
+                        end = first_end.key
+                    else:
+                        end = await self._window_end(cur, claim_params(queue, 0, skip))
+                    more += await self._claim_beyond(cur, queue, limit, skip, locked, end)
                 if len(mine) + len(more) >= limit:
                     break
         return more
@@ -617,25 +632,32 @@ class AsyncBatchWorker:
         limit: int,
         skip: list[int],
         locked: list[int],
+        end: dict[str, Any] | None,
     ) -> list[dict[str, Any]]:
-        """Walk on in ``queue`` past a full window whose free jobs ran out (other
-        sessions hold the rest), window after window, until ``limit`` are locked
-        in all (``locked`` so far) or no window is full. A window is its
-        ``after`` key and the ids it skipped (``skip`` for the one just walked)."""
+        """Walk on in ``queue`` past a full window (ending at the key ``end``)
+        whose free jobs ran out (other sessions hold the rest), window after
+        window, each twice the last, until ``limit`` are locked in all
+        (``locked`` so far) or a window is not full."""
         more: list[dict[str, Any]] = []
-        window = claim_params(queue, 0, skip)
-        while len(locked) + len(more) < limit:
-            await cur.execute(sql.CLAIM_WINDOW_END, window, prepare=True)
-            end = await cur.fetchone()
-            if end is None:
-                break
+        size = CLAIM_WINDOW
+        while end is not None and len(locked) + len(more) < limit:
             mine = locked + [row["job_id"] for row in more]
-            size = min(2 * window["window"], MAX_CLAIM_WINDOW)
-            wanted = limit - len(mine)
-            window = claim_params(queue, wanted, skip + mine, end, size)
+            size = min(2 * size, MAX_CLAIM_WINDOW)
+            window = claim_params(queue, limit - len(mine), skip + mine, end, size)
             await cur.execute(self._lock_jobs, window, prepare=True)
             more += await cur.fetchall()
+            if len(locked) + len(more) < limit:
+                end = await self._window_end(cur, window)
         return more
+
+    async def _window_end(
+        self, cur: psycopg.AsyncCursor[Any], window: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The key of the last row of ``window`` (claim parameters), or None
+        when it is not full."""
+        await cur.execute(sql.CLAIM_WINDOW_END, window, prepare=True)
+        end: dict[str, Any] | None = await cur.fetchone()
+        return end
 
     async def _reread(
         self, conn: AnyConnection, locked: list[dict[str, Any]]

@@ -43,11 +43,13 @@ from ._compat import (
     wait_event,
 )
 from ._engine_base import (
+    CLAIM_WINDOW,
     MAX_CLAIM_WINDOW,
     SATURATED_WAIT,
     BufferSizer,
     Completion,
     EngineBook,
+    WindowEnd,
     by_queue,
     check_engine_options,
     check_listen,
@@ -56,6 +58,7 @@ from ._engine_base import (
     key_params,
     vanished_ids,
     wait_seconds,
+    window_end,
 )
 from ._jobs import id_array, parse_id_array, text_array
 from ._observe import observers
@@ -401,7 +404,9 @@ class BatchWorker:
             # dry; the timeout bounds how long a lone outcome waits to be written.
             self._wait(min(self.interval, SATURATED_WAIT))
         elif claimed < limit:  # nothing more is due now
-            self._wait(self._idle_wait(conn, queues))
+            # Already woken (a NOTIFY during the turn): no sleep to size.
+            woken = self._wake.is_set()
+            self._wait(0.0 if woken else self._idle_wait(conn, queues))
         return False
 
     def _write_and_claim(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
@@ -423,6 +428,7 @@ class BatchWorker:
         order = rotated(queues, self._turn)
         self._turn += 1
         locked: list[int] = []
+        first_end: WindowEnd | None = None
         writing = False
         try:
             with conn.pipeline():
@@ -439,6 +445,7 @@ class BatchWorker:
                     recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
                     noted = claim.fetchone()  # a flush: the writes are not sent yet
                     locked = parse_id_array(noted["ids"]) if noted else []
+                    first_end = window_end(noted)
                     claimed = self._hand_out(conn, locked, recheck.fetchall())
                 writing = True
                 # The writes commit in their own transaction before the unlocks
@@ -461,7 +468,7 @@ class BatchWorker:
         if limit == 0:
             return 0
         if len(locked) < limit:
-            more = self._claim_more(conn, limit, held, order, locked)
+            more = self._claim_more(conn, limit, held, order, locked, first_end)
             if more:
                 more_ids = [row["job_id"] for row in more]
                 claimed += self._hand_out(conn, more_ids, self._reread(conn, more))
@@ -571,10 +578,14 @@ class BatchWorker:
         held: list[int],
         order: list[str],
         mine: list[int],
+        first_end: WindowEnd | None = None,
     ) -> list[dict[str, Any]]:
         """After a short first claim (which locked ``mine``): the rest of the
         first queue past full windows, then the other queues in turn, until
-        ``limit`` are locked."""
+        ``limit`` are locked. ``first_end`` is the end of the first claim's
+        window, when the claim reported it."""
+        if first_end is not None and first_end.key is None and len(order) == 1:
+            return []  # the claim's window was not full: nothing more is due
         more: list[dict[str, Any]] = []
         with self._walking(conn), conn.cursor(row_factory=dict_row) as cur:
             for index, queue in enumerate(order):
@@ -587,7 +598,11 @@ class BatchWorker:
                     more += cur.fetchall()
                     locked = mine + [row["job_id"] for row in more]
                 if len(locked) < limit:
-                    more += self._claim_beyond(cur, queue, limit, skip, locked)
+                    if index == 0 and first_end is not None:
+                        end = first_end.key
+                    else:
+                        end = self._window_end(cur, claim_params(queue, 0, skip))
+                    more += self._claim_beyond(cur, queue, limit, skip, locked, end)
                 if len(mine) + len(more) >= limit:
                     break
         return more
@@ -610,25 +625,32 @@ class BatchWorker:
         limit: int,
         skip: list[int],
         locked: list[int],
+        end: dict[str, Any] | None,
     ) -> list[dict[str, Any]]:
-        """Walk on in ``queue`` past a full window whose free jobs ran out (other
-        sessions hold the rest), window after window, until ``limit`` are locked
-        in all (``locked`` so far) or no window is full. A window is its
-        ``after`` key and the ids it skipped (``skip`` for the one just walked)."""
+        """Walk on in ``queue`` past a full window (ending at the key ``end``)
+        whose free jobs ran out (other sessions hold the rest), window after
+        window, each twice the last, until ``limit`` are locked in all
+        (``locked`` so far) or a window is not full."""
         more: list[dict[str, Any]] = []
-        window = claim_params(queue, 0, skip)
-        while len(locked) + len(more) < limit:
-            cur.execute(sql.CLAIM_WINDOW_END, window, prepare=True)
-            end = cur.fetchone()
-            if end is None:
-                break
+        size = CLAIM_WINDOW
+        while end is not None and len(locked) + len(more) < limit:
             mine = locked + [row["job_id"] for row in more]
-            size = min(2 * window["window"], MAX_CLAIM_WINDOW)
-            wanted = limit - len(mine)
-            window = claim_params(queue, wanted, skip + mine, end, size)
+            size = min(2 * size, MAX_CLAIM_WINDOW)
+            window = claim_params(queue, limit - len(mine), skip + mine, end, size)
             cur.execute(self._lock_jobs, window, prepare=True)
             more += cur.fetchall()
+            if len(locked) + len(more) < limit:
+                end = self._window_end(cur, window)
         return more
+
+    def _window_end(
+        self, cur: psycopg.Cursor[Any], window: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The key of the last row of ``window`` (claim parameters), or None
+        when it is not full."""
+        cur.execute(sql.CLAIM_WINDOW_END, window, prepare=True)
+        end: dict[str, Any] | None = cur.fetchone()
+        return end
 
     def _reread(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows of ``locked`` (keys the walk locked) still in the table, read

@@ -318,17 +318,32 @@ LIMIT %(limit)s
 # RECHECK_NOTED, sent right behind it in the same pipeline, reads them. The
 # re-check must be a later statement (a snapshot taken after the locks), and
 # this way it costs no round trip of its own. The three array_agg calls read
-# the same rows in the same order, so the arrays line up.
+# the same rows in the same order, so the arrays line up. When it locked
+# fewer than %(limit)s, the row also gives the key of its window's last row
+# (as CLAIM_WINDOW_END would, in the same snapshot), or NULLs when the window
+# was not full: an engine with nothing more due then learns so without
+# another statement. The walk to that row runs only in that case.
 LOCK_JOBS_NOTED: Final = (
     """
-SELECT set_config('que.locked_priorities', coalesce(array_agg(l.priority)::text, '{}'), false)
-           AS priorities,
-       set_config('que.locked_run_ats', coalesce(array_agg(l.run_at)::text, '{}'), false)
-           AS run_ats,
-       set_config('que.locked_ids', coalesce(array_agg(l.job_id)::text, '{}'), false) AS ids
-FROM ("""
+SELECT noted.priorities, noted.run_ats, noted.ids, window_end.priority AS end_priority,
+       window_end.run_at AS end_run_at, window_end.job_id AS end_job_id
+FROM (
+    SELECT set_config('que.locked_priorities', coalesce(array_agg(l.priority)::text, '{}'), false)
+               AS priorities,
+           set_config('que.locked_run_ats', coalesce(array_agg(l.run_at)::text, '{}'), false)
+               AS run_ats,
+           set_config('que.locked_ids', coalesce(array_agg(l.job_id)::text, '{}'), false) AS ids,
+           count(*) AS locked
+    FROM ("""
     + LOCK_JOBS
     + """) AS l
+) AS noted
+LEFT JOIN LATERAL (
+    SELECT j.priority, j.run_at, j.job_id"""
+    + _CLAIM_WINDOW.replace("WHERE j.queue", "WHERE noted.locked < %(limit)s AND j.queue")
+    + """    OFFSET %(window)s - 1
+    LIMIT 1
+) AS window_end ON true
 """
 )
 

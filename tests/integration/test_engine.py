@@ -30,7 +30,8 @@ from psycopg.rows import dict_row
 
 import que
 from que import sql
-from que._engine_base import claim_params
+from que._engine_base import WindowEnd, claim_params, window_end
+from que._jobs import parse_id_array
 from que.schema import install_notify, notify_installed, uninstall_notify
 
 from ..helpers import advisory_lock_count, refuse_deletes, sequence_used
@@ -917,6 +918,34 @@ def test_batch_claim_skips_jobs_locked_elsewhere(
         got = locker.execute(sql.LOCK_JOBS, claim_params("", 10, [])).fetchall()
         assert [row["job_id"] for row in got] == ids[4:]
         locker.execute(sql.UNLOCK_JOBS, {"ids": ids[4:]})
+    conn.execute("SELECT pg_advisory_unlock_all()")
+
+
+def test_first_claim_reports_where_its_window_ends(
+    client: que.Client, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    # When the first claim locks fewer than it wants, the walk goes on past its
+    # window only if the window was full: the claim reports the window's last
+    # key then, and no key when the window was short or the claim had enough.
+    ids = [j.id for j in client.enqueue_many([que.Job(type="T") for _ in range(6)])]
+    for job_id in ids[:4]:  # a Ruby or Go worker holds these
+        conn.execute("SELECT pg_advisory_lock(%s)", [job_id])
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as locker:
+
+        def claim(limit: int, window: int) -> tuple[list[int], Any]:
+            params = claim_params("", limit, [], None, window)
+            row = locker.execute(sql.LOCK_JOBS_NOTED, params).fetchone()
+            locker.execute("SELECT pg_advisory_unlock_all()")
+            return parse_id_array(row["ids"]) if row else [], window_end(row)
+
+        locked, end = claim(limit=10, window=5)  # the window is ids[0..4]
+        assert locked == [ids[4]]
+        assert end is not None and end.key is not None
+        assert end.key["job_id"] == ids[4]
+        row = conn.execute("SELECT priority, run_at FROM que_jobs WHERE job_id = %s", [ids[4]])
+        assert row.fetchone() == (end.key["priority"], end.key["run_at"])
+        assert claim(limit=10, window=10) == ([ids[4], ids[5]], WindowEnd(None))
+        assert claim(limit=1, window=5) == ([ids[4]], WindowEnd(None))
     conn.execute("SELECT pg_advisory_unlock_all()")
 
 
