@@ -568,10 +568,10 @@ async def test_terminated_locker_session_loses_no_job(
 
 
 def advisory_locked_ids(conn: psycopg.Connection[Any]) -> set[int]:
-    """Job ids under an advisory lock now (one-key locks on ids below 2**32, as here)."""
+    """Job ids under an advisory lock now (a bigint key: high half in classid)."""
     rows = conn.execute(
-        "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND objsubid = 1 AND classid = 0 "
+        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
+        "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ).fetchall()
     return {row[0] for row in rows}
@@ -649,6 +649,16 @@ async def test_writes_failing_for_long_give_their_jobs_up(
     assert advisory_lock_count(db_url) == 0
 
 
+# Job ids past 2**32 + 2**31: a bigint lock key's high half is in pg_locks.classid
+# and its low half, here with the top bit set, in objid.
+HIGH_IDS = 2**32 + 2**31
+
+
+def start_ids_at(conn: psycopg.Connection[Any], first: int) -> None:
+    conn.execute("SELECT setval(pg_get_serial_sequence('que_jobs', 'job_id'), %s, false)", [first])
+
+
+@pytest.mark.parametrize("first_id", [1, HIGH_IDS], ids=["ids", "high-ids"])
 async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
     side: Side,
     qc: AnyClient,
@@ -656,6 +666,7 @@ async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
     engines: Any,
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
+    first_id: int,
 ) -> None:
     # The re-check after the claim fails while refuse_rechecks has a row: the
     # claim has taken its locks by then, and the book knows none of them. The
@@ -681,7 +692,9 @@ async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
         if job.args[0] in release:
             assert await wait_event(release[job.args[0]], WAIT)
 
+    start_ids_at(conn, first_id)
     slow, second = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in (0, 1)]))
+    assert slow.id == first_id
     engine = engines({"W": side.handler(work)}, concurrency=2, buffer=0)
     engine._WRITE_TRIES = 2  # claims failing are not writes failing: never reached
     side.start_engine(engine)
