@@ -726,6 +726,59 @@ async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
     assert advisory_lock_count(db_url) == 0
 
 
+async def test_failed_claim_of_a_second_queue_unlocks_what_it_locked(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An engine of two queues claims from the second after a short first claim
+    # (_claim_more). That claim fails right after locking its first row while
+    # refuse_claims has a row (session locks outlive the failed statement),
+    # so the book never learns of that lock: the locker unlocks it and keeps
+    # the running job's lock. The first claim of a turn is not refused, so
+    # every job is still worked, on the turns that claim from "b" first.
+    conn.execute("CREATE TABLE refuse_claims (reason text)")
+    conn.execute("CREATE SEQUENCE claim_refusals")
+    # A correlated subquery costs more than the lock call, so it runs after it.
+    gate = (
+        "WHERE pg_try_advisory_lock(due.job_id) AND (SELECT 1 / CASE WHEN count(*) = 0 "
+        "THEN 1 ELSE 0 * nextval('claim_refusals') END FROM refuse_claims "
+        "WHERE due.job_id IS NOT NULL) = 1"
+    )
+    assert sql.LOCK_JOBS.count("WHERE pg_try_advisory_lock(due.job_id)") == 1
+    monkeypatch.setattr(
+        sql, "LOCK_JOBS", sql.LOCK_JOBS.replace("WHERE pg_try_advisory_lock(due.job_id)", gate)
+    )
+    runs = Executions()
+    release = threading.Event()
+
+    async def work(job: Any) -> None:
+        runs.record(job)
+        if job.queue == "a":
+            assert await wait_event(release, WAIT)
+
+    slow = await r(qc.enqueue(que.Job(type="W", queue="a")))
+    engine = engines({"W": side.handler(work)}, concurrency=4, buffer=0, queue=["a", "b"])
+    side.start_engine(engine)
+    try:
+        await eventually(lambda: set(runs.counts) == {slow.id}, "the slow job running")
+        conn.execute("INSERT INTO refuse_claims VALUES ('test')")
+        rest = await r(qc.enqueue_many([que.Job(type="W", queue="b") for _ in range(12)]))
+        await eventually(lambda: remaining(conn) == 1, "the second queue's jobs worked")
+        assert sequence_used(conn, "claim_refusals") >= 2
+        await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
+    finally:
+        conn.execute("DELETE FROM refuse_claims")
+        release.set()
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
+    assert runs.counts == Counter({job.id: 1 for job in [slow, *rest]})
+    assert advisory_lock_count(db_url) == 0
+
+
 async def test_jobs_claimed_on_a_lost_session_are_not_started(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
 ) -> None:
