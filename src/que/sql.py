@@ -10,6 +10,20 @@ from __future__ import annotations
 
 from typing import Final
 
+# -- job locks as pg_locks shows them ----------------------------------------
+
+# A job's advisory lock is one bigint key, its id: pg_locks shows the key's
+# high 32 bits as classid and its low 32 bits as objid, with objsubid 1.
+_JOB_LOCK_ID: Final = "(l.classid::bigint << 32) | l.objid::bigint"
+_JOB_LOCK: Final = "l.locktype = 'advisory' AND l.objsubid = 1"
+# Such a lock granted to any session (Python, Ruby or Go) of this database.
+_JOB_LOCK_HERE: Final = (
+    _JOB_LOCK
+    + """
+      AND l.granted
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+)
+
 # -- enqueue ---------------------------------------------------------------
 
 INSERT_JOB: Final = """
@@ -104,25 +118,26 @@ INSERT_UNIQUE_JOB: Final = (
 # 'queued': in que_jobs and no session of this database holds its advisory
 # lock (the lock any worker, Python, Ruby or Go, takes to run it; see
 # JOB_STATS). 'period': not yet expired. No row: the key was purged since.
-UNIQUE_KEY_HOLDER: Final = """
+UNIQUE_KEY_HOLDER: Final = (
+    """
 SELECT k.job_id,
        CASE WHEN k.scope = 'period' THEN k.expires_at > clock_timestamp()
             ELSE EXISTS (SELECT 1 FROM que_jobs AS j WHERE j.job_id = k.job_id)
                  AND (k.scope = 'active' OR NOT EXISTS (
                      SELECT 1
                      FROM pg_locks AS l
-                     WHERE l.locktype = 'advisory'
-                       AND l.objsubid = 1
-                       AND l.granted
-                       AND l.database = (
-                           SELECT oid FROM pg_database WHERE datname = current_database()
-                       )
-                       AND (l.classid::bigint << 32) | l.objid::bigint = k.job_id
+                     WHERE """
+    + _JOB_LOCK_HERE
+    + """
+                       AND """
+    + _JOB_LOCK_ID
+    + """ = k.job_id
                  ))
        END AS live
 FROM que_unique_keys AS k
 WHERE k.unique_key = %(unique_key)s::text
 """
+)
 
 # A stale key passes to a new job, only if it still names the stale holder
 # (%(old_job_id)s): of producers racing to take it over, the first updates
@@ -394,11 +409,17 @@ UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::text::b
 # The job locks (one bigint key: high half in classid, low half in objid) that
 # this session holds: after a failed claim, the locker unlocks those it never
 # learnt of.
-SESSION_JOB_LOCKS: Final = """
-SELECT coalesce(array_agg((l.classid::bigint << 32) | l.objid::bigint), '{}')::text AS ids
+SESSION_JOB_LOCKS: Final = (
+    """
+SELECT coalesce(array_agg("""
+    + _JOB_LOCK_ID
+    + """), '{}')::text AS ids
 FROM pg_locks AS l
-WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.pid = pg_backend_pid()
+WHERE """
+    + _JOB_LOCK
+    + """ AND l.pid = pg_backend_pid()
 """
+)
 
 # PgBouncer mode's batched claim (see LOCK_JOB_XACT).
 LOCK_JOBS_XACT: Final = LOCK_JOBS.replace("pg_try_advisory_lock", "pg_try_advisory_xact_lock")
@@ -494,17 +515,20 @@ ROLLBACK_TO_JOB_SAVEPOINT: Final = "ROLLBACK TO SAVEPOINT que_job"
 # database holds its advisory lock. A bigint advisory lock is shown in
 # pg_locks as classid (high 32 bits) and objid (low 32 bits) with objsubid 1;
 # locks of other databases are ignored.
-_JOBS_AND_LOCKS: Final = """
+_JOBS_AND_LOCKS: Final = (
+    """
 FROM que_jobs AS j
 LEFT JOIN (
-    SELECT DISTINCT (l.classid::bigint << 32) | l.objid::bigint AS job_id
+    SELECT DISTINCT """
+    + _JOB_LOCK_ID
+    + """ AS job_id
     FROM pg_locks AS l
-    WHERE l.locktype = 'advisory'
-      AND l.objsubid = 1
-      AND l.granted
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    WHERE """
+    + _JOB_LOCK_HERE
+    + """
 ) AS held ON held.job_id = j.job_id
 """
+)
 
 JOB_STATS: Final = (
     """
@@ -833,14 +857,17 @@ _JOB_COLUMNS: Final = """j.queue, j.priority, j.run_at, j.job_id, j.job_class,
 
 # The job ids of this database's bigint advisory locks (held by any session:
 # Python, Ruby or Go workers), as an array computed once per statement.
-_HELD_JOB_IDS: Final = """ARRAY(
-    SELECT (l.classid::bigint << 32) | l.objid::bigint
+_HELD_JOB_IDS: Final = (
+    """ARRAY(
+    SELECT """
+    + _JOB_LOCK_ID
+    + """
     FROM pg_locks AS l
-    WHERE l.locktype = 'advisory'
-      AND l.objsubid = 1
-      AND l.granted
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    WHERE """
+    + _JOB_LOCK_HERE
+    + """
 )"""
+)
 
 # json cannot become jsonb when it holds \u0000 or a lone surrogate escape
 # (text never written by que, but Ruby or Go producers may): such args never
