@@ -336,7 +336,7 @@ class AsyncBatchWorker:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 return False
             await self._unlock_strays(conn)
-        except psycopg.Error:
+        except Exception:  # any doubt about the session: drop it, and its locks with it
             return False
         return True
 

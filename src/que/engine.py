@@ -333,7 +333,7 @@ class BatchWorker:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 return False
             self._unlock_strays(conn)
-        except psycopg.Error:
+        except Exception:  # any doubt about the session: drop it, and its locks with it
             return False
         return True
 
