@@ -108,7 +108,7 @@ async def _run_task(
     job: BaseJob,
     on_start: Callable[[Callable[[], object]], None] | None,
 ) -> Any:
-    task = asyncio.ensure_future(_carried(work))
+    task = asyncio.get_running_loop().create_task(_carried(work))
     stopped = False
 
     def stop() -> None:
