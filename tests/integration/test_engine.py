@@ -779,6 +779,41 @@ async def test_failed_claim_of_a_second_queue_unlocks_what_it_locked(
     assert advisory_lock_count(db_url) == 0
 
 
+async def test_unexpected_error_while_keeping_the_session_drops_it_and_claims_on(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After a failed turn (the re-check refused while refuse_rechecks has a
+    # row) the locker reads its session's locks to keep the session; here
+    # that read returns what cannot be parsed. The locker must drop the
+    # session and go on claiming, not stop.
+    conn.execute("CREATE TABLE refuse_rechecks (reason text)")
+    conn.execute("INSERT INTO refuse_rechecks VALUES ('test')")
+    conn.execute("CREATE SEQUENCE recheck_refusals")
+    gate = (
+        "(SELECT 1 / (SELECT CASE WHEN count(*) = 0 THEN 1 "
+        "ELSE 0 * nextval('recheck_refusals') END FROM refuse_rechecks) AS ok) AS gate, unnest("
+    )
+    monkeypatch.setattr(
+        sql, "RECHECK_NOTED", sql.RECHECK_NOTED.replace("FROM unnest(", "FROM " + gate)
+    )
+    monkeypatch.setattr(sql, "SESSION_JOB_LOCKS", "SELECT '{not an id}'::text AS ids")
+    runs = Executions()
+    engine = engines({"W": runs.work_function(side)}, concurrency=2)
+    side.start_engine(engine)
+    job = await r(qc.enqueue(que.Job(type="W")))
+    await eventually(lambda: sequence_used(conn, "recheck_refusals") >= 2, "refused claims")
+    conn.execute("DELETE FROM refuse_rechecks")
+    await eventually(lambda: remaining(conn) == 0, "the job worked")
+    assert await side.stop_engine(engine)
+    assert runs.counts == Counter({job.id: 1})
+    assert advisory_lock_count(db_url) == 0
+
+
 async def test_jobs_claimed_on_a_lost_session_are_not_started(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
 ) -> None:
