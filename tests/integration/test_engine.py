@@ -649,6 +649,24 @@ async def test_writes_failing_for_long_give_their_jobs_up(
     assert advisory_lock_count(db_url) == 0
 
 
+def refuse_rechecks(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], int]:
+    """Make the engine's re-check after its first claim fail while refuse_rechecks
+    has a row (the claim has taken its locks by then); returns how many it refused."""
+    conn.execute("CREATE TABLE refuse_rechecks (reason text)")
+    conn.execute("CREATE SEQUENCE recheck_refusals")
+    gate = (
+        "(SELECT 1 / (SELECT CASE WHEN count(*) = 0 THEN 1 "
+        "ELSE 0 * nextval('recheck_refusals') END FROM refuse_rechecks) AS ok) AS gate, unnest("
+    )
+    assert sql.RECHECK_NOTED.count("FROM unnest(") == 1
+    monkeypatch.setattr(
+        sql, "RECHECK_NOTED", sql.RECHECK_NOTED.replace("FROM unnest(", "FROM " + gate)
+    )
+    return lambda: sequence_used(conn, "recheck_refusals")
+
+
 # Job ids past 2**32 + 2**31: a bigint lock key's high half is in pg_locks.classid
 # and its low half, here with the top bit set, in objid.
 HIGH_IDS = 2**32 + 2**31
@@ -674,16 +692,7 @@ async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
     # those strays; dropping the session would free the running job, and
     # keeping it without that would leave the strays locked. A job finishing
     # meanwhile is still deleted: a failed turn makes the next one write first.
-    conn.execute("CREATE TABLE refuse_rechecks (reason text)")
-    conn.execute("CREATE SEQUENCE recheck_refusals")
-    gate = (
-        "(SELECT 1 / (SELECT CASE WHEN count(*) = 0 THEN 1 "
-        "ELSE 0 * nextval('recheck_refusals') END FROM refuse_rechecks) AS ok) AS gate, unnest("
-    )
-    assert sql.RECHECK_NOTED.count("FROM unnest(") == 1
-    monkeypatch.setattr(
-        sql, "RECHECK_NOTED", sql.RECHECK_NOTED.replace("FROM unnest(", "FROM " + gate)
-    )
+    refusals = refuse_rechecks(conn, monkeypatch)
     runs = Executions()
     release = {n: threading.Event() for n in (0, 1)}
 
@@ -703,17 +712,15 @@ async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
         conn.execute("INSERT INTO refuse_rechecks VALUES ('test')")
         rest = await r(qc.enqueue_many([que.Job(type="W", args=[n]) for n in range(2, 22)]))
         release[1].set()
-        await eventually(lambda: sequence_used(conn, "recheck_refusals") >= 2, "refused claims")
+        await eventually(lambda: refusals() >= 2, "refused claims")
         await eventually(
             lambda: (
                 scalar(conn, "SELECT count(*) FROM que_jobs WHERE job_id = %s", [second.id]) == 0
             ),
             "the finished job deleted while claims fail",
         )
-        refused = sequence_used(conn, "recheck_refusals")
-        await eventually(
-            lambda: sequence_used(conn, "recheck_refusals") >= refused + 2, "more refused claims"
-        )
+        refused = refusals()
+        await eventually(lambda: refusals() >= refused + 2, "more refused claims")
         await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
         assert set(runs.counts) == {slow.id, second.id}
     finally:
@@ -791,22 +798,14 @@ async def test_unexpected_error_while_keeping_the_session_drops_it_and_claims_on
     # row) the locker reads its session's locks to keep the session; here
     # that read returns what cannot be parsed. The locker must drop the
     # session and go on claiming, not stop.
-    conn.execute("CREATE TABLE refuse_rechecks (reason text)")
+    refusals = refuse_rechecks(conn, monkeypatch)
     conn.execute("INSERT INTO refuse_rechecks VALUES ('test')")
-    conn.execute("CREATE SEQUENCE recheck_refusals")
-    gate = (
-        "(SELECT 1 / (SELECT CASE WHEN count(*) = 0 THEN 1 "
-        "ELSE 0 * nextval('recheck_refusals') END FROM refuse_rechecks) AS ok) AS gate, unnest("
-    )
-    monkeypatch.setattr(
-        sql, "RECHECK_NOTED", sql.RECHECK_NOTED.replace("FROM unnest(", "FROM " + gate)
-    )
     monkeypatch.setattr(sql, "SESSION_JOB_LOCKS", "SELECT '{not an id}'::text AS ids")
     runs = Executions()
     engine = engines({"W": runs.work_function(side)}, concurrency=2)
     side.start_engine(engine)
     job = await r(qc.enqueue(que.Job(type="W")))
-    await eventually(lambda: sequence_used(conn, "recheck_refusals") >= 2, "refused claims")
+    await eventually(lambda: refusals() >= 2, "refused claims")
     conn.execute("DELETE FROM refuse_rechecks")
     await eventually(lambda: remaining(conn) == 0, "the job worked")
     assert await side.stop_engine(engine)
