@@ -346,8 +346,13 @@ def window_end(noted: dict[str, Any] | None) -> WindowEnd | None:
         return None
     if noted["end_job_id"] is None:
         return WindowEnd(None)
-    key = {"priority": noted["end_priority"], "run_at": noted["end_run_at"]}
-    return WindowEnd({**key, "job_id": noted["end_job_id"]})
+    return WindowEnd(
+        {
+            "priority": noted["end_priority"],
+            "run_at": noted["end_run_at"],
+            "job_id": noted["end_job_id"],
+        }
+    )
 
 
 def vanished_ids(locked: list[int], found: list[dict[str, Any]]) -> list[int]:

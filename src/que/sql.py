@@ -328,6 +328,17 @@ LIMIT %(limit)s
 """
 )
 
+# The key of the last row of the window LOCK_JOBS walked with the same
+# parameters; no row when the window was not full (nothing lies beyond it).
+CLAIM_WINDOW_END: Final = (
+    """
+    SELECT j.priority, j.run_at, j.job_id"""
+    + _CLAIM_WINDOW
+    + """    OFFSET %(window)s - 1
+    LIMIT 1
+"""
+)
+
 # LOCK_JOBS for the engine's first claim of a turn: one row with the ids it
 # locked, and the keys of those rows noted in session settings, where
 # RECHECK_NOTED, sent right behind it in the same pipeline, reads them. The
@@ -353,23 +364,9 @@ FROM (
     + LOCK_JOBS
     + """) AS l
 ) AS noted
-LEFT JOIN LATERAL (
-    SELECT j.priority, j.run_at, j.job_id"""
-    + _CLAIM_WINDOW.replace("WHERE j.queue", "WHERE noted.locked < %(limit)s AND j.queue")
-    + """    OFFSET %(window)s - 1
-    LIMIT 1
-) AS window_end ON true
-"""
-)
-
-# The key of the last row of the window LOCK_JOBS walked with the same
-# parameters; no row when the window was not full (nothing lies beyond it).
-CLAIM_WINDOW_END: Final = (
-    """
-    SELECT j.priority, j.run_at, j.job_id"""
-    + _CLAIM_WINDOW
-    + """    OFFSET %(window)s - 1
-    LIMIT 1
+LEFT JOIN LATERAL ("""
+    + CLAIM_WINDOW_END.replace("WHERE j.queue", "WHERE noted.locked < %(limit)s AND j.queue")
+    + """) AS window_end ON true
 """
 )
 
