@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 import que
+
+if TYPE_CHECKING:
+    from .sides import Side
 
 
 def held_locks(conn: psycopg.Connection[Any]) -> list[int]:
@@ -25,6 +30,30 @@ def held_locks(conn: psycopg.Connection[Any]) -> list[int]:
         "ORDER BY 1"
     ).fetchall()
     return [r[0] for r in rows]
+
+
+class Executions:
+    """Counts executions per job id; safe from worker threads and tasks alike."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[int] = Counter()
+        self.lock = threading.Lock()
+
+    def record(self, job: Any) -> None:
+        with self.lock:
+            assert job.id is not None
+            self.counts[job.id] += 1
+
+    def work_function(self, side: Side) -> Callable[[Any], Any]:
+        """A native work function of the side: a plain def for the sync face (no
+        event loop per job on thousands of jobs), an ``async def`` for the async one."""
+        if not side.is_async:
+            return self.record
+
+        async def record(job: Any) -> None:
+            self.record(job)
+
+        return record
 
 
 def refuse_deletes(conn: psycopg.Connection[Any]) -> Callable[[], int]:

@@ -34,7 +34,7 @@ from que._engine_base import WindowEnd, claim_params, window_end
 from que._jobs import parse_id_array
 from que.schema import install_notify, notify_installed, uninstall_notify
 
-from ..helpers import advisory_lock_count, refuse_deletes, sequence_used
+from ..helpers import Executions, advisory_lock_count, refuse_deletes, sequence_used
 from ..sides import AnyClient, Side, r, wait_event, wait_until
 
 WAIT = 60.0  # the longest any condition below is polled for
@@ -74,30 +74,6 @@ def listeners(conn: psycopg.Connection[Any]) -> int:
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:
     await wait_until(condition, WAIT, what)
-
-
-class Executions:
-    """Counts executions per job id; safe from worker threads and tasks alike."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[int] = Counter()
-        self.lock = threading.Lock()
-
-    def record(self, job: Any) -> None:
-        with self.lock:
-            assert job.id is not None
-            self.counts[job.id] += 1
-
-    def work_function(self, side: Side) -> Callable[[Any], Any]:
-        """A native work function of the side: a plain def for the sync face (no
-        event loop per job on thousands of jobs), an ``async def`` for the async one."""
-        if not side.is_async:
-            return self.record
-
-        async def record(job: Any) -> None:
-            self.record(job)
-
-        return record
 
 
 async def execute_in_job_tx(side: Side, job: Any, query: str, params: Any = None) -> None:

@@ -8,7 +8,6 @@ same database, standing in for a Ruby or Go worker that holds session locks.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -311,25 +310,21 @@ async def test_writes_failing_for_long_end_the_holds_of_finished_jobs(
     jobs run again, and the engine claims on."""
     refusals = helpers.refuse_deletes(conn)
     jobs = await r(bc.enqueue_many([side.job_class(type="Count") for _ in range(6)]))
-    counts: Counter[int] = Counter()
-    counting = threading.Lock()
-
-    async def count(job: Any) -> None:
-        with counting:
-            counts[job.id] += 1
-
+    runs = helpers.Executions()
     engine = side.batch_worker(
-        bc, {"Count": side.handler(count)}, concurrency=2, buffer=0, interval=0.05
+        bc, {"Count": runs.work_function(side)}, concurrency=2, buffer=0, interval=0.05
     )
     engine._WRITE_TRIES = 2  # not the half minute of the default
     side.start_engine(engine)
     try:
         try:
-            await wait_until(lambda: max(counts.values(), default=0) >= 2, 60, "a job run again")
+            await wait_until(
+                lambda: max(runs.counts.values(), default=0) >= 2, 60, "a job run again"
+            )
             assert refusals() >= 2
         finally:
             conn.execute("DELETE FROM refuse_deletes")
         await wait_until(lambda: job_count(conn) == 0, 60, "every job worked")
     finally:
         assert await side.stop_engine(engine)
-    assert set(counts) == {job.id for job in jobs}
+    assert set(runs.counts) == {job.id for job in jobs}
