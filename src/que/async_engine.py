@@ -413,10 +413,11 @@ class AsyncBatchWorker:
         return False
 
     async def _write_and_claim(self, conn: AnyConnection, limit: int, queues: list[str]) -> int:
-        """Claim up to ``limit`` jobs from ``queues`` (those not paused) and hand
-        them out, then write the finished jobs' outcomes and unlock them: one
-        pipeline, whose claim and re-check are read before the writes are sent,
-        so the workers start on the new jobs while the writes commit."""
+        """Claim up to ``limit`` jobs from ``queues`` (those not paused), write the
+        finished jobs' outcomes and unlock them, and hand the new jobs out: one
+        pipeline, whose claim and re-check are read before the writes are sent.
+        The server runs the writes while the jobs are built and handed out, and
+        the workers start on them while the writes commit."""
         book = self._book
         if not book.has_writes() and limit == 0:
             return 0
@@ -431,6 +432,7 @@ class AsyncBatchWorker:
         order = rotated(queues, self._turn)
         self._turn += 1
         locked: list[int] = []
+        found: list[dict[str, Any]] = []
         first_end: WindowEnd | None = None
         writing = False
         try:
@@ -447,20 +449,14 @@ class AsyncBatchWorker:
                     await conn.execute(sql.COMMIT)
                     await recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
                     noted = await claim.fetchone()  # a flush: the writes are not sent yet
+                    # (nor is the unlock of rows the re-check finds gone, in _hand_out)
                     locked = parse_id_array(noted["ids"]) if noted else []
                     first_end = window_end(noted)
-                    claimed = await self._hand_out(conn, locked, await recheck.fetchall())
-                writing = True
-                # The writes commit in their own transaction before the unlocks
-                # run: unlocking first would let another worker re-check and run
-                # a job whose delete is not committed yet.
-                if book.has_row_writes():
-                    await conn.execute(sql.BEGIN)
-                    await self._write_outcomes(conn)
-                    await conn.execute(sql.COMMIT)
-                unlock = book.unlock_ids()
-                if unlock:
-                    await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
+                    found = await recheck.fetchall()
+                writing = True  # an error from here on may be the writes'
+                await self._send_writes(conn)
+                if limit > 0:
+                    claimed = await self._hand_out(conn, locked, found)
         except Exception:
             if writing:
                 self._write_failures += 1
@@ -477,6 +473,19 @@ class AsyncBatchWorker:
                 claimed += await self._hand_out(conn, more_ids, await self._reread(conn, more))
         self._log_claim(claimed, limit, began)
         return claimed
+
+    async def _send_writes(self, conn: AnyConnection) -> None:
+        """This turn's outcomes, committed in a transaction of their own before
+        the unlocks run: unlocking first would let another worker re-check and
+        run a job whose delete is not committed yet."""
+        book = self._book
+        if book.has_row_writes():
+            await conn.execute(sql.BEGIN)
+            await self._write_outcomes(conn)
+            await conn.execute(sql.COMMIT)
+        unlock = book.unlock_ids()
+        if unlock:
+            await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
 
     async def _write_and_claim_in_hold(
         self, conn: AnyConnection, limit: int, queues: list[str]
@@ -680,9 +689,7 @@ class AsyncBatchWorker:
         ends."""
         gone = vanished_ids(locked, found)
         if gone and not self._connections.pgbouncer:
-            unlocked = await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
-            # Read now (a flush in a pipeline): an error is the claim's, not its writes'.
-            await unlocked.fetchall()
+            await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
             job, problem = job_from_row(AsyncJob, row)
