@@ -104,6 +104,14 @@ class Hold(NamedTuple):
     ids: set[int]
 
 
+class Write(NamedTuple):
+    """One statement of a turn's writes, with its parameters."""
+
+    statement: str
+    params: dict[str, Any]
+    prepare: bool = False
+
+
 class Claimed(NamedTuple):
     """A job handed to a worker, with its handle and the locker session it was claimed on."""
 
@@ -448,13 +456,16 @@ class AsyncBatchWorker:
                     await claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
                     await conn.execute(sql.COMMIT)
                     await recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
+                # Built while the server runs the claim.
+                writes, unlock = self._writes(), book.unlock_ids()
+                if limit > 0:
                     noted = await claim.fetchone()  # a flush: the writes are not sent yet
                     # (nor is the unlock of rows the re-check finds gone, in _hand_out)
                     locked = parse_id_array(noted["ids"]) if noted else []
                     first_end = window_end(noted)
                     found = await recheck.fetchall()
                 writing = True  # an error from here on may be the writes'
-                await self._send_writes(conn)
+                await self._send_writes(conn, writes, unlock)
                 if limit > 0:
                     claimed = await self._hand_out(conn, locked, found)
         except Exception:
@@ -474,16 +485,16 @@ class AsyncBatchWorker:
         self._log_claim(claimed, limit, began)
         return claimed
 
-    async def _send_writes(self, conn: AnyConnection) -> None:
+    async def _send_writes(
+        self, conn: AnyConnection, writes: list[Write], unlock: list[int]
+    ) -> None:
         """This turn's outcomes, committed in a transaction of their own before
         the unlocks run: unlocking first would let another worker re-check and
         run a job whose delete is not committed yet."""
-        book = self._book
-        if book.has_row_writes():
+        if writes:
             await conn.execute(sql.BEGIN)
-            await self._write_outcomes(conn)
+            await self._write_outcomes(conn, writes)
             await conn.execute(sql.COMMIT)
-        unlock = book.unlock_ids()
         if unlock:
             await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
 
@@ -498,7 +509,7 @@ class AsyncBatchWorker:
         try:
             if book.has_row_writes():
                 async with conn.transaction():
-                    await self._write_outcomes(conn)
+                    await self._write_outcomes(conn, self._writes())
         except Exception:
             self._write_failures += 1
             if self._write_failures < self._WRITE_TRIES:
@@ -549,21 +560,23 @@ class AsyncBatchWorker:
         self._log_claim(claimed, limit, began)
         return claimed
 
-    async def _write_outcomes(self, conn: AnyConnection) -> None:
-        """This turn's deletes, failures, snoozes and burials (inside the caller's
-        transaction), and the cancel requests of the jobs they finish."""
+    def _writes(self) -> list[Write]:
+        """This turn's deletes, failures, snoozes and burials, and the cancel
+        requests of the jobs they finish: statements and their parameters."""
         book = self._book
-        for params in book.delete_params():
-            await conn.execute(sql.DELETE_JOBS, params, prepare=True)
-        for params in book.fail_params():
-            await conn.execute(sql.SET_JOBS_ERROR, params, prepare=True)
-        for params in book.snooze_params():
-            await conn.execute(sql.SNOOZE_JOB, params)
-        for params in book.bury_params():
-            await conn.execute(sql.MOVE_JOB_TO_DEAD, params)
+        writes = [Write(sql.DELETE_JOBS, params, True) for params in book.delete_params()]
+        writes += [Write(sql.SET_JOBS_ERROR, params, True) for params in book.fail_params()]
+        writes += [Write(sql.SNOOZE_JOB, params) for params in book.snooze_params()]
+        writes += [Write(sql.MOVE_JOB_TO_DEAD, params) for params in book.bury_params()]
         forget = book.forget_ids()
         if forget:
-            await conn.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array(forget)})
+            writes.append(Write(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array(forget)}))
+        return writes
+
+    async def _write_outcomes(self, conn: AnyConnection, writes: list[Write]) -> None:
+        """Run ``writes`` (inside the caller's transaction)."""
+        for write in writes:
+            await conn.execute(write.statement, write.params, prepare=write.prepare)
 
     async def _end_hold(self, conn: AnyConnection) -> None:
         """End a hold's transaction (its locks with it) and return its connection."""

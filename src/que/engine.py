@@ -105,6 +105,14 @@ class Hold(NamedTuple):
     ids: set[int]
 
 
+class Write(NamedTuple):
+    """One statement of a turn's writes, with its parameters."""
+
+    statement: str
+    params: dict[str, Any]
+    prepare: bool = False
+
+
 class Claimed(NamedTuple):
     """A job handed to a worker, with its handle and the locker session it was claimed on."""
 
@@ -445,13 +453,16 @@ class BatchWorker:
                     claim.execute(sql.LOCK_JOBS_NOTED, params, prepare=True)
                     conn.execute(sql.COMMIT)
                     recheck.execute(sql.RECHECK_NOTED, {"queue": order[0]}, prepare=True)
+                # Built while the server runs the claim.
+                writes, unlock = self._writes(), book.unlock_ids()
+                if limit > 0:
                     noted = claim.fetchone()  # a flush: the writes are not sent yet
                     # (nor is the unlock of rows the re-check finds gone, in _hand_out)
                     locked = parse_id_array(noted["ids"]) if noted else []
                     first_end = window_end(noted)
                     found = recheck.fetchall()
                 writing = True  # an error from here on may be the writes'
-                self._send_writes(conn)
+                self._send_writes(conn, writes, unlock)
                 if limit > 0:
                     claimed = self._hand_out(conn, locked, found)
         except Exception:
@@ -471,16 +482,14 @@ class BatchWorker:
         self._log_claim(claimed, limit, began)
         return claimed
 
-    def _send_writes(self, conn: AnyConnection) -> None:
+    def _send_writes(self, conn: AnyConnection, writes: list[Write], unlock: list[int]) -> None:
         """This turn's outcomes, committed in a transaction of their own before
         the unlocks run: unlocking first would let another worker re-check and
         run a job whose delete is not committed yet."""
-        book = self._book
-        if book.has_row_writes():
+        if writes:
             conn.execute(sql.BEGIN)
-            self._write_outcomes(conn)
+            self._write_outcomes(conn, writes)
             conn.execute(sql.COMMIT)
-        unlock = book.unlock_ids()
         if unlock:
             conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(unlock)}, prepare=True)
 
@@ -493,7 +502,7 @@ class BatchWorker:
         try:
             if book.has_row_writes():
                 with conn.transaction():
-                    self._write_outcomes(conn)
+                    self._write_outcomes(conn, self._writes())
         except Exception:
             self._write_failures += 1
             if self._write_failures < self._WRITE_TRIES:
@@ -544,21 +553,23 @@ class BatchWorker:
         self._log_claim(claimed, limit, began)
         return claimed
 
-    def _write_outcomes(self, conn: AnyConnection) -> None:
-        """This turn's deletes, failures, snoozes and burials (inside the caller's
-        transaction), and the cancel requests of the jobs they finish."""
+    def _writes(self) -> list[Write]:
+        """This turn's deletes, failures, snoozes and burials, and the cancel
+        requests of the jobs they finish: statements and their parameters."""
         book = self._book
-        for params in book.delete_params():
-            conn.execute(sql.DELETE_JOBS, params, prepare=True)
-        for params in book.fail_params():
-            conn.execute(sql.SET_JOBS_ERROR, params, prepare=True)
-        for params in book.snooze_params():
-            conn.execute(sql.SNOOZE_JOB, params)
-        for params in book.bury_params():
-            conn.execute(sql.MOVE_JOB_TO_DEAD, params)
+        writes = [Write(sql.DELETE_JOBS, params, True) for params in book.delete_params()]
+        writes += [Write(sql.SET_JOBS_ERROR, params, True) for params in book.fail_params()]
+        writes += [Write(sql.SNOOZE_JOB, params) for params in book.snooze_params()]
+        writes += [Write(sql.MOVE_JOB_TO_DEAD, params) for params in book.bury_params()]
         forget = book.forget_ids()
         if forget:
-            conn.execute(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array(forget)})
+            writes.append(Write(sql.FORGET_CANCEL_REQUESTS, {"ids": id_array(forget)}))
+        return writes
+
+    def _write_outcomes(self, conn: AnyConnection, writes: list[Write]) -> None:
+        """Run ``writes`` (inside the caller's transaction)."""
+        for write in writes:
+            conn.execute(write.statement, write.params, prepare=write.prepare)
 
     def _end_hold(self, conn: AnyConnection) -> None:
         """End a hold's transaction (its locks with it) and return its connection."""
