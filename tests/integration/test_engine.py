@@ -18,6 +18,7 @@ at the end on plain connections.
 import asyncio
 import logging
 import re
+import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -755,6 +756,59 @@ async def test_failed_claim_of_a_second_queue_unlocks_what_it_locked(
         await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
     finally:
         conn.execute("DELETE FROM refuse_claims")
+        release.set()
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
+    assert runs.counts == Counter({job.id: 1 for job in [slow, *rest]})
+    assert advisory_lock_count(db_url) == 0
+
+
+async def test_hand_out_failing_part_way_unlocks_the_jobs_not_handed_out(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The third job the engine builds after `armed` is set cannot be built (an
+    # error the engine does not expect). The jobs of that batch handed out
+    # before it run; the rest were locked but never reached the book, so the
+    # locker unlocks them (its own locks would not keep its next claim from
+    # locking them again), keeps the running job's lock, and claims them again.
+    runs = Executions()
+    release = threading.Event()
+
+    async def work(job: Any) -> None:
+        runs.record(job)
+        if job.args == ["slow"]:
+            assert await wait_event(release, WAIT)
+
+    slow = await r(qc.enqueue(que.Job(type="W", args=["slow"])))
+    engine = engines({"W": side.handler(work)}, concurrency=6, buffer=0)
+    module = sys.modules[type(engine).__module__]
+    build = module.job_from_row
+    armed = threading.Event()
+    built: list[int] = []
+
+    def failing(cls: Any, row: Any) -> Any:
+        if armed.is_set():
+            built.append(row["job_id"])
+            if len(built) == 3:
+                armed.clear()
+                raise RuntimeError("this job cannot be built")
+        return build(cls, row)
+
+    monkeypatch.setattr(module, "job_from_row", failing)
+    side.start_engine(engine)
+    try:
+        await eventually(lambda: set(runs.counts) == {slow.id}, "the slow job running")
+        armed.set()
+        rest = await r(qc.enqueue_many([que.Job(type="W") for _ in range(5)]))
+        await eventually(lambda: remaining(conn) == 1, "the other jobs worked")
+        assert not armed.is_set() and len(built) >= 3
+        await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
+    finally:
         release.set()
     await eventually(lambda: remaining(conn) == 0, "every job worked")
     assert await side.stop_engine(engine)
