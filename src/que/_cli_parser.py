@@ -188,6 +188,17 @@ def _add_worker_parser(commands: _Subcommands) -> None:
     )
     _add_worker_timing_options(p)
     p.add_argument(
+        "--buffer",
+        type=int,
+        default=None,
+        metavar="N",
+        help="jobs each process claims beyond its free threads, so that a thread "
+        "finds its next job waiting (default: sized as it runs, from none for jobs of "
+        "seconds to 256 for jobs of a millisecond). A lower value lets an urgent job "
+        "enqueued during a backlog start sooner, at a cost in throughput "
+        "(docs/operations.md); batch engine only",
+    )
+    p.add_argument(
         "--engine",
         choices=("batch", "classic"),
         default="batch",

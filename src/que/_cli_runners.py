@@ -148,6 +148,7 @@ def _batch_options(settings: WorkerSettings, on_overdue: OverdueCallback | None)
     return {
         **_where(settings),
         "concurrency": settings.concurrency,
+        "buffer": settings.buffer,
         "timeout": settings.timeouts.default,
         "timeouts": settings.timeouts.per_type,
         "on_overdue": on_overdue,

@@ -24,6 +24,8 @@ class WorkerSettings:
     shutdown_timeout: float
     log_level: int
     engine: str = "batch"
+    # --buffer: jobs claimed beyond the free threads (None: sized by the engine).
+    buffer: int | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     # What each --job-timeout said, to pass on to worker processes.
     timeout_args: tuple[str, ...] = ()

@@ -113,6 +113,7 @@ class Supervisor:
             logging.getLevelName(s.log_level),
             "--engine",
             s.engine,
+            *(["--buffer", str(s.buffer)] if s.buffer is not None else []),
             *[arg for value in s.timeout_args for arg in ("--job-timeout", value)],
             *[arg for value in s.attempts_args for arg in ("--max-attempts", value)],
             *(["--dead-retention", s.dead_retention_arg] if s.dead_retention_arg else []),

@@ -66,13 +66,14 @@ def _work_until_stopped(
 ) -> None:
     number = os.environ.get(NUMBER_ENV)
     logger.info(
-        "que worker%s started: %s, concurrency %d, %s engine%s, wake interval %gs, "
+        "que worker%s started: %s, concurrency %d, %s engine%s%s, wake interval %gs, "
         "database %s%s, job types: %s",
         f" process {number}" if number else "",
         describe_queues(settings.queues),
         settings.concurrency,
         settings.engine,
         " (asyncio)" if pool.is_async else "",
+        "" if settings.buffer is None else f", buffer {settings.buffer}",
         settings.interval,
         database.describe(),
         _pgbouncer_note(settings),

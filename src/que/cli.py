@@ -180,6 +180,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for name, value in (("--concurrency", args.concurrency), ("--processes", args.processes)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1, not {value}")
+    if args.buffer is not None and args.buffer < 0:
+        raise UsageError(f"--buffer must be 0 or more, not {args.buffer}")
+    if args.buffer is not None and args.engine == "classic":
+        raise UsageError("--buffer is for the batch engine (the classic one claims one job a time)")
     if args.shutdown_timeout < 0:
         raise UsageError(f"--shutdown-timeout must not be negative, not {args.shutdown_timeout}")
     try:
@@ -197,6 +201,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
         log_level=args.log_level,
         engine=args.engine,
+        buffer=args.buffer,
         timeouts=parse_timeouts(args.job_timeout),
         timeout_args=tuple(args.job_timeout),
         limits=parse_attempts(args.max_attempts),

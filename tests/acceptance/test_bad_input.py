@@ -94,6 +94,12 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *expected: str
             2,
             ["max_attempts for 'Gate' must be a positive int or None, not 0"],
         ),
+        ([*WORKER, "--buffer", "-1"], 2, ["--buffer must be 0 or more, not -1"]),
+        (
+            [*WORKER, "--buffer", "4", "--engine", "classic"],
+            2,
+            ["--buffer is for the batch engine"],
+        ),
         (
             [*WORKER, "--dead-retention", "forever"],
             2,

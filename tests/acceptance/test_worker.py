@@ -86,6 +86,39 @@ def test_migrate_enqueue_work_drain_and_sigterm(
     assert advisory_lock_count(url) == 0
 
 
+def test_buffer_sets_how_many_jobs_each_process_claims_ahead(
+    cli: Cli, db_url: str, gate_dir: Path
+) -> None:
+    ids = add_jobs(db_url, "Gate", gate_dir, 12)
+    parent = cli.background(
+        "worker",
+        APP,
+        "--processes",
+        "2",
+        "--concurrency",
+        "2",
+        "--buffer",
+        "3",
+        *FAST,
+        "--database-url",
+        db_url,
+    )
+    wait_for(lambda: len(markers(gate_dir, "started")) == 4, "two jobs started in each process")
+    # Each process holds its two running jobs and three claimed ahead (by
+    # default it would claim one ahead: half its threads, before it measures).
+    wait_for(lambda: advisory_lock_count(db_url) == 10, "ten jobs claimed")
+    assert totals(cli, db_url) == (12, 10)
+    assert len(markers(gate_dir, "started")) == 4
+
+    (gate_dir / "open").touch()
+    wait_for(lambda: job_count(db_url) == 0, "the jobs to be worked")
+    assert sorted(markers(gate_dir, "done")) == sorted(ids)
+    parent.signal(signal.SIGTERM)
+    assert parent.wait() == 0
+    assert parent.stderr().count("batch engine, buffer 3,") == 2
+    assert advisory_lock_count(db_url) == 0
+
+
 def test_startup_line_hides_the_password(cli: Cli, db_url: str) -> None:
     url = make_conninfo(db_url, password="s3cret-pw")  # trust auth ignores it
     app = "tests.acceptance.apps:make_work_map"  # a function returning the work map
