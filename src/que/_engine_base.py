@@ -150,10 +150,6 @@ class EngineBook:
     def has_writes(self) -> bool:
         return self.pending() > 0
 
-    def has_row_writes(self) -> bool:
-        """Whether this turn writes to que_jobs (more than unlocking)."""
-        return bool(self.to_delete or self.to_fail or self.to_snooze or self.to_bury)
-
     def delete_params(self) -> list[dict[str, Any]]:
         """DELETE_JOBS parameters, one set per queue."""
         return [key_params(rows) for rows in by_queue([job_key(c.job) for c in self.to_delete])]

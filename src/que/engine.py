@@ -461,7 +461,10 @@ class BatchWorker:
                     locked = parse_id_array(noted["ids"]) if noted else []
                     first_end = window_end(noted)
                     found = recheck.fetchall()
-                writing = True  # an error from here on may be the writes'
+                # An error from here on may be the writes' (it surfaces when the
+                # pipeline ends); with nothing to write it is the hand-out's,
+                # which must not count towards giving the running jobs up.
+                writing = bool(writes or unlock)
                 self._send_writes(conn, writes, unlock)
                 if limit > 0:
                     claimed = self._hand_out(conn, locked, found)
@@ -499,10 +502,11 @@ class BatchWorker:
         book = self._book
         began = time.perf_counter()
         finishing = book.finishing()
+        writes = self._writes()
         try:
-            if book.has_row_writes():
+            if writes:
                 with conn.transaction():
-                    self._write_outcomes(conn, self._writes())
+                    self._write_outcomes(conn, writes)
         except Exception:
             self._write_failures += 1
             if self._write_failures < self._WRITE_TRIES:

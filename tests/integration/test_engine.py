@@ -816,6 +816,61 @@ async def test_hand_out_failing_part_way_unlocks_the_jobs_not_handed_out(
     assert advisory_lock_count(db_url) == 0
 
 
+async def test_hand_out_failing_turn_after_turn_keeps_the_running_jobs_locks(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # While `armed` is set no job can be built, and no turn has anything to
+    # write (the only other job is still running). Those failures are the
+    # hand-out's, not failed writes: however many there are, the locker keeps
+    # its session, and with it the running job's lock.
+    runs = Executions()
+    release = threading.Event()
+
+    async def work(job: Any) -> None:
+        runs.record(job)
+        if job.args == ["slow"]:
+            assert await wait_event(release, WAIT)
+
+    slow = await r(qc.enqueue(que.Job(type="W", args=["slow"])))
+    engine = engines({"W": side.handler(work)}, concurrency=2, buffer=0)
+    engine._WRITE_TRIES = 2  # were they counted, the second would drop the session
+    module = sys.modules[type(engine).__module__]
+    build = module.job_from_row
+    armed = threading.Event()
+    refused: list[int] = []
+
+    def failing(cls: Any, row: Any) -> Any:
+        if armed.is_set():
+            refused.append(row["job_id"])
+            raise RuntimeError("this job cannot be built")
+        return build(cls, row)
+
+    monkeypatch.setattr(module, "job_from_row", failing)
+    side.start_engine(engine)
+    try:
+        await eventually(lambda: set(runs.counts) == {slow.id}, "the slow job running")
+        session = engine._book.generation
+        armed.set()
+        other = await r(qc.enqueue(que.Job(type="W")))
+        await eventually(lambda: len(refused) >= 3, "three turns failing to hand out")
+        armed.clear()
+        await eventually(lambda: remaining(conn) == 1, "the other job worked")
+        assert engine._book.generation == session  # the session was never dropped
+        assert advisory_locked_ids(conn) == {slow.id}
+    finally:
+        armed.clear()
+        release.set()
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
+    assert runs.counts == Counter({slow.id: 1, other.id: 1})
+    assert advisory_lock_count(db_url) == 0
+
+
 async def test_unexpected_error_while_keeping_the_session_drops_it_and_claims_on(
     side: Side,
     qc: AnyClient,
