@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import urllib.request
 from pathlib import Path
@@ -104,6 +105,11 @@ def test_worker_metrics_count_claims_and_connection_errors(
     )
     assert worker.process.poll() is None
     assert "retrying" in worker.stderr()
+    # Stopped, it writes that job's outcome and lets its lock go (the database's
+    # teardown finds no lock left).
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (0,)
 
 
 def test_each_worker_process_serves_its_metrics_on_a_port_of_its_own(
@@ -136,6 +142,11 @@ def test_each_worker_process_serves_its_metrics_on_a_port_of_its_own(
 
     wait_for(worked_by_both, "both processes' metrics, together counting every job")
     assert worker.process.poll() is None
+    # A job is counted when it ends, before its outcome is written: stopped,
+    # the processes write them and let their locks go.
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert conn.execute("SELECT count(*) FROM que_jobs").fetchone() == (0,)
 
 
 def _free(port: int) -> bool:
