@@ -351,11 +351,23 @@ def window_end(noted: dict[str, Any] | None) -> WindowEnd | None:
     )
 
 
-def vanished_ids(locked: list[int], found: list[dict[str, Any]]) -> list[int]:
-    """Ids the walk locked whose rows were gone at the re-check."""
+#: A re-checked row: a tuple in the re-check statements' column order (queue,
+#: priority, run_at, job_id, ...), which ``job_from_values`` reads; a dict per
+#: row would cost the locker measurable time in every turn.
+Recheck = tuple[Any, ...]
+#: Where a re-checked row holds its job_id.
+RECHECK_ID = 3
+
+
+def vanished_ids(locked: list[int], found: list[Recheck]) -> list[int]:
+    """Ids the walk locked whose rows were gone at the re-check.
+
+    >>> vanished_ids([1, 2, 3], [("q", 100, None, 3), ("q", 100, None, 1)])
+    [2]
+    """
     if len(found) == len(locked):
         return []
-    present = {row["job_id"] for row in found}
+    present = {row[RECHECK_ID] for row in found}
     return [job_id for job_id in locked if job_id not in present]
 
 

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from . import sql
 from ._acompat import (
@@ -44,10 +44,12 @@ from ._acompat import (
 from ._engine_base import (
     CLAIM_WINDOW,
     MAX_CLAIM_WINDOW,
+    RECHECK_ID,
     SATURATED_WAIT,
     BufferSizer,
     Completion,
     EngineBook,
+    Recheck,
     WindowEnd,
     by_queue,
     check_engine_options,
@@ -89,7 +91,7 @@ from .async_client import AsyncClient
 from .async_job_handle import AsyncJob, AsyncJobHandle, perform
 from .async_unique import purge_stale_unique_keys
 from .errors import QueError
-from .job import job_from_row
+from .job import job_from_values
 
 logger = logging.getLogger(__name__)
 
@@ -440,14 +442,14 @@ class AsyncBatchWorker:
         order = rotated(queues, self._turn)
         self._turn += 1
         locked: list[int] = []
-        found: list[dict[str, Any]] = []
+        found: list[Recheck] = []
         first_end: WindowEnd | None = None
         writing = False
         try:
             async with conn.pipeline():
                 if limit > 0:
                     claim = conn.cursor(row_factory=dict_row)
-                    recheck = conn.cursor(row_factory=dict_row)
+                    recheck = conn.cursor(row_factory=tuple_row)  # no dict per job
                     # The locks are the session's: they outlive this transaction,
                     # which only scopes the planner setting.
                     await conn.execute(sql.BEGIN)
@@ -558,7 +560,7 @@ class AsyncBatchWorker:
             await self._connections.drop(hold_conn)
             raise
         if claimed:
-            self._holds[generation] = Hold(hold_conn, {row["job_id"] for row in found})
+            self._holds[generation] = Hold(hold_conn, {row[RECHECK_ID] for row in found})
         else:
             await self._end_hold(hold_conn)
         self._log_claim(claimed, limit, began)
@@ -685,21 +687,17 @@ class AsyncBatchWorker:
         end: dict[str, Any] | None = await cur.fetchone()
         return end
 
-    async def _reread(
-        self, conn: AnyConnection, locked: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+    async def _reread(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> list[Recheck]:
         """The rows of ``locked`` (keys the walk locked) still in the table, read
         by a fresh statement: one per queue."""
-        found: list[dict[str, Any]] = []
-        async with conn.cursor(row_factory=dict_row) as cur:
+        found: list[Recheck] = []
+        async with conn.cursor(row_factory=tuple_row) as cur:
             for rows in by_queue(locked):
                 await cur.execute(sql.RECHECK_JOBS, key_params(rows), prepare=True)
                 found += await cur.fetchall()
         return found
 
-    async def _hand_out(
-        self, conn: AnyConnection, locked: list[int], found: list[dict[str, Any]]
-    ) -> int:
+    async def _hand_out(self, conn: AnyConnection, locked: list[int], found: list[Recheck]) -> int:
         """Hand the re-checked rows to the workers and return how many. The
         locks of rows found gone (finished by another worker after the walk's
         snapshot) are released; a transaction-level one stays until its hold
@@ -709,7 +707,7 @@ class AsyncBatchWorker:
             await conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
-            job, problem = job_from_row(AsyncJob, row)
+            job, problem = job_from_values(AsyncJob, row)
             handle = AsyncJobHandle(
                 job,
                 self.client.backoff,

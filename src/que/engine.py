@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from . import sql
 from ._compat import (
@@ -45,10 +45,12 @@ from ._compat import (
 from ._engine_base import (
     CLAIM_WINDOW,
     MAX_CLAIM_WINDOW,
+    RECHECK_ID,
     SATURATED_WAIT,
     BufferSizer,
     Completion,
     EngineBook,
+    Recheck,
     WindowEnd,
     by_queue,
     check_engine_options,
@@ -88,7 +90,7 @@ from ._work import (
 from .cancel import CancelWatch, purge_expired_dead_jobs
 from .client import Client
 from .errors import QueError
-from .job import job_from_row
+from .job import job_from_values
 from .job_handle import Job, JobHandle, perform
 from .unique import purge_stale_unique_keys
 
@@ -437,14 +439,14 @@ class BatchWorker:
         order = rotated(queues, self._turn)
         self._turn += 1
         locked: list[int] = []
-        found: list[dict[str, Any]] = []
+        found: list[Recheck] = []
         first_end: WindowEnd | None = None
         writing = False
         try:
             with conn.pipeline():
                 if limit > 0:
                     claim = conn.cursor(row_factory=dict_row)
-                    recheck = conn.cursor(row_factory=dict_row)
+                    recheck = conn.cursor(row_factory=tuple_row)  # no dict per job
                     # The locks are the session's: they outlive this transaction,
                     # which only scopes the planner setting.
                     conn.execute(sql.BEGIN)
@@ -551,7 +553,7 @@ class BatchWorker:
             self._connections.drop(hold_conn)
             raise
         if claimed:
-            self._holds[generation] = Hold(hold_conn, {row["job_id"] for row in found})
+            self._holds[generation] = Hold(hold_conn, {row[RECHECK_ID] for row in found})
         else:
             self._end_hold(hold_conn)
         self._log_claim(claimed, limit, began)
@@ -676,17 +678,17 @@ class BatchWorker:
         end: dict[str, Any] | None = cur.fetchone()
         return end
 
-    def _reread(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _reread(self, conn: AnyConnection, locked: list[dict[str, Any]]) -> list[Recheck]:
         """The rows of ``locked`` (keys the walk locked) still in the table, read
         by a fresh statement: one per queue."""
-        found: list[dict[str, Any]] = []
-        with conn.cursor(row_factory=dict_row) as cur:
+        found: list[Recheck] = []
+        with conn.cursor(row_factory=tuple_row) as cur:
             for rows in by_queue(locked):
                 cur.execute(sql.RECHECK_JOBS, key_params(rows), prepare=True)
                 found += cur.fetchall()
         return found
 
-    def _hand_out(self, conn: AnyConnection, locked: list[int], found: list[dict[str, Any]]) -> int:
+    def _hand_out(self, conn: AnyConnection, locked: list[int], found: list[Recheck]) -> int:
         """Hand the re-checked rows to the workers and return how many. The
         locks of rows found gone (finished by another worker after the walk's
         snapshot) are released; a transaction-level one stays until its hold
@@ -696,7 +698,7 @@ class BatchWorker:
             conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
-            job, problem = job_from_row(Job, row)
+            job, problem = job_from_values(Job, row)
             handle = JobHandle(
                 job,
                 self.client.backoff,

@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 
 import que
 from que import sql
-from que._engine_base import WindowEnd, claim_params, window_end
+from que._engine_base import RECHECK_ID, WindowEnd, claim_params, window_end
 from que._jobs import parse_id_array
 from que.schema import install_notify, notify_installed, uninstall_notify
 
@@ -763,6 +763,22 @@ async def test_failed_claim_of_a_second_queue_unlocks_what_it_locked(
     assert advisory_lock_count(db_url) == 0
 
 
+def break_job_building(
+    engine: Any, monkeypatch: pytest.MonkeyPatch, fails: Callable[[int], bool]
+) -> None:
+    """Make the engine's hand-out raise, as a bug would, at each job whose id
+    ``fails`` accepts (asked once per job built)."""
+    module = sys.modules[type(engine).__module__]
+    build = module.job_from_values
+
+    def building(cls: Any, values: Any) -> Any:
+        if fails(values[RECHECK_ID]):
+            raise RuntimeError("this job cannot be built")
+        return build(cls, values)
+
+    monkeypatch.setattr(module, "job_from_values", building)
+
+
 async def test_hand_out_failing_part_way_unlocks_the_jobs_not_handed_out(
     side: Side,
     qc: AnyClient,
@@ -786,20 +802,19 @@ async def test_hand_out_failing_part_way_unlocks_the_jobs_not_handed_out(
 
     slow = await r(qc.enqueue(que.Job(type="W", args=["slow"])))
     engine = engines({"W": side.handler(work)}, concurrency=6, buffer=0)
-    module = sys.modules[type(engine).__module__]
-    build = module.job_from_row
     armed = threading.Event()
     built: list[int] = []
 
-    def failing(cls: Any, row: Any) -> Any:
-        if armed.is_set():
-            built.append(row["job_id"])
-            if len(built) == 3:
-                armed.clear()
-                raise RuntimeError("this job cannot be built")
-        return build(cls, row)
+    def third_once_armed(job_id: int) -> bool:
+        if not armed.is_set():
+            return False
+        built.append(job_id)
+        if len(built) < 3:
+            return False
+        armed.clear()
+        return True
 
-    monkeypatch.setattr(module, "job_from_row", failing)
+    break_job_building(engine, monkeypatch, third_once_armed)
     side.start_engine(engine)
     try:
         await eventually(lambda: set(runs.counts) == {slow.id}, "the slow job running")
@@ -839,18 +854,15 @@ async def test_hand_out_failing_turn_after_turn_keeps_the_running_jobs_locks(
     slow = await r(qc.enqueue(que.Job(type="W", args=["slow"])))
     engine = engines({"W": side.handler(work)}, concurrency=2, buffer=0)
     engine._WRITE_TRIES = 2  # were they counted, the second would drop the session
-    module = sys.modules[type(engine).__module__]
-    build = module.job_from_row
     armed = threading.Event()
     refused: list[int] = []
 
-    def failing(cls: Any, row: Any) -> Any:
+    def every_one_armed(job_id: int) -> bool:
         if armed.is_set():
-            refused.append(row["job_id"])
-            raise RuntimeError("this job cannot be built")
-        return build(cls, row)
+            refused.append(job_id)
+        return armed.is_set()
 
-    monkeypatch.setattr(module, "job_from_row", failing)
+    break_job_building(engine, monkeypatch, every_one_armed)
     side.start_engine(engine)
     try:
         await eventually(lambda: set(runs.counts) == {slow.id}, "the slow job running")
