@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 
 def held_locks(conn: psycopg.Connection[Any]) -> list[int]:
     """Job ids under an advisory lock in the database of ``conn`` (Que's locks
-    take the id as one bigint key)."""
+    take the id as one bigint key; a lock still waited for is not held)."""
     rows = conn.execute(
         "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
-        "WHERE locktype = 'advisory' AND objsubid = 1 "
+        "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "ORDER BY 1"
     ).fetchall()

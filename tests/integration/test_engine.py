@@ -35,7 +35,7 @@ from que._engine_base import RECHECK_ID, WindowEnd, claim_params, window_end
 from que._jobs import parse_id_array
 from que.schema import install_notify, notify_installed, uninstall_notify
 
-from ..helpers import Executions, advisory_lock_count, refuse_deletes, sequence_used
+from ..helpers import Executions, advisory_lock_count, held_locks, refuse_deletes, sequence_used
 from ..sides import AnyClient, Side, r, wait_event, wait_until
 
 WAIT = 60.0  # the longest any condition below is polled for
@@ -544,16 +544,6 @@ async def test_terminated_locker_session_loses_no_job(
     assert advisory_lock_count(db_url) == 0
 
 
-def advisory_locked_ids(conn: psycopg.Connection[Any]) -> set[int]:
-    """Job ids under an advisory lock now (a bigint key: high half in classid)."""
-    rows = conn.execute(
-        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
-        "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
-        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    ).fetchall()
-    return {row[0] for row in rows}
-
-
 async def test_failing_writes_keep_the_locks_and_claim_nothing_more(
     side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
 ) -> None:
@@ -580,10 +570,10 @@ async def test_failing_writes_keep_the_locks_and_claim_nothing_more(
         ran = set(runs.counts)
         assert slow.id in ran
         assert len(ran) <= 8
-        assert ran <= advisory_locked_ids(conn)  # running or finished, all still locked
+        assert ran <= set(held_locks(conn))  # running or finished, all still locked
         await eventually(lambda: refusals() >= 4, "one more refused write")
         assert set(runs.counts) == ran  # nothing claimed while the writes fail
-        assert ran <= advisory_locked_ids(conn)
+        assert ran <= set(held_locks(conn))
     finally:  # also when an assertion failed, so that the engine can stop
         conn.execute("DELETE FROM refuse_deletes")
         release.set()
@@ -698,7 +688,7 @@ async def test_failed_claim_keeps_the_running_job_locked_and_leaves_no_lock(
         )
         refused = refusals()
         await eventually(lambda: refusals() >= refused + 2, "more refused claims")
-        await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
+        await eventually(lambda: set(held_locks(conn)) == {slow.id}, "only the slow job locked")
         assert set(runs.counts) == {slow.id, second.id}
     finally:
         conn.execute("DELETE FROM refuse_rechecks")
@@ -753,7 +743,7 @@ async def test_failed_claim_of_a_second_queue_unlocks_what_it_locked(
         rest = await r(qc.enqueue_many([que.Job(type="W", queue="b") for _ in range(12)]))
         await eventually(lambda: remaining(conn) == 1, "the second queue's jobs worked")
         assert sequence_used(conn, "claim_refusals") >= 2
-        await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
+        await eventually(lambda: set(held_locks(conn)) == {slow.id}, "only the slow job locked")
     finally:
         conn.execute("DELETE FROM refuse_claims")
         release.set()
@@ -822,7 +812,7 @@ async def test_hand_out_failing_part_way_unlocks_the_jobs_not_handed_out(
         rest = await r(qc.enqueue_many([que.Job(type="W") for _ in range(5)]))
         await eventually(lambda: remaining(conn) == 1, "the other jobs worked")
         assert not armed.is_set() and len(built) >= 3
-        await eventually(lambda: advisory_locked_ids(conn) == {slow.id}, "only the slow job locked")
+        await eventually(lambda: set(held_locks(conn)) == {slow.id}, "only the slow job locked")
     finally:
         release.set()
     await eventually(lambda: remaining(conn) == 0, "every job worked")
@@ -873,7 +863,7 @@ async def test_hand_out_failing_turn_after_turn_keeps_the_running_jobs_locks(
         armed.clear()
         await eventually(lambda: remaining(conn) == 1, "the other job worked")
         assert engine._book.generation == session  # the session was never dropped
-        assert advisory_locked_ids(conn) == {slow.id}
+        assert set(held_locks(conn)) == {slow.id}
     finally:
         armed.clear()
         release.set()
@@ -932,14 +922,14 @@ async def test_jobs_claimed_on_a_lost_session_are_not_started(
     try:
         await eventually(lambda: first.id in runs.counts, "the first job running")
         await eventually(
-            lambda: {job.id for job in queued} <= advisory_locked_ids(conn), "the rest claimed"
+            lambda: {job.id for job in queued} <= set(held_locks(conn)), "the rest claimed"
         )
         lost = engine._book.generation  # the session about to be cut
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
-        await eventually(lambda: not advisory_locked_ids(conn), "the session's locks gone")
+        await eventually(lambda: not set(held_locks(conn)), "the session's locks gone")
         # Once the locker knows (it drops the session at its next statement):
         await eventually(lambda: engine._book.generation > lost, "a new locker session")
         # Another worker takes them all (the running one too: its lock went as well).
