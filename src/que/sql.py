@@ -315,17 +315,32 @@ _CLAIM_WINDOW: Final = """
     ORDER BY j.priority, j.run_at, j.job_id
 """
 
-LOCK_JOBS: Final = (
-    """
-SELECT due.queue, due.priority, due.run_at, due.job_id
-FROM (
-    SELECT j.queue, j.priority, j.run_at, j.job_id"""
-    + _CLAIM_WINDOW
+# The walk's tail, after the columns it selects of each row.
+_LOCK_WALK: Final = (
+    _CLAIM_WINDOW
     + """    LIMIT %(window)s
 ) AS due
 WHERE pg_try_advisory_lock(due.job_id)
 LIMIT %(limit)s
 """
+)
+
+LOCK_JOBS: Final = (
+    """
+SELECT due.queue, due.priority, due.run_at, due.job_id
+FROM (
+    SELECT j.queue, j.priority, j.run_at, j.job_id"""
+    + _LOCK_WALK
+)
+
+# LOCK_JOBS giving each locked row's key and where that row version lies
+# (its ctid), for LOCK_JOBS_NOTED.
+_LOCK_JOBS_AT: Final = (
+    """
+SELECT due.priority, due.run_at, due.job_id, due.ctid
+FROM (
+    SELECT j.priority, j.run_at, j.job_id, j.ctid"""
+    + _LOCK_WALK
 )
 
 # The key of the last row of the window LOCK_JOBS walked with the same
@@ -343,7 +358,7 @@ CLAIM_WINDOW_END: Final = (
 # locked, and the keys of those rows noted in session settings, where
 # RECHECK_NOTED, sent right behind it in the same pipeline, reads them. The
 # re-check must be a later statement (a snapshot taken after the locks), and
-# this way it costs no round trip of its own. The three array_agg calls read
+# this way it costs no round trip of its own. The array_agg calls all read
 # the same rows in the same order, so the arrays line up. When it locked
 # fewer than %(limit)s, the row also gives the key of its window's last row
 # (as CLAIM_WINDOW_END would, in the same snapshot), or NULLs when the window
@@ -359,9 +374,11 @@ FROM (
            set_config('que.locked_run_ats', coalesce(array_agg(l.run_at)::text, '{}'), false)
                AS run_ats,
            set_config('que.locked_ids', coalesce(array_agg(l.job_id)::text, '{}'), false) AS ids,
+           set_config('que.locked_ctids', coalesce(array_agg(l.ctid)::text, '{}'), false)
+               AS ctids,
            count(*) AS locked
     FROM ("""
-    + LOCK_JOBS
+    + _LOCK_JOBS_AT
     + """) AS l
 ) AS noted
 LEFT JOIN LATERAL ("""
@@ -394,12 +411,31 @@ CROSS JOIN LATERAL (
 ) AS j
 """
 
-# RECHECK_JOBS of the rows LOCK_JOBS_NOTED noted on this session.
-RECHECK_NOTED: Final = (
-    RECHECK_JOBS.replace("%(priorities)s", "current_setting('que.locked_priorities')")
-    .replace("%(run_ats)s", "current_setting('que.locked_run_ats')")
-    .replace("%(ids)s", "current_setting('que.locked_ids')")
-)
+# RECHECK_JOBS of the rows LOCK_JOBS_NOTED noted on this session, each read
+# straight from the row version the claim locked (a TID scan: no index
+# descent per row, the largest part of a re-check's cost; LIMIT 1 keeps it a
+# lookup per row, in the claim's order, as in RECHECK_JOBS). A row found there
+# has the same key and is still in the table. A row updated since the claim
+# has moved, and counts as gone, as it would if its key had changed: the
+# engine unlocks it, and it is claimed again.
+RECHECK_NOTED: Final = """
+SELECT j.queue, j.priority, j.run_at, j.job_id, j.job_class, j.args::text AS args,
+       j.error_count, j.last_error
+FROM unnest(
+    current_setting('que.locked_priorities')::text::smallint[],
+    current_setting('que.locked_run_ats')::text::timestamptz[],
+    current_setting('que.locked_ids')::text::bigint[],
+    current_setting('que.locked_ctids')::text::tid[]
+) AS k(priority, run_at, job_id, at)
+CROSS JOIN LATERAL (
+    SELECT r.queue, r.priority, r.run_at, r.job_id, r.job_class, r.args,
+           r.error_count, r.last_error
+    FROM que_jobs AS r
+    WHERE r.ctid = k.at AND r.queue = %(queue)s AND r.priority = k.priority
+      AND r.run_at = k.run_at AND r.job_id = k.job_id
+    LIMIT 1
+) AS j
+"""
 
 UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::text::bigint[]) AS id"
 

@@ -1108,6 +1108,32 @@ def test_batch_claim_skips_jobs_locked_elsewhere(
     conn.execute("SELECT pg_advisory_unlock_all()")
 
 
+def test_recheck_reads_the_row_versions_the_claim_locked(
+    client: que.Client, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    # Between the claim and the re-check other sessions delete one row, write
+    # to another without changing its key, and move a third to a later run_at.
+    # The re-check reads the rows at the versions the claim locked: only the
+    # untouched ones come back, in the claim's order; the rest count as gone,
+    # for the engine to unlock and claim again.
+    jobs = client.enqueue_many([que.Job(type="T", priority=p) for p in (5, 1, 4, 2, 3)])
+    by_priority = sorted(jobs, key=lambda job: job.priority)
+    deleted, written, moved = by_priority[0], by_priority[2], by_priority[4]
+    with psycopg.connect(db_url, autocommit=True) as locker:
+        row = locker.execute(sql.LOCK_JOBS_NOTED, claim_params("", 10, [])).fetchone()
+        assert row is not None and parse_id_array(row[2]) == [job.id for job in by_priority]
+        conn.execute("DELETE FROM que_jobs WHERE job_id = %s", [deleted.id])
+        conn.execute("UPDATE que_jobs SET last_error = 'x' WHERE job_id = %s", [written.id])
+        conn.execute(
+            "UPDATE que_jobs SET run_at = run_at + interval '1 hour' WHERE job_id = %s",
+            [moved.id],
+        )
+        found = locker.execute(sql.RECHECK_NOTED, {"queue": ""}).fetchall()
+        assert [row[RECHECK_ID] for row in found] == [by_priority[1].id, by_priority[3].id]
+        assert [row[5] for row in found] == ["[]", "[]"]  # the args, as JSON text
+    assert held_locks(conn) == []  # the locker's locks went with its session
+
+
 def test_first_claim_reports_where_its_window_ends(
     client: que.Client, db_url: str, conn: psycopg.Connection[Any]
 ) -> None:
