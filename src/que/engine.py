@@ -691,8 +691,8 @@ class BatchWorker:
     def _hand_out(self, conn: AnyConnection, locked: list[int], found: list[Recheck]) -> int:
         """Hand the re-checked rows to the workers and return how many. The
         locks of rows found gone (finished by another worker after the walk's
-        snapshot) are released; a transaction-level one stays until its hold
-        ends."""
+        snapshot, or written to since the claim) are released; a
+        transaction-level one stays until its hold ends."""
         gone = vanished_ids(locked, found)
         if gone and not self._connections.pgbouncer:
             conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)

@@ -64,8 +64,8 @@ def job_from_values(cls: type[J], values: Sequence[Any]) -> tuple[J, str | None]
     """A job of class ``cls`` from a tuple row in RECHECK_JOB's column order
     (queue, priority, run_at, job_id, job_class, args, error_count,
     last_error), and why its args could not be decoded: the one place a
-    claimed job is built (a classic worker reads tuple rows, where a dict per
-    row is measurable; ``job_from_row`` passes a dict row's values)."""
+    claimed job is built (workers and engines read tuple rows, where a dict
+    per row is measurable; ``job_from_row`` passes a dict row's values)."""
     queue, priority, run_at, job_id, job_class, text, error_count, last_error = values
     args, problem = decode_args(text)
     job = cls(job_class, args, queue, priority, run_at, job_id, error_count, last_error)

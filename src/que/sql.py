@@ -355,7 +355,7 @@ CLAIM_WINDOW_END: Final = (
 )
 
 # LOCK_JOBS for the engine's first claim of a turn: one row with the ids it
-# locked, and the keys of those rows noted in session settings, where
+# locked, and the keys and ctids of those rows noted in session settings, where
 # RECHECK_NOTED, sent right behind it in the same pipeline, reads them. The
 # re-check must be a later statement (a snapshot taken after the locks), and
 # this way it costs no round trip of its own. The array_agg calls all read
@@ -417,7 +417,8 @@ CROSS JOIN LATERAL (
 # lookup per row, in the claim's order, as in RECHECK_JOBS). A row found there
 # has the same key and is still in the table. A row updated since the claim
 # has moved, and counts as gone, as it would if its key had changed: the
-# engine unlocks it, and it is claimed again.
+# engine unlocks it, and it is claimed again. The key must still match: a
+# ctid freed by a delete and a vacuum can hold another job's row.
 RECHECK_NOTED: Final = """
 SELECT j.queue, j.priority, j.run_at, j.job_id, j.job_class, j.args::text AS args,
        j.error_count, j.last_error
@@ -426,12 +427,12 @@ FROM unnest(
     current_setting('que.locked_run_ats')::text::timestamptz[],
     current_setting('que.locked_ids')::text::bigint[],
     current_setting('que.locked_ctids')::text::tid[]
-) AS k(priority, run_at, job_id, at)
+) AS k(priority, run_at, job_id, row_ctid)
 CROSS JOIN LATERAL (
     SELECT r.queue, r.priority, r.run_at, r.job_id, r.job_class, r.args,
            r.error_count, r.last_error
     FROM que_jobs AS r
-    WHERE r.ctid = k.at AND r.queue = %(queue)s AND r.priority = k.priority
+    WHERE r.ctid = k.row_ctid AND r.queue = %(queue)s AND r.priority = k.priority
       AND r.run_at = k.run_at AND r.job_id = k.job_id
     LIMIT 1
 ) AS j

@@ -33,6 +33,7 @@ import que
 from que import sql
 from que._engine_base import RECHECK_ID, WindowEnd, claim_params, window_end
 from que._jobs import parse_id_array
+from que.job import job_from_values
 from que.schema import install_notify, notify_installed, uninstall_notify
 
 from ..helpers import Executions, advisory_lock_count, held_locks, refuse_deletes, sequence_used
@@ -848,9 +849,10 @@ async def test_hand_out_failing_turn_after_turn_keeps_the_running_jobs_locks(
     refused: list[int] = []
 
     def every_one_armed(job_id: int) -> bool:
-        if armed.is_set():
+        refuse = armed.is_set()
+        if refuse:
             refused.append(job_id)
-        return armed.is_set()
+        return refuse
 
     break_job_building(engine, monkeypatch, every_one_armed)
     side.start_engine(engine)
@@ -1129,9 +1131,61 @@ def test_recheck_reads_the_row_versions_the_claim_locked(
             [moved.id],
         )
         found = locker.execute(sql.RECHECK_NOTED, {"queue": ""}).fetchall()
-        assert [row[RECHECK_ID] for row in found] == [by_priority[1].id, by_priority[3].id]
-        assert [row[5] for row in found] == ["[]", "[]"]  # the args, as JSON text
-    assert held_locks(conn) == []  # the locker's locks went with its session
+        locker.execute("SELECT pg_advisory_unlock_all()")
+    assert [row[RECHECK_ID] for row in found] == [by_priority[1].id, by_priority[3].id]
+    built = [job_from_values(que.Job, row) for row in found]  # whole rows, as the engine reads
+    assert [(job.id, job.args, problem) for job, problem in built] == [
+        (by_priority[1].id, [], None),
+        (by_priority[3].id, [], None),
+    ]
+
+
+async def test_job_written_between_claim_and_recheck_is_unlocked_and_runs_once(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The engine's claim statement also writes to the rows listed in
+    # write_during_claim, as another session could between the claim and the
+    # re-check: the re-check finds that row moved, so the engine unlocks it and
+    # claims it again in a later turn. It runs once, with what was written.
+    conn.execute("CREATE TABLE write_during_claim (job_id bigint)")
+    writing_claim = (
+        "WITH written AS (UPDATE que_jobs SET last_error = 'written' "
+        "WHERE job_id IN (SELECT job_id FROM write_during_claim) RETURNING job_id), "
+        "forgotten AS (DELETE FROM write_during_claim) " + sql.LOCK_JOBS_NOTED
+    )
+    monkeypatch.setattr(sql, "LOCK_JOBS_NOTED", writing_claim)
+    runs = Executions()
+    last_errors: dict[int, str | None] = {}
+
+    async def work(job: Any) -> None:
+        runs.record(job)
+        last_errors[job.id] = job.last_error
+
+    jobs = await r(qc.enqueue_many([que.Job(type="W") for _ in range(3)]))
+    conn.execute("INSERT INTO write_during_claim VALUES (%s)", [jobs[1].id])
+    engine = engines({"W": side.handler(work)}, concurrency=2, buffer=1)
+    module = sys.modules[type(engine).__module__]
+    find_gone = module.vanished_ids
+    gone: list[int] = []
+
+    def recording(locked: list[int], found: list[Any]) -> list[int]:
+        ids: list[int] = find_gone(locked, found)
+        gone.extend(ids)
+        return ids
+
+    monkeypatch.setattr(module, "vanished_ids", recording)
+    side.start_engine(engine)
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert await side.stop_engine(engine)
+    assert gone == [jobs[1].id]
+    assert runs.counts == Counter({job.id: 1 for job in jobs})
+    assert last_errors[jobs[1].id] == "written"
+    assert advisory_lock_count(db_url) == 0
 
 
 def test_first_claim_reports_where_its_window_ends(
