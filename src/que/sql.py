@@ -419,24 +419,17 @@ CROSS JOIN LATERAL (
 # has moved, and counts as gone, as it would if its key had changed: the
 # engine unlocks it, and it is claimed again. The key must still match: a
 # ctid freed by a delete and a vacuum can hold another job's row.
-RECHECK_NOTED: Final = """
-SELECT j.queue, j.priority, j.run_at, j.job_id, j.job_class, j.args::text AS args,
-       j.error_count, j.last_error
-FROM unnest(
-    current_setting('que.locked_priorities')::text::smallint[],
-    current_setting('que.locked_run_ats')::text::timestamptz[],
-    current_setting('que.locked_ids')::text::bigint[],
-    current_setting('que.locked_ctids')::text::tid[]
-) AS k(priority, run_at, job_id, row_ctid)
-CROSS JOIN LATERAL (
-    SELECT r.queue, r.priority, r.run_at, r.job_id, r.job_class, r.args,
-           r.error_count, r.last_error
-    FROM que_jobs AS r
-    WHERE r.ctid = k.row_ctid AND r.queue = %(queue)s AND r.priority = k.priority
-      AND r.run_at = k.run_at AND r.job_id = k.job_id
-    LIMIT 1
-) AS j
-"""
+RECHECK_NOTED: Final = (
+    RECHECK_JOBS.replace("%(priorities)s", "current_setting('que.locked_priorities')")
+    .replace("%(run_ats)s", "current_setting('que.locked_run_ats')")
+    .replace("%(ids)s", "current_setting('que.locked_ids')")
+    .replace(
+        ") AS k(priority, run_at, job_id)",
+        ", current_setting('que.locked_ctids')::text::tid[]\n"
+        ") AS k(priority, run_at, job_id, row_ctid)",
+    )
+    .replace("WHERE r.queue", "WHERE r.ctid = k.row_ctid AND r.queue")
+)
 
 UNLOCK_JOBS: Final = "SELECT pg_advisory_unlock(id) FROM unnest(%(ids)s::text::bigint[]) AS id"
 
