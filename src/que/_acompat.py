@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import psycopg
@@ -83,13 +83,16 @@ async def run_work(
     limit: float | None,
     watchdog: Watchdog | None,
     on_start: Callable[[Callable[[], object]], None] | None = None,
+    job_task: bool = False,
 ) -> Any:
     """Run a work function and return what it returned: an async one as a task
     of its own (cancelled past ``limit``, or when the function ``on_start``
     was given is called), a sync one in a thread (reported by ``watchdog``
-    past ``limit``)."""
+    past ``limit``). ``job_task``: the calling task was made for this job
+    alone, so an async function runs in it, which saves a task per job."""
+    run = _run_here if job_task else _run_task
     if is_async_callable(func):
-        return await _run_task(run_with_timeout(func(job), job, limit), job, on_start)
+        return await run(_limited(func(job), job, limit), job, on_start)
     watchdog = None if limit is None else watchdog  # no limit: nothing to watch
     if watchdog is not None:
         watchdog.started(job)
@@ -99,8 +102,64 @@ async def run_work(
         if watchdog is not None:
             watchdog.finished(job)
     if result is not None and inspect.isawaitable(result):  # a sync function's coroutine
-        return await _run_task(run_with_timeout(result, job, limit), job, on_start)
+        return await run(_limited(result, job, limit), job, on_start)
     return result
+
+
+def _limited(work: Awaitable[Any], job: BaseJob, limit: float | None) -> Coroutine[Any, Any, Any]:
+    """``work`` as a coroutine, cancelled past ``limit``; a coroutine with no
+    limit is left as it is (one frame less on every step of the job)."""
+    if limit is None and inspect.iscoroutine(work):
+        return work
+    return run_with_timeout(work, job, limit)
+
+
+async def _run_here(
+    work: Coroutine[Any, Any, Any],
+    job: BaseJob,
+    on_start: Callable[[Callable[[], object]], None] | None,
+) -> Any:
+    """Await ``work`` in the running task, which belongs to this job alone: a
+    cancel request cancels that task while the work runs, and comes out as
+    JobCancelledError; any other cancellation goes on as it came."""
+    task = asyncio.current_task()
+    assert task is not None
+    running = stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            if running:
+                task.cancel()
+
+    if on_start is not None:
+        on_start(stop)
+    if stopped:  # asked before it started: it never starts
+        work.close()
+        raise _cancelled_on_request(job)
+    running = True
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if stopped:
+            raise _cancelled_on_request(job) from None
+        raise
+    finally:
+        running = False
+        if stopped:
+            _uncancel(task)
+
+
+def _uncancel(task: asyncio.Task[Any]) -> None:
+    """Take back the one cancel a request made (Python 3.11 counts them; 3.10 does not)."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
+
+
+def _cancelled_on_request(job: BaseJob) -> JobCancelledError:
+    return JobCancelledError(f"job {job.type} id={job.id} was cancelled on request")
 
 
 async def _run_task(
@@ -123,9 +182,7 @@ async def _run_task(
     except asyncio.CancelledError:
         if stopped and task.cancelled():
             # Cancelled on request, not the worker being stopped: a job outcome.
-            raise JobCancelledError(
-                f"job {job.type} id={job.id} was cancelled on request"
-            ) from None
+            raise _cancelled_on_request(job) from None
         raise
     if isinstance(result, _Interrupt):
         raise result.exc

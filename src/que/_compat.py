@@ -71,13 +71,14 @@ def run_work(
     limit: float | None,
     watchdog: Watchdog | None,
     on_start: Callable[[Callable[[], object]], None] | None = None,
+    job_task: bool = False,
 ) -> Any:
     """Run a work function in this thread (reported by ``watchdog`` past ``limit``)
     and return what it returned.
 
     A thread cannot be stopped, so ``limit`` only matters to the watchdog, and
-    ``on_start`` (how the async face cancels a job) is not used: a job in a
-    thread checks ``job.cancelled`` itself.
+    ``on_start`` and ``job_task`` (how the async face cancels a job, and where
+    it runs one) are not used: a job in a thread checks ``job.cancelled`` itself.
     """
     watchdog = None if limit is None else watchdog  # no limit: nothing to watch
     if watchdog is not None:

@@ -18,6 +18,8 @@ releases their locks.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -212,6 +214,10 @@ class AsyncBatchWorker:
         self._stop = Event()
         self._locker: list[Background] = []
         self._workers: list[Background] = []
+        if ASYNC:
+            # A task per job, started while fewer than ``concurrency`` run.
+            self._job_tasks: set[asyncio.Task[None]] = set()
+            self._free_places = concurrency
         self._running: set[int] = set()
         self._timeouts = Timeouts(timeout, dict(timeouts or {}))
         self._watchdog = Watchdog(self._timeouts, on_overdue)
@@ -240,8 +246,14 @@ class AsyncBatchWorker:
         self._locker.append(spawn(self._locker_loop, "que-batch-locker"))
         if self.listen:
             self._workers.append(spawn(self._listener_loop, "que-batch-listener"))
-        for number in range(self.concurrency):
-            self._workers.append(spawn(self._worker_loop, f"que-batch-worker-{number}"))
+        if ASYNC:
+            # Each job's task starts in a copy of this context, not of the
+            # context a previous job left behind.
+            self._context = contextvars.copy_context()
+            self._loop = asyncio.get_running_loop()
+        else:
+            for number in range(self.concurrency):
+                self._workers.append(spawn(self._worker_loop, f"que-batch-worker-{number}"))
 
     async def shutdown(self, timeout: float | None = None) -> bool:
         """Stop claiming, hand back jobs not yet started, let running jobs finish,
@@ -256,10 +268,13 @@ class AsyncBatchWorker:
                 "AsyncBatchWorker shutdown timed out with %d job(s) running", self.running
             )
             return False
-        for _ in range(self.concurrency):
-            self._jobs.put_nowait(None)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        await join(self._workers, left)
+        if ASYNC:
+            await join([*self._workers, *self._job_tasks], left)
+        else:
+            for _ in range(self.concurrency):
+                self._jobs.put_nowait(None)
+            await join(self._workers, left)
         return True
 
     @property
@@ -719,6 +734,8 @@ class AsyncBatchWorker:
             self._book.claimed(job)
             self._cancel_watch.watch(handle)
             self._jobs.put_nowait(Claimed(job, handle, generation))
+        if ASYNC:
+            self._fill_places()
         return len(found)
 
     async def _idle_wait(self, conn: AnyConnection, queues: list[str]) -> float:
@@ -809,51 +826,78 @@ class AsyncBatchWorker:
 
     # -- the workers ---------------------------------------------------------------
 
-    async def _worker_loop(self) -> None:
-        while True:
-            item = await self._jobs.get()
-            if item is None:
-                return
-            # Shutting down, its queue paused since the claim, or the session
-            # that claimed it lost (its lock with it): give it back unstarted.
-            if (
-                self._stop.is_set()
-                or self.client.pauses.is_paused(item.job.queue)
-                or self._unlocked(item)
-            ):
-                self._cancel_watch.unwatch(item.handle)
-                self._book.report(Completion(item.job, item.generation))
-                self._wake.set()
-                continue
-            job_id = id(item.job)
-            self._running.add(job_id)
-            began = time.monotonic()
-            error_count = item.job.error_count
+    if ASYNC:
+
+        def _fill_places(self) -> None:
+            """Start a task for each waiting job a free place can take. The job runs
+            in it (not in a worker task's task of its own): its context is its
+            own, and a cancel request stops it alone."""
+            while self._free_places and not self._jobs.empty():
+                item = self._jobs.get_nowait()
+                assert item is not None
+                self._free_places -= 1
+                task = self._context.run(self._loop.create_task, self._job_task(item))
+                self._job_tasks.add(task)
+                task.add_done_callback(self._job_tasks.discard)
+
+        async def _job_task(self, item: Claimed) -> None:
             try:
-                verdict = await self._perform(item.job, item.handle)
-            except Cancelled:
-                # The task is being cancelled: the job goes back untouched.
-                self._book.report(Completion(item.job, item.generation))
-                self._wake.set()
-                raise
+                await self._run_job(item)
             finally:
-                self._cancel_watch.unwatch(item.handle)
-                self._sizer.observe_job(time.monotonic() - began)
-                self._running.discard(job_id)
-            cancelled = item.handle.cancelled
-            verdict = settle(
-                verdict,
-                item.job.type,
-                error_count,
-                self.limits,
-                cancelled=cancelled,
-                extension=self.client.extension_version > 0,
-            )
-            self._book.report(Completion(item.job, item.generation, verdict, cancelled))
-            # Set once: setting a set event still takes its lock (sync face), and
-            # the locker collects every report made before it clears the event.
-            if not self._wake.is_set() and self._book.worth_waking(self._jobs.qsize()):
-                self._wake.set()
+                self._free_places += 1
+                self._fill_places()
+
+    else:
+
+        async def _worker_loop(self) -> None:
+            while True:
+                item = await self._jobs.get()
+                if item is None:
+                    return
+                await self._run_job(item)
+
+    async def _run_job(self, item: Claimed) -> None:
+        """Run one claimed job and report its outcome to the locker."""
+        # Shutting down, its queue paused since the claim, or the session
+        # that claimed it lost (its lock with it): give it back unstarted.
+        if (
+            self._stop.is_set()
+            or self.client.pauses.is_paused(item.job.queue)
+            or self._unlocked(item)
+        ):
+            self._cancel_watch.unwatch(item.handle)
+            self._book.report(Completion(item.job, item.generation))
+            self._wake.set()
+            return
+        job_id = id(item.job)
+        self._running.add(job_id)
+        began = time.monotonic()
+        error_count = item.job.error_count
+        try:
+            verdict = await self._perform(item.job, item.handle)
+        except Cancelled:
+            # The task is being cancelled: the job goes back untouched.
+            self._book.report(Completion(item.job, item.generation))
+            self._wake.set()
+            raise
+        finally:
+            self._cancel_watch.unwatch(item.handle)
+            self._sizer.observe_job(time.monotonic() - began)
+            self._running.discard(job_id)
+        cancelled = item.handle.cancelled
+        verdict = settle(
+            verdict,
+            item.job.type,
+            error_count,
+            self.limits,
+            cancelled=cancelled,
+            extension=self.client.extension_version > 0,
+        )
+        self._book.report(Completion(item.job, item.generation, verdict, cancelled))
+        # Set once: setting a set event still takes its lock (sync face), and
+        # the locker collects every report made before it clears the event.
+        if not self._wake.is_set() and self._book.worth_waking(self._jobs.qsize()):
+            self._wake.set()
 
     def _unlocked(self, item: Claimed) -> bool:
         """Whether ``item`` was claimed on a locker session since replaced: its
@@ -865,7 +909,8 @@ class AsyncBatchWorker:
         func = self.work_map.get(job.type)
         started = time.monotonic()
         try:
-            return await perform(job, func, self._timeouts.seconds(job.type), self._watchdog)
+            limit = self._timeouts.seconds(job.type)
+            return await perform(job, func, limit, self._watchdog, job_task=ASYNC)
         except (KeyboardInterrupt, SystemExit) as exc:
             # From a work function: give the job back untouched (it runs
             # again) and keep this worker alive.

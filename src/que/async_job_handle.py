@@ -396,7 +396,12 @@ class AsyncJobHandle:
 
 
 async def perform(
-    job: AsyncJob, func: Callable[[Any], Any] | None, limit: float | None, watchdog: Watchdog | None
+    job: AsyncJob,
+    func: Callable[[Any], Any] | None,
+    limit: float | None,
+    watchdog: Watchdog | None,
+    *,
+    job_task: bool = False,
 ) -> Verdict:
     """Run a claimed job's work function, and say what is left to write: DELETE
     (it worked), FAIL with its last_error (it raised; an unknown type fails too),
@@ -404,9 +409,10 @@ async def perform(
     own outcome). What every worker and engine runs, so the lifecycle hooks
     (``que.hooks``) run here; retry limits and cancel requests are applied
     after (``_outcomes.settle``). Inside an OpenTelemetry span when the
-    application has a tracer provider (``_tracing``)."""
+    application has a tracer provider (``_tracing``). ``job_task``: the calling
+    task runs this job alone (see ``run_work``)."""
     with job_span(job) as span:
-        return await _perform(job, func, limit, watchdog, span)
+        return await _perform(job, func, limit, watchdog, span, job_task)
 
 
 async def _perform(
@@ -415,6 +421,7 @@ async def _perform(
     limit: float | None,
     watchdog: Watchdog | None,
     span: JobSpan,
+    job_task: bool,
 ) -> Verdict:
     handle = job._claimed()
     await _run_hooks("before", job)
@@ -424,7 +431,7 @@ async def _perform(
             raise QueError(undecodable_message(handle.problem))
         if func is None:
             raise UnknownJobTypeError(job.type)
-        result = await run_work(func, job, limit, watchdog, handle.set_stop)
+        result = await run_work(func, job, limit, watchdog, handle.set_stop, job_task)
         if isinstance(result, Snooze):
             raise result
         if handle.in_tx and not handle.deleted:

@@ -253,9 +253,9 @@ class BatchWorker:
         if join(self._locker, timeout):
             logger.warning("BatchWorker shutdown timed out with %d job(s) running", self.running)
             return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
         for _ in range(self.concurrency):
             self._jobs.put_nowait(None)
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
         join(self._workers, left)
         return True
 
@@ -805,46 +805,50 @@ class BatchWorker:
             item = self._jobs.get()
             if item is None:
                 return
-            # Shutting down, its queue paused since the claim, or the session
-            # that claimed it lost (its lock with it): give it back unstarted.
-            if (
-                self._stop.is_set()
-                or self.client.pauses.is_paused(item.job.queue)
-                or self._unlocked(item)
-            ):
-                self._cancel_watch.unwatch(item.handle)
-                self._book.report(Completion(item.job, item.generation))
-                self._wake.set()
-                continue
-            job_id = id(item.job)
-            self._running.add(job_id)
-            began = time.monotonic()
-            error_count = item.job.error_count
-            try:
-                verdict = self._perform(item.job, item.handle)
-            except Cancelled:
-                # The task is being cancelled: the job goes back untouched.
-                self._book.report(Completion(item.job, item.generation))
-                self._wake.set()
-                raise
-            finally:
-                self._cancel_watch.unwatch(item.handle)
-                self._sizer.observe_job(time.monotonic() - began)
-                self._running.discard(job_id)
-            cancelled = item.handle.cancelled
-            verdict = settle(
-                verdict,
-                item.job.type,
-                error_count,
-                self.limits,
-                cancelled=cancelled,
-                extension=self.client.extension_version > 0,
-            )
-            self._book.report(Completion(item.job, item.generation, verdict, cancelled))
-            # Set once: setting a set event still takes its lock (sync face), and
-            # the locker collects every report made before it clears the event.
-            if not self._wake.is_set() and self._book.worth_waking(self._jobs.qsize()):
-                self._wake.set()
+            self._run_job(item)
+
+    def _run_job(self, item: Claimed) -> None:
+        """Run one claimed job and report its outcome to the locker."""
+        # Shutting down, its queue paused since the claim, or the session
+        # that claimed it lost (its lock with it): give it back unstarted.
+        if (
+            self._stop.is_set()
+            or self.client.pauses.is_paused(item.job.queue)
+            or self._unlocked(item)
+        ):
+            self._cancel_watch.unwatch(item.handle)
+            self._book.report(Completion(item.job, item.generation))
+            self._wake.set()
+            return
+        job_id = id(item.job)
+        self._running.add(job_id)
+        began = time.monotonic()
+        error_count = item.job.error_count
+        try:
+            verdict = self._perform(item.job, item.handle)
+        except Cancelled:
+            # The task is being cancelled: the job goes back untouched.
+            self._book.report(Completion(item.job, item.generation))
+            self._wake.set()
+            raise
+        finally:
+            self._cancel_watch.unwatch(item.handle)
+            self._sizer.observe_job(time.monotonic() - began)
+            self._running.discard(job_id)
+        cancelled = item.handle.cancelled
+        verdict = settle(
+            verdict,
+            item.job.type,
+            error_count,
+            self.limits,
+            cancelled=cancelled,
+            extension=self.client.extension_version > 0,
+        )
+        self._book.report(Completion(item.job, item.generation, verdict, cancelled))
+        # Set once: setting a set event still takes its lock (sync face), and
+        # the locker collects every report made before it clears the event.
+        if not self._wake.is_set() and self._book.worth_waking(self._jobs.qsize()):
+            self._wake.set()
 
     def _unlocked(self, item: Claimed) -> bool:
         """Whether ``item`` was claimed on a locker session since replaced: its
@@ -856,7 +860,8 @@ class BatchWorker:
         func = self.work_map.get(job.type)
         started = time.monotonic()
         try:
-            return perform(job, func, self._timeouts.seconds(job.type), self._watchdog)
+            limit = self._timeouts.seconds(job.type)
+            return perform(job, func, limit, self._watchdog, job_task=ASYNC)
         except (KeyboardInterrupt, SystemExit) as exc:
             # From a work function: give the job back untouched (it runs
             # again) and keep this worker alive.

@@ -383,7 +383,12 @@ class JobHandle:
 
 
 def perform(
-    job: Job, func: Callable[[Any], Any] | None, limit: float | None, watchdog: Watchdog | None
+    job: Job,
+    func: Callable[[Any], Any] | None,
+    limit: float | None,
+    watchdog: Watchdog | None,
+    *,
+    job_task: bool = False,
 ) -> Verdict:
     """Run a claimed job's work function, and say what is left to write: DELETE
     (it worked), FAIL with its last_error (it raised; an unknown type fails too),
@@ -391,9 +396,10 @@ def perform(
     own outcome). What every worker and engine runs, so the lifecycle hooks
     (``que.hooks``) run here; retry limits and cancel requests are applied
     after (``_outcomes.settle``). Inside an OpenTelemetry span when the
-    application has a tracer provider (``_tracing``)."""
+    application has a tracer provider (``_tracing``). ``job_task``: the calling
+    task runs this job alone (see ``run_work``)."""
     with job_span(job) as span:
-        return _perform(job, func, limit, watchdog, span)
+        return _perform(job, func, limit, watchdog, span, job_task)
 
 
 def _perform(
@@ -402,6 +408,7 @@ def _perform(
     limit: float | None,
     watchdog: Watchdog | None,
     span: JobSpan,
+    job_task: bool,
 ) -> Verdict:
     handle = job._claimed()
     _run_hooks("before", job)
@@ -411,7 +418,7 @@ def _perform(
             raise QueError(undecodable_message(handle.problem))
         if func is None:
             raise UnknownJobTypeError(job.type)
-        result = run_work(func, job, limit, watchdog, handle.set_stop)
+        result = run_work(func, job, limit, watchdog, handle.set_stop, job_task)
         if isinstance(result, Snooze):
             raise result
         if handle.in_tx and not handle.deleted:

@@ -16,6 +16,7 @@ at the end on plain connections.
 """
 
 import asyncio
+import contextvars
 import logging
 import re
 import sys
@@ -1043,6 +1044,60 @@ async def test_async_job_past_its_timeout_is_cancelled_and_retried(
     assert "JobTimeoutError: job Hang id=" in row[0] and "timeout of 0.2s" in row[0]
     assert 2 < row[1] <= 4  # retried after the backoff
     assert advisory_lock_count(db_url) == 0
+
+
+JOB_MARK: contextvars.ContextVar[str] = contextvars.ContextVar("job_mark", default="unset")
+
+
+@ASYNC_ONLY  # a thread starts with a context of its own, not start()'s
+async def test_each_async_job_starts_in_the_context_the_engine_started_in(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    """A job's task is started as the one before it ends; what that job set in
+    its context must not reach the next."""
+    seen: list[tuple[int, str]] = []
+
+    async def marks(job: Any) -> None:
+        seen.append((job.args[0], JOB_MARK.get()))
+        JOB_MARK.set(f"left by job {job.args[0]}")
+
+    await r(qc.enqueue_many([que.Job(type="Mark", args=[n]) for n in range(6)]))
+    engine = engines({"Mark": marks}, concurrency=1, buffer=5)
+    token = JOB_MARK.set("from start")
+    try:
+        side.start_engine(engine)
+    finally:
+        JOB_MARK.reset(token)
+    await eventually(lambda: remaining(conn) == 0, "every job worked")
+    assert sorted(seen) == [(n, "from start") for n in range(6)]
+
+
+@ASYNC_ONLY  # a thread is never cancelled: it looks at job.cancelled itself
+async def test_async_job_cancelled_while_it_waits_for_a_place_never_starts(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    release = asyncio.Event()
+    entered: list[str] = []
+
+    async def blocks(job: Any) -> None:
+        entered.append(job.type)
+        await release.wait()
+
+    first = await r(qc.enqueue(que.Job(type="Block")))
+    waiting = await r(qc.enqueue(que.Job(type="Waits", run_at=first.run_at)))
+    engine = engines({"Block": blocks, "Waits": blocks}, concurrency=1, buffer=1)
+    side.start_engine(engine)
+    await eventually(lambda: entered == ["Block"], "the first job started")
+    watched = engine._cancel_watch._handles
+    await eventually(lambda: waiting.id in watched, "the second job claimed, waiting")
+    conn.execute(sql.REQUEST_CANCEL, {"job_id": waiting.id})
+    handle = watched[waiting.id]
+    await eventually(lambda: handle.cancelled, "the request seen")
+    release.set()
+    await eventually(lambda: remaining(conn) == 0, "both jobs finished")
+    assert entered == ["Block"]
+    dead = conn.execute("SELECT job_id, outcome FROM que_dead_jobs").fetchall()
+    assert dead == [(waiting.id, "cancelled")]
 
 
 @SYNC_ONLY  # the async face takes async work functions; the sync face has no loop to run them
