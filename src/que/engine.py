@@ -694,8 +694,12 @@ class BatchWorker:
         snapshot, or written to since the claim) are released; a
         transaction-level one stays until its hold ends."""
         gone = vanished_ids(locked, found)
-        if gone and not self._connections.pgbouncer:
-            conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
+        if gone:
+            # One may only have been written to since the claim: claim again
+            # at once rather than sleep with it due.
+            self._wake.set()
+            if not self._connections.pgbouncer:
+                conn.execute(sql.UNLOCK_JOBS, {"ids": id_array(gone)}, prepare=True)
         generation = self._book.generation
         for row in found:
             job, problem = job_from_values(Job, row)

@@ -1243,6 +1243,35 @@ async def test_job_written_between_claim_and_recheck_is_unlocked_and_runs_once(
     assert advisory_lock_count(db_url) == 0
 
 
+async def test_lone_job_written_during_its_claim_is_claimed_again_at_once(
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing else runs or is due to wake the locker, and it neither listens
+    nor polls within the test: it must not sleep with the job it found gone."""
+    conn.execute("CREATE TABLE write_during_claim (job_id bigint)")
+    writing_claim = (
+        "WITH written AS (UPDATE que_jobs SET last_error = 'written' "
+        "WHERE job_id IN (SELECT job_id FROM write_during_claim) RETURNING job_id), "
+        "forgotten AS (DELETE FROM write_during_claim) " + sql.LOCK_JOBS_NOTED
+    )
+    monkeypatch.setattr(sql, "LOCK_JOBS_NOTED", writing_claim)
+    runs = Executions()
+    job = await r(qc.enqueue(que.Job(type="W")))
+    conn.execute("INSERT INTO write_during_claim VALUES (%s)", [job.id])
+
+    async def work(job: Any) -> None:
+        runs.record(job)
+
+    engine = engines({"W": side.handler(work)}, interval=60, listen=False)
+    side.start_engine(engine)
+    await wait_until(lambda: remaining(conn) == 0, 20, "the job claimed again and worked")
+    assert runs.counts == Counter({job.id: 1})
+
+
 def test_first_claim_reports_where_its_window_ends(
     client: que.Client, db_url: str, conn: psycopg.Connection[Any]
 ) -> None:
