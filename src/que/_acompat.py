@@ -142,13 +142,20 @@ async def _run_here(
     try:
         return await work
     except asyncio.CancelledError:
-        if stopped:
+        if stopped and _cancels(task) <= 1:  # the request's own, none from outside
             raise _cancelled_on_request(job) from None
         raise
     finally:
         running = False
         if stopped:
             _uncancel(task)
+
+
+def _cancels(task: asyncio.Task[Any]) -> int:
+    """How many cancels ``task`` was asked for (0 where Python does not count
+    them: 3.10, where a request cannot be told from a cancel from outside)."""
+    cancelling = getattr(task, "cancelling", None)
+    return 0 if cancelling is None else int(cancelling())
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:

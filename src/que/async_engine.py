@@ -218,6 +218,7 @@ class AsyncBatchWorker:
             # A task per job, started while fewer than ``concurrency`` run.
             self._job_tasks: set[asyncio.Task[None]] = set()
             self._free_places = concurrency
+            self._filling = False
         self._running: set[int] = set()
         self._timeouts = Timeouts(timeout, dict(timeouts or {}))
         self._watchdog = Watchdog(self._timeouts, on_overdue)
@@ -235,7 +236,8 @@ class AsyncBatchWorker:
     # -- lifetime --------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the locker, the listener and the workers in the background."""
+        """Start the locker and the listener in the background, and the workers:
+        threads on the sync face; on the asyncio face each job gets a task."""
         if self._locker:
             raise QueError("this AsyncBatchWorker was already started")
         self._connections.check_open()
@@ -834,22 +836,32 @@ class AsyncBatchWorker:
 
         def _fill_places(self) -> None:
             """Start a task for each waiting job a free place can take. The job runs
-            in it (not in a worker task's task of its own): its context is its
-            own, and a cancel request stops it alone."""
-            while self._free_places and not self._jobs.empty():
-                item = self._jobs.get_nowait()
-                assert item is not None
-                self._free_places -= 1
-                task = self._context.run(self._loop.create_task, self._job_task(item))
-                self._job_tasks.add(task)
-                task.add_done_callback(self._job_tasks.discard)
+            in it (not in a task of its own that a worker task waits on): its
+            context is its own, and a cancel request stops it alone."""
+            if self._filling:
+                # A job that ended inside create_task (an eager task factory):
+                # the loop below goes on filling.
+                return
+            self._filling = True
+            try:
+                while self._free_places and not self._jobs.empty():
+                    item = self._jobs.get_nowait()
+                    assert item is not None
+                    self._free_places -= 1
+                    task = self._context.run(self._loop.create_task, self._job_task(item))
+                    self._job_tasks.add(task)
+                    task.add_done_callback(self._job_tasks.discard)
+            finally:
+                self._filling = False
 
         async def _job_task(self, item: Claimed) -> None:
             try:
                 await self._run_job(item)
             finally:
                 self._free_places += 1
-                self._fill_places()
+            # Not after a cancellation from outside (a loop torn down without
+            # shutdown): the next job's lock may go with the locker's session.
+            self._fill_places()
 
     else:
 

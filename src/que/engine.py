@@ -228,7 +228,8 @@ class BatchWorker:
     # -- lifetime --------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the locker, the listener and the workers in the background."""
+        """Start the locker and the listener in the background, and the workers:
+        threads on the sync face; on the asyncio face each job gets a task."""
         if self._locker:
             raise QueError("this BatchWorker was already started")
         self._connections.check_open()

@@ -1100,6 +1100,63 @@ async def test_async_job_cancelled_while_it_waits_for_a_place_never_starts(
     assert dead == [(waiting.id, "cancelled")]
 
 
+@ASYNC_ONLY  # threads cannot be cancelled from outside
+async def test_async_engine_cancelled_from_outside_starts_no_waiting_job(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
+) -> None:
+    """What asyncio.run does to the tasks left when its coroutine ends without
+    shutdown(): it cancels them all. A job waiting for a place must not start
+    then, since its lock goes with the locker's session."""
+    started: list[str] = []
+
+    async def work(job: Any) -> None:
+        started.append(job.type)
+        await asyncio.sleep(3600)
+
+    await r(qc.enqueue(que.Job(type="A", priority=1)))
+    await r(qc.enqueue(que.Job(type="B", priority=2)))
+    # No listener: its connection, cancelled mid-wait, would not go back to the pool.
+    engine = engines({"A": work, "B": work}, concurrency=1, buffer=1, listen=False)
+    side.start_engine(engine)
+    await eventually(
+        lambda: started == ["A"] and engine._jobs.qsize() == 1, "A running and B waiting"
+    )
+    tasks = [*engine._locker, *engine._workers, *engine._job_tasks]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0.2)  # time for a task started by the cancellation to run
+    assert started == ["A"]
+    assert remaining(conn) == 2
+    assert advisory_lock_count(db_url) == 0  # gone with the locker's session
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is 3.12+")
+@ASYNC_ONLY  # no tasks on the sync face
+async def test_async_engine_works_under_an_eager_task_factory(
+    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any
+) -> None:
+    """An eager task runs its first step inside create_task: a job that never
+    suspends ends there, while the engine is still starting tasks."""
+    runs = Executions()
+
+    async def quick(job: Any) -> None:
+        runs.record(job)
+
+    jobs = await r(qc.enqueue_many([que.Job(type="Q") for _ in range(30)]))
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        engine = engines({"Q": quick}, concurrency=2, buffer=10)
+        side.start_engine(engine)
+        await eventually(lambda: remaining(conn) == 0, "every job worked")
+        assert await side.stop_engine(engine)
+    finally:
+        loop.set_task_factory(factory)
+    assert runs.counts == Counter({job.id: 1 for job in jobs})
+
+
 @SYNC_ONLY  # the async face takes async work functions; the sync face has no loop to run them
 async def test_sync_engine_refuses_async_work_functions(side: Side, qc: AnyClient) -> None:
     async def handler(job: Any) -> None:

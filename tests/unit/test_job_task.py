@@ -152,3 +152,32 @@ async def test_a_request_after_the_work_ended_cancels_nothing() -> None:
         return int(result)
 
     assert await asyncio.create_task(job_task()) == 42
+
+
+@needs_cancel_count
+async def test_a_request_and_a_cancel_from_outside_at_once_end_as_a_cancel() -> None:
+    """The cancel from outside (a loop torn down, say) wins: the task ends
+    cancelled, with that cancel still counted."""
+    stopper = Stopper()
+    entered = asyncio.Event()
+    counts: list[int] = []
+
+    async def waits(job: Any) -> None:
+        entered.set()
+        await asyncio.sleep(60)
+
+    async def job_task() -> None:
+        try:
+            await run_work(waits, JOB, None, None, stopper.on_start, job_task=True)
+        except asyncio.CancelledError:
+            counts.append(cancel_count())
+            raise
+
+    task = asyncio.create_task(job_task())
+    await entered.wait()
+    stopper.request()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    assert counts == [1]
