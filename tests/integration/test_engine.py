@@ -1252,6 +1252,19 @@ def test_recheck_reads_the_row_versions_the_claim_locked(
     ]
 
 
+def write_during_claim(conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the engine's first claim of a turn also write to the jobs whose ids
+    are put in the table write_during_claim (once each): as another session
+    could between the claim and the re-check."""
+    conn.execute("CREATE TABLE write_during_claim (job_id bigint)")
+    writing_claim = (
+        "WITH written AS (UPDATE que_jobs SET last_error = 'written' "
+        "WHERE job_id IN (SELECT job_id FROM write_during_claim) RETURNING job_id), "
+        "forgotten AS (DELETE FROM write_during_claim) " + sql.LOCK_JOBS_NOTED
+    )
+    monkeypatch.setattr(sql, "LOCK_JOBS_NOTED", writing_claim)
+
+
 async def test_job_written_between_claim_and_recheck_is_unlocked_and_runs_once(
     side: Side,
     qc: AnyClient,
@@ -1264,13 +1277,7 @@ async def test_job_written_between_claim_and_recheck_is_unlocked_and_runs_once(
     # write_during_claim, as another session could between the claim and the
     # re-check: the re-check finds that row moved, so the engine unlocks it and
     # claims it again in a later turn. It runs once, with what was written.
-    conn.execute("CREATE TABLE write_during_claim (job_id bigint)")
-    writing_claim = (
-        "WITH written AS (UPDATE que_jobs SET last_error = 'written' "
-        "WHERE job_id IN (SELECT job_id FROM write_during_claim) RETURNING job_id), "
-        "forgotten AS (DELETE FROM write_during_claim) " + sql.LOCK_JOBS_NOTED
-    )
-    monkeypatch.setattr(sql, "LOCK_JOBS_NOTED", writing_claim)
+    write_during_claim(conn, monkeypatch)
     runs = Executions()
     last_errors: dict[int, str | None] = {}
 
@@ -1309,13 +1316,7 @@ async def test_lone_job_written_during_its_claim_is_claimed_again_at_once(
 ) -> None:
     """Nothing else runs or is due to wake the locker, and it neither listens
     nor polls within the test: it must not sleep with the job it found gone."""
-    conn.execute("CREATE TABLE write_during_claim (job_id bigint)")
-    writing_claim = (
-        "WITH written AS (UPDATE que_jobs SET last_error = 'written' "
-        "WHERE job_id IN (SELECT job_id FROM write_during_claim) RETURNING job_id), "
-        "forgotten AS (DELETE FROM write_during_claim) " + sql.LOCK_JOBS_NOTED
-    )
-    monkeypatch.setattr(sql, "LOCK_JOBS_NOTED", writing_claim)
+    write_during_claim(conn, monkeypatch)
     runs = Executions()
     job = await r(qc.enqueue(que.Job(type="W")))
     conn.execute("INSERT INTO write_during_claim VALUES (%s)", [job.id])

@@ -44,6 +44,16 @@ def cancel_count() -> int:
     return int(task.cancelling())  # type: ignore[attr-defined,unused-ignore]  # 3.11+
 
 
+def waiting_work(entered: asyncio.Event) -> Callable[[Any], Any]:
+    """A work function that says it started, then waits a minute."""
+
+    async def waits(job: Any) -> None:
+        entered.set()
+        await asyncio.sleep(60)
+
+    return waits
+
+
 async def in_job_task(func: Callable[[Any], Any], stopper: Stopper) -> Any:
     """Run ``func`` the way the engine does, in a task made for the job."""
     return await asyncio.create_task(
@@ -55,10 +65,7 @@ async def test_a_request_cancels_the_running_work_as_a_job_outcome() -> None:
     stopper = Stopper()
     entered = asyncio.Event()
     counts: list[int] = []
-
-    async def waits(job: Any) -> None:
-        entered.set()
-        await asyncio.sleep(60)
+    waits = waiting_work(entered)
 
     async def job_task() -> None:
         with pytest.raises(JobCancelledError, match="job Report id=7 was cancelled on request"):
@@ -110,10 +117,7 @@ async def test_work_that_swallows_the_request_returns_and_leaves_no_cancel_behin
 
 async def test_a_cancel_from_outside_goes_on_as_a_cancel() -> None:
     entered = asyncio.Event()
-
-    async def waits(job: Any) -> None:
-        entered.set()
-        await asyncio.sleep(60)
+    waits = waiting_work(entered)
 
     task = asyncio.create_task(in_job_task(waits, Stopper()))
     await entered.wait()
@@ -161,10 +165,7 @@ async def test_a_request_and_a_cancel_from_outside_at_once_end_as_a_cancel() -> 
     stopper = Stopper()
     entered = asyncio.Event()
     counts: list[int] = []
-
-    async def waits(job: Any) -> None:
-        entered.set()
-        await asyncio.sleep(60)
+    waits = waiting_work(entered)
 
     async def job_task() -> None:
         try:
