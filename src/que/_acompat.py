@@ -151,6 +151,13 @@ async def _run_here(
             _uncancel(task)
 
 
+def cancel_asked(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` has ended or was asked to cancel (and did not take it
+    back), even if what it ran swallowed the CancelledError. Python 3.10 does
+    not count cancels: there only an ended task is seen."""
+    return task.done() or _cancels(task) > 0
+
+
 def _cancels(task: asyncio.Task[Any]) -> int:
     """How many cancels ``task`` was asked for (0 where Python does not count
     them: 3.10, where a request cannot be told from a cancel from outside)."""

@@ -38,6 +38,7 @@ from ._acompat import (
     Event,
     Queue,
     QueueEmpty,
+    cancel_asked,
     check_can_start,
     join,
     spawn,
@@ -859,9 +860,17 @@ class AsyncBatchWorker:
                 await self._run_job(item)
             finally:
                 self._free_places += 1
-            # Not after a cancellation from outside (a loop torn down without
-            # shutdown): the next job's lock may go with the locker's session.
-            self._fill_places()
+                if not self._torn_down():
+                    self._fill_places()
+
+        def _torn_down(self) -> bool:
+            """Whether the engine is being stopped from outside, as when a loop is
+            torn down without shutdown(): its locker, or this job's task, was
+            asked to cancel. No job may start then: its lock may go with the
+            locker's session. (Python 3.10 does not count cancels: there only a
+            locker that has ended is seen.)"""
+            task = asyncio.current_task()
+            return cancel_asked(self._locker[0]) or (task is not None and cancel_asked(task))
 
     else:
 

@@ -1101,17 +1101,30 @@ async def test_async_job_cancelled_while_it_waits_for_a_place_never_starts(
 
 
 @ASYNC_ONLY  # threads cannot be cancelled from outside
+@pytest.mark.parametrize("swallows", [False, True], ids=["cancelled", "cancel-swallowed"])
 async def test_async_engine_cancelled_from_outside_starts_no_waiting_job(
-    side: Side, qc: AnyClient, conn: psycopg.Connection[Any], engines: Any, db_url: str
+    side: Side,
+    qc: AnyClient,
+    conn: psycopg.Connection[Any],
+    engines: Any,
+    db_url: str,
+    swallows: bool,
 ) -> None:
     """What asyncio.run does to the tasks left when its coroutine ends without
     shutdown(): it cancels them all. A job waiting for a place must not start
-    then, since its lock goes with the locker's session."""
+    then, since its lock goes with the locker's session; not even when the
+    running job swallows its cancel and ends as if done."""
+    if swallows and sys.version_info < (3, 11):
+        pytest.skip("Python 3.10 does not count cancels: a swallowed one leaves no trace")
     started: list[str] = []
 
     async def work(job: Any) -> None:
         started.append(job.type)
-        await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if not swallows:
+                raise
 
     await r(qc.enqueue(que.Job(type="A", priority=1)))
     await r(qc.enqueue(que.Job(type="B", priority=2)))
