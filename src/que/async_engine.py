@@ -865,12 +865,12 @@ class AsyncBatchWorker:
 
         def _torn_down(self) -> bool:
             """Whether the engine is being stopped from outside, as when a loop is
-            torn down without shutdown(): its locker, or this job's task, was
-            asked to cancel. No job may start then: its lock may go with the
-            locker's session. (Python 3.10 does not count cancels: there only a
-            locker that has ended is seen.)"""
-            task = asyncio.current_task()
-            return cancel_asked(self._locker[0]) or (task is not None and cancel_asked(task))
+            torn down without shutdown() (every task is asked to cancel before
+            any of them runs again): its locker was asked to cancel, or ended.
+            No job may start then: its lock may go with the locker's session.
+            (Python 3.10 does not count cancels: there only an ended locker is
+            seen.)"""
+            return cancel_asked(self._locker[0])
 
     else:
 
