@@ -856,21 +856,27 @@ class AsyncBatchWorker:
                 self._filling = False
 
         async def _job_task(self, item: Claimed) -> None:
+            cancelled = False
             try:
                 await self._run_job(item)
+            except Cancelled:
+                cancelled = True
+                raise
             finally:
                 self._free_places += 1
-                if not self._torn_down():
+                if not (cancelled or self._torn_down()):
                     self._fill_places()
 
         def _torn_down(self) -> bool:
             """Whether the engine is being stopped from outside, as when a loop is
-            torn down without shutdown() (every task is asked to cancel before
-            any of them runs again): its locker was asked to cancel, or ended.
-            No job may start then: its lock may go with the locker's session.
-            (Python 3.10 does not count cancels: there only an ended locker is
-            seen.)"""
-            return cancel_asked(self._locker[0])
+            torn down without shutdown(): its locker has ended, or this job's
+            task was asked to cancel even though its work swallowed that. No job
+            may start then: its lock may go with the locker's session. (Not the
+            locker's own cancel count: on Python 3.12 its timed waits cancel it
+            for a moment. Python 3.10 does not count cancels: a swallowed one
+            goes unseen there.)"""
+            task = asyncio.current_task()
+            return self._locker[0].done() or (task is not None and cancel_asked(task))
 
     else:
 
