@@ -410,6 +410,11 @@ class AsyncBatchWorker:
                 return True
             await self._wait(self.interval)
             return False
+        if ASYNC:
+            # A job task that ended by a cancel left its place free without
+            # starting the next job; a turn that hands nothing out (behind
+            # PgBouncer with a hold per place, every queue paused) would leave it.
+            self._fill_places()
         linger = book.linger_left(
             self.running, self._jobs.qsize(), time.monotonic(), self.concurrency
         )

@@ -7,6 +7,7 @@ same database, standing in for a Ruby or Go worker that holds session locks.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -328,3 +329,35 @@ async def test_writes_failing_for_long_end_the_holds_of_finished_jobs(
     finally:
         assert await side.stop_engine(engine)
     assert set(runs.counts) == {job.id for job in jobs}
+
+
+@pytest.mark.parametrize("side", ["async"], indirect=True)  # only a task can be cancelled by hand
+async def test_a_place_left_free_by_a_cancelled_job_task_is_filled(
+    side: Side, bc: AnyClient, conn: psycopg.Connection[Any]
+) -> None:
+    """Behind PgBouncer a hold per place keeps the locker from claiming, and so
+    from handing out. A job task that ends by a cancel (as Python 3.10 ends one
+    whose work raised CancelledError) must not leave the next job waiting."""
+    started: list[str] = []
+
+    async def work(job: Any) -> None:
+        started.append(job.type)
+        if started == ["A"]:
+            await asyncio.sleep(3600)
+
+    await r(bc.enqueue(side.job_class(type="A", priority=1)))
+    await r(bc.enqueue(side.job_class(type="B", priority=2)))
+    engine = side.batch_worker(
+        bc, {"A": work, "B": work}, concurrency=1, buffer=1, listen=False, interval=0.05
+    )
+    side.start_engine(engine)
+    try:
+        await wait_until(
+            lambda: started == ["A"] and engine._jobs.qsize() == 1, 30, "A running, B waiting"
+        )
+        [task] = engine._job_tasks
+        task.cancel()
+        await wait_until(lambda: job_count(conn) == 0, 30, "B, then A again, worked")
+    finally:
+        assert await side.stop_engine(engine, 30)
+    assert sorted(started) == ["A", "A", "B"]
