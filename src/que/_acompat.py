@@ -142,7 +142,7 @@ async def _run_here(
     try:
         return await work
     except asyncio.CancelledError:
-        if stopped and _cancels(task) <= 1:  # the request's own, none from outside
+        if stopped and cancel_count(task) <= 1:  # the request's own, none from outside
             raise _cancelled_on_request(job) from None
         raise
     finally:
@@ -151,14 +151,7 @@ async def _run_here(
             _uncancel(task)
 
 
-def cancel_asked(task: asyncio.Task[Any]) -> bool:
-    """Whether ``task`` has ended or was asked to cancel (and did not take it
-    back), even if what it ran swallowed the CancelledError. Python 3.10 does
-    not count cancels: there only an ended task is seen."""
-    return task.done() or _cancels(task) > 0
-
-
-def _cancels(task: asyncio.Task[Any]) -> int:
+def cancel_count(task: asyncio.Task[Any]) -> int:
     """How many cancels ``task`` was asked for (0 where Python does not count
     them: 3.10, where a request cannot be told from a cancel from outside)."""
     cancelling = getattr(task, "cancelling", None)

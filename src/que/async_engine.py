@@ -38,7 +38,7 @@ from ._acompat import (
     Event,
     Queue,
     QueueEmpty,
-    cancel_asked,
+    cancel_count,
     check_can_start,
     join,
     spawn,
@@ -881,7 +881,7 @@ class AsyncBatchWorker:
             for a moment. Python 3.10 does not count cancels: a swallowed one
             goes unseen there.)"""
             task = asyncio.current_task()
-            return self._locker[0].done() or (task is not None and cancel_asked(task))
+            return self._locker[0].done() or (task is not None and cancel_count(task) > 0)
 
     else:
 
